@@ -1,0 +1,187 @@
+//! The gateway's one error type. Every failure already knows its HTTP
+//! status and BigQuery `reason`, so each one answers in BigQuery's error
+//! shape without a second mapping table.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sluice_store::StoreError;
+use sluice_warehouse::{WarehouseError, WarehouseErrorKind};
+
+/// Where a failure came from: the caller's request, the warehouse, or the
+/// gateway itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Client,
+    Upstream,
+    Internal,
+}
+
+/// A refusal or failure, ready to be sent as BigQuery's error JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason} ({status}): {message}")]
+pub struct GatewayError {
+    pub status: StatusCode,
+    /// BigQuery's `reason`. Refusals use reasons the official clients do
+    /// not retry.
+    pub reason: &'static str,
+    pub message: String,
+    pub origin: Origin,
+}
+
+impl GatewayError {
+    fn client(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason,
+            message: message.into(),
+            origin: Origin::Client,
+        }
+    }
+
+    /// Malformed input: bad JSON, unknown fields, bad arguments.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+
+    pub fn invalid_query(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, "invalidQuery", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_FOUND, "notFound", message)
+    }
+
+    pub fn duplicate(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::CONFLICT, "duplicate", message)
+    }
+
+    pub fn not_implemented(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_IMPLEMENTED, "notImplemented", message)
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid",
+            format!(
+                "Request payload size exceeds the limit: {limit} bytes. Send a smaller request."
+            ),
+        )
+    }
+
+    /// A failure of the gateway itself. The details go to the log; the
+    /// caller gets a message that reveals nothing of the internals.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            reason: "internalError",
+            message: "Sluice failed to handle the request; the failure was logged.".into(),
+            origin: Origin::Internal,
+        }
+    }
+
+    /// Google's canonical status name for the HTTP code.
+    fn status_name(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 | 413 => "INVALID_ARGUMENT",
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            409 => "ALREADY_EXISTS",
+            429 => "RESOURCE_EXHAUSTED",
+            501 => "UNIMPLEMENTED",
+            503 => "UNAVAILABLE",
+            _ => "INTERNAL",
+        }
+    }
+
+    /// BigQuery's error body: `{"error": {code, message, errors, status}}`.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "error": {
+                "code": self.status.as_u16(),
+                "message": self.message,
+                "errors": [{
+                    "message": self.message,
+                    "domain": "global",
+                    "reason": self.reason,
+                }],
+                "status": self.status_name(),
+            }
+        })
+    }
+
+    /// The job's `errorResult` form of this error.
+    pub fn error_result(&self) -> serde_json::Value {
+        json!({"reason": self.reason, "message": self.message})
+    }
+
+    /// Rebuilds the error a failed job recorded (`{reason, message}`).
+    pub fn from_error_result(result: &serde_json::Value) -> Self {
+        let reason = result.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+        let message = result
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("The job failed")
+            .to_string();
+        let (status, reason) = match reason {
+            "invalidQuery" => (StatusCode::BAD_REQUEST, "invalidQuery"),
+            "invalid" => (StatusCode::BAD_REQUEST, "invalid"),
+            "notFound" => (StatusCode::NOT_FOUND, "notFound"),
+            "accessDenied" => (StatusCode::FORBIDDEN, "accessDenied"),
+            "quotaExceeded" => (StatusCode::FORBIDDEN, "quotaExceeded"),
+            "bytesBilledLimitExceeded" => (StatusCode::BAD_REQUEST, "bytesBilledLimitExceeded"),
+            "stopped" => (StatusCode::BAD_REQUEST, "stopped"),
+            "notImplemented" => (StatusCode::NOT_IMPLEMENTED, "notImplemented"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internalError"),
+        };
+        Self {
+            status,
+            reason,
+            message,
+            origin: Origin::Upstream,
+        }
+    }
+}
+
+impl From<WarehouseError> for GatewayError {
+    fn from(err: WarehouseError) -> Self {
+        let (status, reason) = match err.kind {
+            WarehouseErrorKind::InvalidQuery => (StatusCode::BAD_REQUEST, "invalidQuery"),
+            WarehouseErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
+            WarehouseErrorKind::NotFound => (StatusCode::NOT_FOUND, "notFound"),
+            WarehouseErrorKind::BytesBilledLimitExceeded => {
+                (StatusCode::BAD_REQUEST, "bytesBilledLimitExceeded")
+            }
+            WarehouseErrorKind::Stopped => (StatusCode::BAD_REQUEST, "stopped"),
+            WarehouseErrorKind::Internal => return Self::internal(err.message),
+        };
+        Self {
+            status,
+            reason,
+            message: err.message,
+            origin: Origin::Upstream,
+        }
+    }
+}
+
+impl From<StoreError> for GatewayError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Duplicate(what) => Self::duplicate(format!("Already Exists: {what}")),
+            StoreError::InvalidPageToken => Self::invalid("Invalid page token."),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        if self.origin != Origin::Internal {
+            tracing::info!(status = self.status.as_u16(), reason = self.reason, message = %self.message, "request refused");
+        }
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,181 @@
+//! The metadata methods: projects.list, datasets.list/get, tables.list/get
+//! and tabledata.list.
+
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use sluice_warehouse::TableRef;
+
+use super::resources::{self, RowsResponse};
+use super::{RequestContext, json, json_bytes};
+use crate::Gateway;
+use crate::error::GatewayError;
+use crate::params::page_token;
+use crate::route::ApiCall;
+use crate::timestamps;
+
+pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, GatewayError> {
+    let base_url = &gateway.config.base_url;
+    let warehouse = &gateway.warehouse;
+    match &cx.call {
+        ApiCall::ProjectsList => {
+            let projects: Vec<Value> = warehouse
+                .projects()
+                .await?
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    json!({
+                        "kind": "bigquery#project",
+                        "id": p,
+                        "numericId": (i + 1).to_string(),
+                        "projectReference": {"projectId": p},
+                        "friendlyName": p,
+                    })
+                })
+                .collect();
+            let (items, token) = paginate(cx, projects)?;
+            let total = items.len();
+            let mut body = json!({"kind": "bigquery#projectList", "etag": resources::etag(&["projects"]), "projects": items, "totalItems": total});
+            if let Some(token) = token {
+                body["nextPageToken"] = json!(token);
+            }
+            Ok(json(body))
+        }
+        ApiCall::DatasetsList { project } => {
+            let datasets: Vec<Value> = warehouse
+                .list_datasets(project)
+                .await?
+                .iter()
+                .map(resources::dataset_list_entry)
+                .collect();
+            let (items, token) = paginate(cx, datasets)?;
+            let mut body = json!({"kind": "bigquery#datasetList", "etag": resources::etag(&[project]), "datasets": items});
+            if let Some(token) = token {
+                body["nextPageToken"] = json!(token);
+            }
+            Ok(json(body))
+        }
+        ApiCall::DatasetsGet { project, dataset } => {
+            let info = warehouse.get_dataset(project, dataset).await?;
+            Ok(json(resources::dataset(&info, base_url)))
+        }
+        ApiCall::TablesList { project, dataset } => {
+            let tables: Vec<Value> = warehouse
+                .list_tables(project, dataset)
+                .await?
+                .iter()
+                .map(resources::table_list_entry)
+                .collect();
+            let total = tables.len();
+            let (items, token) = paginate(cx, tables)?;
+            let mut body = json!({"kind": "bigquery#tableList", "etag": resources::etag(&[project, dataset]), "tables": items, "totalItems": total});
+            if let Some(token) = token {
+                body["nextPageToken"] = json!(token);
+            }
+            Ok(json(body))
+        }
+        ApiCall::TablesGet {
+            project,
+            dataset,
+            table,
+        } => {
+            let info = warehouse
+                .get_table(&TableRef::new(project, dataset, table))
+                .await?;
+            Ok(json(resources::table(&info, base_url)))
+        }
+        ApiCall::TabledataList {
+            project,
+            dataset,
+            table,
+        } => tabledata_list(gateway, cx, TableRef::new(project, dataset, table)).await,
+        _ => Err(GatewayError::internal(
+            "a job method reached the metadata handler",
+        )),
+    }
+}
+
+/// `maxResults` and `pageToken` over an in-memory list.
+fn paginate(
+    cx: &RequestContext,
+    items: Vec<Value>,
+) -> Result<(Vec<Value>, Option<String>), GatewayError> {
+    let start = match cx.params.get("pageToken") {
+        Some(token) => page_token::decode(token)? as usize,
+        None => 0,
+    };
+    let max = cx
+        .params
+        .u32("maxResults")?
+        .map_or(usize::MAX, |n| n.max(1) as usize);
+    let end = start.saturating_add(max).min(items.len());
+    let next = (end < items.len()).then(|| page_token::encode(end as u64));
+    let page = items
+        .into_iter()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .collect();
+    Ok((page, next))
+}
+
+async fn tabledata_list(
+    gateway: &Gateway,
+    cx: &RequestContext,
+    table: TableRef,
+) -> Result<Response, GatewayError> {
+    let config = &gateway.config;
+    let info = gateway.warehouse.get_table(&table).await?;
+    let start = match (cx.params.get("pageToken"), cx.params.u64("startIndex")?) {
+        (Some(token), _) => page_token::decode(token)?,
+        (None, Some(index)) => index,
+        (None, None) => 0,
+    };
+    let max_rows = cx
+        .params
+        .u32("maxResults")?
+        .map_or(config.page_max_rows, |n| {
+            (n as usize).min(config.page_max_rows)
+        });
+    let selected: Option<Vec<String>> = cx.params.get("selectedFields").map(|s| {
+        s.split(',')
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .collect()
+    });
+    let page = gateway
+        .warehouse
+        .read_rows(&table, start, max_rows, selected.as_deref())
+        .await?;
+    let next = start + page.rows.len() as u64;
+    let schema = match &selected {
+        Some(names) => sluice_warehouse::TableSchema {
+            fields: names
+                .iter()
+                .filter_map(|n| {
+                    info.schema
+                        .fields
+                        .iter()
+                        .find(|f| f.name.eq_ignore_ascii_case(n))
+                        .cloned()
+                })
+                .collect(),
+        },
+        None => info.schema.clone(),
+    };
+    let rows = if cx.params.use_int64_timestamp()? {
+        page.rows
+    } else {
+        timestamps::to_float_seconds(page.rows, &schema)?
+    };
+    let mut head = Map::new();
+    head.insert("kind".into(), json!("bigquery#tableDataList"));
+    head.insert(
+        "etag".into(),
+        json!(resources::etag(&[&table.to_string(), &start.to_string()])),
+    );
+    head.insert("totalRows".into(), json!(page.total_rows.to_string()));
+    if next < page.total_rows && max_rows > 0 {
+        head.insert("pageToken".into(), json!(page_token::encode(next)));
+    }
+    Ok(json_bytes(RowsResponse { head, rows }.to_json()?))
+}

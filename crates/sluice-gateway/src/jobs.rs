@@ -1,0 +1,226 @@
+//! The job lifecycle: create a job record, start it in the warehouse,
+//! hold a caller while it runs, and settle its outcome in the store.
+//!
+//! The store is the source of truth for a job's state, so any replica (or
+//! this one after a restart) answers for it; the warehouse only knows how
+//! far its execution got. A job is settled by whoever sees it finish
+//! first: the background watcher started with it, or a caller holding on
+//! `getQueryResults`. Settling is idempotent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_store::{JobRecord, JobState, Store};
+use sluice_warehouse::{QueryRequest, QueryStatus, Warehouse, WarehouseErrorKind};
+
+use crate::Principal;
+use crate::error::GatewayError;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// A fresh job id in BigQuery's style (`job_…`).
+pub fn new_job_id() -> String {
+    format!("job_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Job ids: letters, digits, `_` and `-`, at most 1024 characters.
+pub fn check_job_id(id: &str) -> Result<(), GatewayError> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::invalid(format!(
+            "Invalid job ID \"{}\". Job IDs must be alphanumeric (plus underscores and dashes) and must be at most 1024 characters long.",
+            id.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
+/// Creates, runs, holds and settles jobs.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    pub store: Arc<dyn Store>,
+    pub warehouse: Arc<dyn Warehouse>,
+    pub location: String,
+}
+
+/// What a new job is.
+#[derive(Debug)]
+pub struct NewJob {
+    pub project_id: String,
+    pub job_id: String,
+    pub request_id: Option<String>,
+    pub configuration: serde_json::Value,
+    pub query: QueryRequest,
+}
+
+impl Jobs {
+    /// Records the job, then starts it. A job id already in use is
+    /// `duplicate` (409) and nothing runs. A query the warehouse refuses
+    /// at planning leaves a DONE job carrying the error, as BigQuery does.
+    pub async fn start(
+        &self,
+        principal: &Principal,
+        new: NewJob,
+    ) -> Result<JobRecord, GatewayError> {
+        let now = now_ms();
+        let mut job = JobRecord {
+            project_id: new.project_id,
+            job_id: new.job_id,
+            location: self.location.clone(),
+            principal: principal.name.clone(),
+            state: JobState::Running,
+            request_id: new.request_id,
+            warehouse_key: uuid::Uuid::new_v4().simple().to_string(),
+            configuration: new.configuration,
+            statistics: None,
+            error: None,
+            created_ms: now,
+            started_ms: Some(now),
+            ended_ms: None,
+        };
+        self.store.insert_job(&job).await?;
+        match self
+            .warehouse
+            .start_query(&job.warehouse_key, &new.query)
+            .await
+        {
+            Ok(()) => {
+                self.watch(job.clone());
+                Ok(job)
+            }
+            Err(err) => {
+                self.settle(&mut job, QueryStatus::Failed(err)).await?;
+                Ok(job)
+            }
+        }
+    }
+
+    /// Settles the job in the background once the warehouse finishes it.
+    fn watch(&self, mut job: JobRecord) {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match jobs
+                    .warehouse
+                    .wait_query(&job.warehouse_key, Duration::from_secs(60))
+                    .await
+                {
+                    Ok(QueryStatus::Running) => continue,
+                    Ok(status) => {
+                        if let Err(err) = jobs.settle(&mut job, status).await {
+                            tracing::error!(job = %job.job_id, %err, "could not record a finished job");
+                        }
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(job = %job.job_id, %err, "lost track of a running job");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Loads a job of the caller's; someone else's job does not exist for
+    /// them.
+    pub async fn load(
+        &self,
+        principal: &Principal,
+        project_id: &str,
+        job_id: &str,
+    ) -> Result<JobRecord, GatewayError> {
+        match self.store.get_job(project_id, job_id).await? {
+            Some(job) if job.principal == principal.name => Ok(job),
+            _ => Err(GatewayError::not_found(format!(
+                "Not found: Job {project_id}:{}.{job_id}",
+                self.location
+            ))),
+        }
+    }
+
+    /// Waits up to `hold` for an unfinished job, then returns it as it
+    /// stands. Never holds longer: clients poll again.
+    pub async fn hold(
+        &self,
+        mut job: JobRecord,
+        hold: Duration,
+    ) -> Result<JobRecord, GatewayError> {
+        if job.state == JobState::Done {
+            return Ok(job);
+        }
+        let status = match self.warehouse.wait_query(&job.warehouse_key, hold).await {
+            Ok(status) => status,
+            Err(err) if err.kind == WarehouseErrorKind::NotFound => {
+                // The warehouse no longer knows the execution (a restart
+                // interrupted it): the job ends, it does not hang.
+                QueryStatus::Failed(sluice_warehouse::WarehouseError::new(
+                    WarehouseErrorKind::Stopped,
+                    "The job was interrupted when Sluice restarted; run the query again.",
+                ))
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if status.is_finished() {
+            self.settle(&mut job, status).await?;
+        }
+        Ok(job)
+    }
+
+    /// Records a finished job's outcome.
+    pub async fn settle(
+        &self,
+        job: &mut JobRecord,
+        status: QueryStatus,
+    ) -> Result<(), GatewayError> {
+        match status {
+            QueryStatus::Running => return Ok(()),
+            QueryStatus::Done(outcome) => {
+                job.statistics =
+                    Some(serde_json::to_value(&outcome).map_err(GatewayError::internal)?);
+                job.error = None;
+            }
+            QueryStatus::Failed(err) => {
+                let err = GatewayError::from(err);
+                job.error = Some(json!({"reason": err.reason, "message": err.message}));
+            }
+        }
+        job.state = JobState::Done;
+        job.ended_ms = Some(now_ms());
+        self.store.update_job(job).await?;
+        Ok(())
+    }
+
+    /// Stops a job; a finished job stays as it is.
+    pub async fn cancel(&self, mut job: JobRecord) -> Result<JobRecord, GatewayError> {
+        if job.state == JobState::Done {
+            return Ok(job);
+        }
+        self.warehouse.cancel_query(&job.warehouse_key).await?;
+        let stopped = sluice_warehouse::WarehouseError::new(
+            WarehouseErrorKind::Stopped,
+            "Job execution was cancelled: User requested cancellation",
+        );
+        // The execution may have finished just before the cancel arrived.
+        let status = match self
+            .warehouse
+            .wait_query(&job.warehouse_key, Duration::ZERO)
+            .await
+        {
+            Ok(QueryStatus::Done(outcome)) => QueryStatus::Done(outcome),
+            _ => QueryStatus::Failed(stopped),
+        };
+        self.settle(&mut job, status).await?;
+        Ok(job)
+    }
+}

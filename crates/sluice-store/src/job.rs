@@ -1,0 +1,62 @@
+//! The job record: what Sluice remembers of a query job.
+
+use serde_json::Value;
+
+/// Where a job stands, in BigQuery's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Accepted but not started (held for approval, or queued).
+    Pending,
+    Running,
+    Done,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Done => "DONE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PENDING" => Some(Self::Pending),
+            "RUNNING" => Some(Self::Running),
+            "DONE" => Some(Self::Done),
+            _ => None,
+        }
+    }
+}
+
+/// One job. `configuration`, `statistics` and `error` are kept as the JSON
+/// the gateway puts into job resources, so the store needs no knowledge of
+/// BigQuery's schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub project_id: String,
+    pub job_id: String,
+    pub location: String,
+    /// Who submitted the job; only they see it.
+    pub principal: String,
+    pub state: JobState,
+    /// `jobs.query`'s idempotency key, when the client sent one.
+    pub request_id: Option<String>,
+    /// The warehouse's name for the job's execution.
+    pub warehouse_key: String,
+    pub configuration: Value,
+    pub statistics: Option<Value>,
+    /// BigQuery's `errorResult` (`{reason, message}`) of a failed job.
+    pub error: Option<Value>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+}
+
+/// A page of [`JobRecord`]s and the token for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    pub jobs: Vec<JobRecord>,
+    pub next_page_token: Option<String>,
+}

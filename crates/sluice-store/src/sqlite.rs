@@ -1,0 +1,257 @@
+//! The SQLite store: one file, the embedded default.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+
+use crate::{JobPage, JobRecord, JobState, Store, StoreError};
+
+/// Migrations, applied in order; each runs once, in its own transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_jobs.sql"))];
+
+/// A [`Store`] in one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its
+    /// schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        Self::connect(options).await
+    }
+
+    /// Opens a database from a `sqlite://…` URL (`sqlite::memory:` for tests).
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .create_if_missing(true);
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS sluice_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM sluice_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if applied.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO sluice_migrations (version, applied_ms) VALUES ($1, $2)")
+                .bind(version)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The job columns, as a literal so that every statement stays a
+/// compile-time constant (sqlx refuses SQL built at run time).
+macro_rules! job_columns {
+    () => {
+        "project_id, job_id, location, principal, state, request_id, warehouse_key, \
+         configuration, statistics, error, created_ms, started_ms, ended_ms"
+    };
+}
+
+fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
+    value.as_ref().map(|v| v.to_string())
+}
+
+fn parse_json(column: &str, text: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("jobs.{column}: {e}")))
+    })
+    .transpose()
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    let configuration: String = row.try_get("configuration")?;
+    Ok(JobRecord {
+        project_id: row.try_get("project_id")?,
+        job_id: row.try_get("job_id")?,
+        location: row.try_get("location")?,
+        principal: row.try_get("principal")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("jobs.state: {state}")))?,
+        request_id: row.try_get("request_id")?,
+        warehouse_key: row.try_get("warehouse_key")?,
+        configuration: parse_json("configuration", Some(configuration))?.unwrap_or_default(),
+        statistics: parse_json("statistics", row.try_get("statistics")?)?,
+        error: parse_json("error", row.try_get("error")?)?,
+        created_ms: row.try_get("created_ms")?,
+        started_ms: row.try_get("started_ms")?,
+        ended_ms: row.try_get("ended_ms")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO jobs (",
+            job_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(&job.project_id)
+        .bind(&job.job_id)
+        .bind(&job.location)
+        .bind(&job.principal)
+        .bind(job.state.as_str())
+        .bind(&job.request_id)
+        .bind(&job.warehouse_key)
+        .bind(job.configuration.to_string())
+        .bind(json_text(&job.statistics))
+        .bind(json_text(&job.error))
+        .bind(job.created_ms)
+        .bind(job.started_ms)
+        .bind(job.ended_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Duplicate(_) => {
+                StoreError::Duplicate(format!("job {}:{}", job.project_id, job.job_id))
+            }
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_job(
+        &self,
+        project_id: &str,
+        job_id: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE project_id = $1 AND job_id = $2"
+        ))
+        .bind(project_id)
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn find_job_by_request_id(
+        &self,
+        project_id: &str,
+        request_id: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE project_id = $1 AND request_id = $2"
+        ))
+        .bind(project_id)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn update_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET state = $3, statistics = $4, error = $5, started_ms = $6, ended_ms = $7 \
+             WHERE project_id = $1 AND job_id = $2",
+        )
+        .bind(&job.project_id)
+        .bind(&job.job_id)
+        .bind(job.state.as_str())
+        .bind(json_text(&job.statistics))
+        .bind(json_text(&job.error))
+        .bind(job.started_ms)
+        .bind(job.ended_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_jobs(
+        &self,
+        project_id: &str,
+        principal: &str,
+        limit: usize,
+        page_token: Option<&str>,
+    ) -> Result<JobPage, StoreError> {
+        let offset: i64 = match page_token {
+            None => 0,
+            Some(token) => token.parse().map_err(|_| StoreError::InvalidPageToken)?,
+        };
+        if offset < 0 {
+            return Err(StoreError::InvalidPageToken);
+        }
+        let limit = limit.clamp(1, 1000) as i64;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE project_id = $1 AND principal = $2 \
+             ORDER BY created_ms DESC, job_id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(project_id)
+        .bind(principal)
+        .bind(limit + 1)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = if jobs.len() as i64 > limit {
+            jobs.truncate(limit as usize);
+            Some((offset + limit).to_string())
+        } else {
+            None
+        };
+        Ok(JobPage {
+            jobs,
+            next_page_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

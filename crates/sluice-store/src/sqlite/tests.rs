@@ -1,0 +1,108 @@
+use serde_json::json;
+
+use super::*;
+
+fn job(id: &str, principal: &str, created_ms: i64) -> JobRecord {
+    JobRecord {
+        project_id: "demo".into(),
+        job_id: id.into(),
+        location: "US".into(),
+        principal: principal.into(),
+        state: JobState::Running,
+        request_id: None,
+        warehouse_key: format!("wk-{id}"),
+        configuration: json!({"query": {"query": "SELECT 1"}}),
+        statistics: None,
+        error: None,
+        created_ms,
+        started_ms: Some(created_ms),
+        ended_ms: None,
+    }
+}
+
+async fn store() -> SqliteStore {
+    SqliteStore::open_url("sqlite::memory:").await.unwrap()
+}
+
+#[tokio::test]
+async fn a_job_round_trips_and_updates() {
+    let store = store().await;
+    let mut j = job("a", "alice", 1);
+    store.insert_job(&j).await.unwrap();
+    assert_eq!(store.get_job("demo", "a").await.unwrap(), Some(j.clone()));
+
+    j.state = JobState::Done;
+    j.statistics = Some(json!({"totalBytesProcessed": "10"}));
+    j.error = Some(json!({"reason": "stopped"}));
+    j.ended_ms = Some(5);
+    store.update_job(&j).await.unwrap();
+    assert_eq!(store.get_job("demo", "a").await.unwrap(), Some(j));
+    assert_eq!(store.get_job("demo", "missing").await.unwrap(), None);
+    assert_eq!(store.get_job("other", "a").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_reused_job_id_is_a_duplicate() {
+    let store = store().await;
+    store.insert_job(&job("a", "alice", 1)).await.unwrap();
+    let err = store.insert_job(&job("a", "bob", 2)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_request_id_finds_its_job() {
+    let store = store().await;
+    let mut j = job("a", "alice", 1);
+    j.request_id = Some("req-1".into());
+    store.insert_job(&j).await.unwrap();
+    let found = store.find_job_by_request_id("demo", "req-1").await.unwrap();
+    assert_eq!(found.map(|j| j.job_id), Some("a".into()));
+    assert_eq!(
+        store.find_job_by_request_id("demo", "req-2").await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn jobs_are_listed_per_principal_newest_first_in_pages() {
+    let store = store().await;
+    for i in 0..5 {
+        store
+            .insert_job(&job(&format!("a{i}"), "alice", i))
+            .await
+            .unwrap();
+    }
+    store.insert_job(&job("b0", "bob", 10)).await.unwrap();
+
+    let first = store.list_jobs("demo", "alice", 3, None).await.unwrap();
+    let ids: Vec<_> = first.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["a4", "a3", "a2"]);
+    let token = first.next_page_token.expect("a second page");
+    let second = store
+        .list_jobs("demo", "alice", 3, Some(&token))
+        .await
+        .unwrap();
+    let ids: Vec<_> = second.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["a1", "a0"]);
+    assert_eq!(second.next_page_token, None);
+
+    let err = store
+        .list_jobs("demo", "alice", 3, Some("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidPageToken));
+}
+
+#[tokio::test]
+async fn jobs_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.db");
+    SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .insert_job(&job("a", "alice", 1))
+        .await
+        .unwrap();
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    assert!(reopened.get_job("demo", "a").await.unwrap().is_some());
+}

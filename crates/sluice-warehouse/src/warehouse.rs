@@ -1,0 +1,108 @@
+//! The [`Warehouse`] trait: what the gateway needs from a place that runs
+//! BigQuery SQL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{DatasetInfo, QueryRequest, RowPage, TableInfo, TableRef, TableSchema, WarehouseError};
+
+/// The result of a dry run: what the query would return and cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRun {
+    pub schema: TableSchema,
+    /// Bytes the query would read, from the columns it actually scans.
+    pub total_bytes_processed: u64,
+    /// Every table the query reads, as the warehouse resolved it.
+    pub referenced_tables: Vec<TableRef>,
+    /// `SELECT`, `INSERT`, … as BigQuery names statement types.
+    pub statement_type: String,
+}
+
+/// A finished query.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueryOutcome {
+    pub schema: TableSchema,
+    pub total_rows: u64,
+    pub total_bytes_processed: u64,
+    pub referenced_tables: Vec<TableRef>,
+    pub statement_type: String,
+}
+
+/// Where a query job stands in the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryStatus {
+    Running,
+    Done(QueryOutcome),
+    Failed(WarehouseError),
+}
+
+impl QueryStatus {
+    pub fn is_finished(&self) -> bool {
+        !matches!(self, Self::Running)
+    }
+}
+
+/// A warehouse that answers BigQuery's questions.
+///
+/// Queries run as jobs keyed by a string the gateway chooses (unique per
+/// job); the warehouse keeps their results until asked for them in pages.
+#[async_trait]
+pub trait Warehouse: Send + Sync + std::fmt::Debug {
+    /// The projects this warehouse holds.
+    async fn projects(&self) -> Result<Vec<String>, WarehouseError>;
+
+    async fn list_datasets(&self, project: &str) -> Result<Vec<DatasetInfo>, WarehouseError>;
+
+    async fn get_dataset(
+        &self,
+        project: &str,
+        dataset: &str,
+    ) -> Result<DatasetInfo, WarehouseError>;
+
+    async fn list_tables(
+        &self,
+        project: &str,
+        dataset: &str,
+    ) -> Result<Vec<TableInfo>, WarehouseError>;
+
+    async fn get_table(&self, table: &TableRef) -> Result<TableInfo, WarehouseError>;
+
+    /// `tabledata.list`: rows `start..start+max_rows` of a table, optionally
+    /// only the named top-level columns.
+    async fn read_rows(
+        &self,
+        table: &TableRef,
+        start: u64,
+        max_rows: usize,
+        selected_fields: Option<&[String]>,
+    ) -> Result<RowPage, WarehouseError>;
+
+    /// Plans the query without running it.
+    async fn dry_run(&self, query: &QueryRequest) -> Result<DryRun, WarehouseError>;
+
+    /// Starts running `query` as job `job_key`. Returns once the query is
+    /// accepted; errors found while planning are returned here.
+    async fn start_query(&self, job_key: &str, query: &QueryRequest) -> Result<(), WarehouseError>;
+
+    /// Waits up to `timeout` for the job to finish and says where it stands.
+    async fn wait_query(
+        &self,
+        job_key: &str,
+        timeout: Duration,
+    ) -> Result<QueryStatus, WarehouseError>;
+
+    /// Rows `start..` of a finished job's result: at most `max_rows` rows
+    /// and about `max_bytes` of JSON, whichever comes first (at least one
+    /// row when any remain).
+    async fn result_page(
+        &self,
+        job_key: &str,
+        start: u64,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<RowPage, WarehouseError>;
+
+    /// Stops a running job; a finished one is left as it is.
+    async fn cancel_query(&self, job_key: &str) -> Result<(), WarehouseError>;
+}

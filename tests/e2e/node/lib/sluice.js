@@ -1,0 +1,145 @@
+'use strict';
+// Starts (or reuses) a sluice gateway for the Node end-to-end tests and builds
+// an official BigQuery client pointed at it.
+//
+// Environment:
+//   SLUICE_URL  base URL of a running gateway to reuse (optional)
+//   SLUICE_BIN  path to the sluice binary (required unless SLUICE_URL is set)
+
+const {spawn} = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const {BigQuery} = require('@google-cloud/bigquery');
+const {OAuth2Client} = require('google-auth-library');
+
+const PROJECT = 'demo';
+const STARTUP_TIMEOUT_MS = 180_000;
+const LISTEN_RE = /http:\/\/127\.0\.0\.1:(\d+)/;
+
+// The one place where the tests obtain the bearer token an agent presents.
+async function agentToken() {
+  return 'e2e-agent';
+}
+
+function logTail(file, lines = 60) {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `<could not read ${file}: ${err.message}>`;
+  }
+}
+
+async function waitHealthy(baseUrl, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${baseUrl}/healthz`, {signal: AbortSignal.timeout(5000)});
+      if (res.status === 200) return;
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise(r => setTimeout(r, 200));
+  }
+  throw new Error(`GET ${baseUrl}/healthz never answered 200 (last: ${last})`);
+}
+
+async function startSluice() {
+  if (process.env.SLUICE_URL) {
+    const url = process.env.SLUICE_URL.replace(/\/+$/, '');
+    await waitHealthy(url, 30_000);
+    return {url, log: null, stop: async () => {}, logTail: () => '<external server: no log>'};
+  }
+  const bin = process.env.SLUICE_BIN;
+  if (!bin) {
+    throw new Error('SLUICE_BIN is not set: point it at the sluice binary, or set SLUICE_URL to a running gateway');
+  }
+  try {
+    fs.accessSync(bin, fs.constants.X_OK);
+  } catch {
+    throw new Error(`SLUICE_BIN=${bin} does not exist or is not executable`);
+  }
+
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-e2e-node-'));
+  const dataDir = path.join(workDir, 'data');
+  fs.mkdirSync(dataDir);
+  const logFile = path.join(workDir, 'sluice.log');
+  const logFd = fs.openSync(logFile, 'a');
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+    cwd: workDir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+  let exited = null;
+  const exitPromise = new Promise(resolve => {
+    child.on('exit', (code, signal) => {
+      exited = {code, signal};
+      resolve();
+    });
+  });
+  const stop = async () => {
+    if (exited) {
+      fs.rmSync(dataDir, {recursive: true, force: true});
+      return;
+    }
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (!exited) child.kill('SIGKILL');
+    }, 10_000);
+    await exitPromise;
+    clearTimeout(timer);
+    // the demo warehouse is large; the log stays for post-mortems
+    fs.rmSync(dataDir, {recursive: true, force: true});
+  };
+
+  let stdoutText = '';
+  const port = await new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err, value) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`sluice printed no listening line within ${STARTUP_TIMEOUT_MS / 1000}s`)),
+      STARTUP_TIMEOUT_MS,
+    );
+    child.stdout.on('data', chunk => {
+      fs.writeSync(logFd, chunk);
+      if (done) return;
+      stdoutText += chunk.toString('utf8');
+      const m = LISTEN_RE.exec(stdoutText);
+      if (m) finish(null, Number(m[1]));
+    });
+    child.stderr.on('data', chunk => fs.writeSync(logFd, chunk));
+    child.on('error', err => finish(err));
+    child.on('exit', (code, signal) =>
+      finish(new Error(`sluice exited (code ${code}, signal ${signal}) before listening`)),
+    );
+  }).catch(async err => {
+    await stop();
+    throw new Error(`${err.message}\n--- tail of ${logFile} ---\n${logTail(logFile)}`);
+  });
+
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitHealthy(url, 30_000);
+  } catch (err) {
+    await stop();
+    throw new Error(`${err.message}\n--- tail of ${logFile} ---\n${logTail(logFile)}`);
+  }
+  // The data handlers above keep draining output, so the child never blocks on a full pipe.
+  return {url, log: logFile, stop, logTail: () => logTail(logFile)};
+}
+
+async function makeClient(url) {
+  const authClient = new OAuth2Client();
+  authClient.setCredentials({access_token: await agentToken()});
+  return new BigQuery({projectId: PROJECT, apiEndpoint: url, authClient});
+}
+
+module.exports = {PROJECT, agentToken, startSluice, makeClient};

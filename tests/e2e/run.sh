@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End-to-end suite: the official BigQuery clients (Python and Node) against a
+# real `sluice serve`.
+#
+#   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh [extra pytest args]
+#
+# Needs python3 (>= 3.11), node (>= 20) and npm; reaches only PyPI and npm.
+# Installs into tests/e2e/.venv and tests/e2e/node/node_modules, and reinstalls
+# only when requirements.txt or package-lock.json change.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$HERE/.venv"
+NODE_DIR="$HERE/node"
+PYTHON="${PYTHON:-python3}"
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+
+hash_of() { "$PYTHON" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
+
+if [[ -z "${SLUICE_BIN:-}" && -z "${SLUICE_URL:-}" ]]; then
+  die "SLUICE_BIN is not set: point it at the sluice binary (e.g. SLUICE_BIN=target/debug/sluice)"
+fi
+if [[ -n "${SLUICE_BIN:-}" ]]; then
+  [[ -f "$SLUICE_BIN" && -x "$SLUICE_BIN" ]] || die "SLUICE_BIN=$SLUICE_BIN does not exist or is not executable"
+  SLUICE_BIN="$(cd "$(dirname "$SLUICE_BIN")" && pwd)/$(basename "$SLUICE_BIN")"
+  export SLUICE_BIN
+fi
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
+command -v node >/dev/null || die "node not found"
+command -v npm >/dev/null || die "npm not found"
+
+# --- Python environment -----------------------------------------------------
+req_hash="$(hash_of "$HERE/requirements.txt")"
+stamp="$VENV/.requirements.sha256"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+  echo "run.sh: creating $VENV"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$req_hash" ]]; then
+  echo "run.sh: installing Python requirements"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$HERE/requirements.txt"
+  echo "$req_hash" >"$stamp"
+fi
+
+# --- Node environment -------------------------------------------------------
+lock_hash="$(hash_of "$NODE_DIR/package-lock.json")"
+node_stamp="$NODE_DIR/node_modules/.package-lock.sha256"
+if [[ ! -d "$NODE_DIR/node_modules" || ! -f "$node_stamp" || "$(cat "$node_stamp")" != "$lock_hash" ]]; then
+  echo "run.sh: installing Node dependencies (npm ci)"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_hash" >"$node_stamp"
+fi
+
+# --- Run --------------------------------------------------------------------
+status=0
+
+echo "run.sh: Python suite"
+(cd "$HERE" && "$VENV/bin/python" -m pytest -q "$@") || status=1
+
+echo "run.sh: Node suite"
+(cd "$NODE_DIR" && node --test) || status=1
+
+if [[ $status -ne 0 ]]; then
+  echo "run.sh: FAILED" >&2
+else
+  echo "run.sh: all end-to-end tests passed"
+fi
+exit $status
