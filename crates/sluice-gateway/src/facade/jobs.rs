@@ -25,8 +25,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             Ok(json(resources::job(&job, &gateway.config.base_url)))
         }
         ApiCall::JobsGetQueryResults { project, job } => {
-            let job = gateway.jobs.load(&cx.principal, project, job).await?;
-            query_results(gateway, cx, job).await
+            query_results(gateway, cx, project, job).await
         }
         ApiCall::JobsCancel { project, job } => {
             let job = gateway.jobs.load(&cx.principal, project, job).await?;
@@ -343,10 +342,13 @@ struct Page {
     use_int64_timestamp: bool,
 }
 
+/// getQueryResults: the request's own parameters are checked before the
+/// job is looked up, so a malformed call is `invalid` whatever the job.
 async fn query_results(
     gateway: &Gateway,
     cx: &RequestContext,
-    job: JobRecord,
+    project: &str,
+    job_id: &str,
 ) -> Result<Response, GatewayError> {
     let hold = gateway.config.hold(cx.params.u32("timeoutMs")?);
     let start = match (cx.params.get("pageToken"), cx.params.u64("startIndex")?) {
@@ -359,6 +361,7 @@ async fn query_results(
         max_rows: cx.params.u32("maxResults")?,
         use_int64_timestamp: cx.params.use_int64_timestamp()?,
     };
+    let job = gateway.jobs.load(&cx.principal, project, job_id).await?;
     let job = gateway.jobs.hold(job, hold).await?;
     respond_with_rows(gateway, &job, page, "bigquery#getQueryResultsResponse").await
 }

@@ -374,13 +374,15 @@ fn events_batch(first_id: i64, len: usize) -> Result<RecordBatch, ArrowError> {
         device.append_value(rng.weighted(DEVICES));
         country.append_value(rng.weighted(COUNTRIES));
         // Dwell times have a long tail: cubing a uniform draw keeps most
-        // short and a few very long.
+        // short and a few very long. Plain multiplication rather than
+        // `powi`, whose rounding Rust leaves unspecified across platforms.
         let max_ms = if event_type == "page_view" {
             120_000.0
         } else {
             5_000.0
         };
-        duration.append_value(50 + (rng.unit().powi(3) * max_ms) as i64);
+        let u = rng.unit();
+        duration.append_value(50 + (u * u * u * max_ms) as i64);
         if event_type == "purchase" {
             revenue.append_value(rng.range(500, 50_000) as f64 / 100.0);
         } else {

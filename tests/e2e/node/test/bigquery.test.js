@@ -80,25 +80,33 @@ describe('bigquery.query (jobs.query)', () => {
 
   test('named parameters', T, async () => {
     const [rows] = await bq.query({
-      query: 'SELECT customer_id, name FROM `demo.shop.customers` WHERE customer_id = @id',
-      params: {id: 4242},
+      query: 'SELECT customer_id, name FROM `demo.shop.customers` WHERE customer_id = @id AND name != @not_name',
+      params: {id: 4242, not_name: ''},
     });
     assert.equal(rows.length, 1);
     assert.equal(rows[0].customer_id, 4242);
 
+    const [echo] = await bq.query({
+      query: 'SELECT @s AS s, @f AS f, @b AS b',
+      params: {s: 'héllo', f: 1.25, b: true},
+    });
+    assert.deepEqual(echo, [{s: 'héllo', f: 1.25, b: true}]);
+  });
+
+  test('array parameter in UNNEST', T, async () => {
     const [many] = await bq.query({
-      query:
-        'SELECT customer_id FROM `demo.shop.customers` WHERE customer_id IN UNNEST(@ids) ' +
-        'AND name != @not_name ORDER BY customer_id',
-      params: {ids: [5, 50, 500], not_name: ''},
+      query: 'SELECT customer_id FROM `demo.shop.customers` WHERE customer_id IN UNNEST(@ids) ORDER BY customer_id',
+      params: {ids: [5, 50, 500]},
     });
     assert.deepEqual(many.map(r => r.customer_id), [5, 50, 500]);
+  });
 
-    const [echo] = await bq.query({
-      query: 'SELECT @s AS s, @f AS f, @b AS b, @st.x AS x',
-      params: {s: 'héllo', f: 1.25, b: true, st: {x: 7, y: 'z'}},
+  test('struct parameter', T, async () => {
+    const [rows] = await bq.query({
+      query: 'SELECT @st AS st',
+      params: {st: {x: 7, y: 'z'}},
     });
-    assert.deepEqual(echo, [{s: 'héllo', f: 1.25, b: true, x: 7}]);
+    assert.deepEqual(rows, [{st: {x: 7, y: 'z'}}]);
   });
 
   test('typed parameters', T, async () => {

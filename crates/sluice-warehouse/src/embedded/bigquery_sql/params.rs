@@ -338,8 +338,20 @@ fn parse_time(s: &str) -> Option<NaiveTime> {
     NaiveTime::parse_from_str(s, "%H:%M:%S%.f").ok()
 }
 
+/// `2024-05-01T12:00:00` → `2024-05-01 12:00:00` (only the date/time separator).
+fn space_separated(s: &str) -> String {
+    if s.as_bytes()
+        .get(10)
+        .is_some_and(|b| b.eq_ignore_ascii_case(&b'T'))
+    {
+        format!("{} {}", &s[..10], &s[11..])
+    } else {
+        s.to_string()
+    }
+}
+
 fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
-    let normalized = s.replacen('T', " ", 1);
+    let normalized = space_separated(s);
     NaiveDateTime::parse_from_str(&normalized, "%Y-%m-%d %H:%M:%S%.f")
         .ok()
         .or_else(|| NaiveDateTime::parse_from_str(&normalized, "%Y-%m-%d %H:%M").ok())
@@ -354,7 +366,7 @@ fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
 /// `2024-05-01 12:00:00+00:00`, `2024-05-01T12:00:00Z`,
 /// `2024-05-01 12:00:00.123456 UTC`, or no zone at all (UTC).
 fn parse_timestamp(s: &str) -> Option<i64> {
-    let mut text = s.trim().replacen('T', " ", 1);
+    let mut text = space_separated(s.trim());
     for suffix in [" UTC", "UTC", "Z", "z"] {
         if let Some(stripped) = text.strip_suffix(suffix) {
             text = format!("{}+00:00", stripped.trim_end());

@@ -198,10 +198,20 @@ impl Rewriter<'_> {
                 }
             }
             TableFactor::UNNEST {
-                alias, with_offset, ..
+                alias,
+                with_offset,
+                array_exprs,
+                ..
             } => {
                 if *with_offset {
                     return Err(WarehouseError::unsupported("UNNEST … WITH OFFSET"));
+                }
+                // DataFusion cannot execute UNNEST of a column of another FROM
+                // item (a lateral join); only arrays that stand alone.
+                if array_exprs.iter().any(references_columns) {
+                    return Err(WarehouseError::unsupported(
+                        "UNNEST of a column in FROM (a correlated UNNEST; use SELECT UNNEST(column) instead)",
+                    ));
                 }
                 if let Some(alias) = alias {
                     unquote(&mut alias.name);
@@ -293,6 +303,10 @@ impl Rewriter<'_> {
                 sql_types::cast_to(Expr::Value(typed.value), &typed.data_type, CastKind::Cast)?
             }
             Expr::Struct { values, fields } => struct_expr(values, fields)?,
+            Expr::Value(ValueWithSpan { value, span }) => Expr::Value(ValueWithSpan {
+                value: plain_string(value),
+                span,
+            }),
             Expr::CompoundFieldAccess { root, access_chain } => Expr::CompoundFieldAccess {
                 root,
                 access_chain: access_chain
@@ -303,6 +317,37 @@ impl Rewriter<'_> {
             other => other,
         })
     }
+}
+
+/// BigQuery's other string spellings (`r'…'`, `"…"`, `'''…'''`) as the
+/// plain string DataFusion plans; a raw string's text is already its value.
+fn plain_string(value: Value) -> Value {
+    match value {
+        Value::SingleQuotedRawStringLiteral(s)
+        | Value::DoubleQuotedRawStringLiteral(s)
+        | Value::TripleSingleQuotedRawStringLiteral(s)
+        | Value::TripleDoubleQuotedRawStringLiteral(s)
+        | Value::DoubleQuotedString(s)
+        | Value::TripleSingleQuotedString(s)
+        | Value::TripleDoubleQuotedString(s) => Value::SingleQuotedString(s),
+        other => other,
+    }
+}
+
+/// Whether an expression reads a column (as opposed to only literals).
+fn references_columns(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        if matches!(
+            e,
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::CompoundFieldAccess { .. }
+        ) {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 /// `STRUCT(a AS x, b)` / `STRUCT<x INT64>(a)` as `named_struct('x', a, …)`.
@@ -343,8 +388,13 @@ fn struct_expr(
 /// `arr[OFFSET(i)]`, `arr[ORDINAL(i)]`, `arr[i]` (an offset) as
 /// DataFusion's one-based index.
 fn subscript(access: AccessExpr) -> Result<AccessExpr, WarehouseError> {
-    let AccessExpr::Subscript(Subscript::Index { index }) = access else {
-        return Ok(access);
+    let index = match access {
+        // `STRUCT(…).y`: DataFusion takes the field name as a string.
+        AccessExpr::Dot(Expr::Identifier(ident)) => {
+            return Ok(AccessExpr::Dot(string(ident.value.to_ascii_lowercase())));
+        }
+        AccessExpr::Subscript(Subscript::Index { index }) => index,
+        other => return Ok(other),
     };
     let one_based = match index {
         Expr::Function(f) => {

@@ -64,7 +64,7 @@ pub fn convert(data_type: &DataType) -> Result<DataType, WarehouseError> {
                     })
                 })
                 .collect::<Result<_, WarehouseError>>()?,
-            kind.clone(),
+            *kind,
         ),
         other => return Err(WarehouseError::unsupported(format!("The type {other}"))),
     })

@@ -29,8 +29,13 @@ pub(super) fn write_i128(v: i128, out: &mut Vec<u8>) {
     write_digits(v.unsigned_abs(), out);
 }
 
-fn write_digits(mut v: u128, out: &mut Vec<u8>) {
+fn write_digits(v: u128, out: &mut Vec<u8>) {
     let mut buf = [0u8; 39];
+    out.extend_from_slice(digits(v, &mut buf));
+}
+
+/// The decimal digits of `v`, written into the end of `buf`.
+fn digits(mut v: u128, buf: &mut [u8; 39]) -> &[u8] {
     let mut i = buf.len();
     // Narrow first: u128 division is much slower than u64's.
     if let Ok(mut small) = u64::try_from(v) {
@@ -49,7 +54,7 @@ fn write_digits(mut v: u128, out: &mut Vec<u8>) {
             v /= 10;
         }
     }
-    out.extend_from_slice(&buf[i..]);
+    &buf[i..]
 }
 
 /// Shortest text that reads back as the same float; the special values in
@@ -92,9 +97,8 @@ fn write_non_finite(v: f64, out: &mut Vec<u8>) -> bool {
 /// Plain decimal text (never scientific), trailing fractional zeros
 /// trimmed as BigQuery does ("1.5", "100000").
 pub(super) fn write_decimal(v: i128, scale: i8, out: &mut Vec<u8>) {
-    let mut digits = Vec::with_capacity(40);
-    write_digits(v.unsigned_abs(), &mut digits);
-    write_scaled(v < 0, &digits, scale, out);
+    let mut buf = [0u8; 39];
+    write_scaled(v < 0, digits(v.unsigned_abs(), &mut buf), scale, out);
 }
 
 pub(super) fn write_decimal256(v: i256, scale: i8, out: &mut Vec<u8>) {

@@ -224,7 +224,7 @@ fn timestamps_are_epoch_microseconds_in_any_unit() {
         ),
     ];
     for column in columns {
-        assert_eq!(values(column), [expected.clone()]);
+        assert_eq!(values(column), std::slice::from_ref(&expected));
     }
     let seconds = TimestampSecondArray::from(vec![-1]).with_timezone("UTC");
     assert_eq!(values(Arc::new(seconds)), [json!("-1000000")]);
@@ -502,44 +502,4 @@ fn unsupported_columns_are_refused_not_mangled() {
     .unwrap();
     let err = encode_rows(&batch(vec![Arc::new(union)])).unwrap_err();
     assert!(err.message.contains("Union"), "{}", err.message);
-}
-
-/// Not a benchmark with a threshold: prints rows per second for a quick
-/// look (`cargo test --release -- --ignored --nocapture encode_speed`).
-#[test]
-#[ignore = "timing only"]
-fn encode_speed() {
-    let n = 1_000_000;
-    let b = batch(vec![
-        Arc::new(Int64Array::from_iter_values(0..n)),
-        Arc::new(Float64Array::from_iter_values(
-            (0..n).map(|i| i as f64 * 0.25),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            (0..n).map(|i| format!("customer-{i}")),
-        )),
-        Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(i % 2 == 0)))),
-        Arc::new(Date32Array::from_iter_values(
-            (0..n).map(|i| (i % 20_000) as i32),
-        )),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values((0..n).map(|i| i * 1_000_003))
-                .with_timezone("UTC"),
-        ),
-        Arc::new(Int32Array::from_iter(
-            (0..n).map(|i| (i % 3 != 0).then_some(i as i32)),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            (0..n).map(|i| format!("n{}@example.com", i % 977)),
-        )),
-    ]);
-    let mut out = Vec::with_capacity(128 << 20);
-    let start = std::time::Instant::now();
-    encode_batch(&b, &mut out).unwrap();
-    let elapsed = start.elapsed();
-    println!(
-        "{n} rows, {} MB in {elapsed:?}: {:.0} rows/s",
-        out.len() >> 20,
-        n as f64 / elapsed.as_secs_f64()
-    );
 }

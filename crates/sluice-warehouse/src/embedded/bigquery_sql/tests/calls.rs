@@ -300,14 +300,25 @@ async fn clauses() {
 
 #[tokio::test]
 async fn unnest_in_from() {
-    let comma = "SELECT o.id, tag FROM shop.orders AS o, UNNEST(o.tags) AS tag WHERE o.id <= 2 ORDER BY o.id, tag";
-    let expected = vec![vec!["1", "a"], vec!["1", "b"], vec!["2", "c"]];
-    assert_eq!(rows(&run(comma).await.unwrap()), expected);
-    let cross = "SELECT o.id, tag FROM shop.orders o CROSS JOIN UNNEST(o.tags) AS tag WHERE o.id <= 2 ORDER BY o.id, tag";
-    assert_eq!(rows(&run(cross).await.unwrap()), expected);
     let literal = "SELECT x FROM UNNEST([3, 1, 2]) AS x ORDER BY x";
     assert_eq!(
         rows(&run(literal).await.unwrap()),
         vec![vec!["1"], vec!["2"], vec!["3"]]
     );
+    let in_select = "SELECT UNNEST(tags) AS tag FROM shop.orders WHERE id <= 2 ORDER BY tag";
+    assert_eq!(
+        rows(&run(in_select).await.unwrap()),
+        vec![vec!["a"], vec!["b"], vec!["c"]]
+    );
+    for correlated in [
+        "SELECT o.id, tag FROM shop.orders AS o, UNNEST(o.tags) AS tag",
+        "SELECT o.id, tag FROM shop.orders o CROSS JOIN UNNEST(o.tags) AS tag",
+    ] {
+        assert!(
+            error(correlated)
+                .await
+                .contains("UNNEST of a column in FROM"),
+            "{correlated}"
+        );
+    }
 }
