@@ -17,6 +17,7 @@ mod rewrite;
 mod sql_types;
 #[cfg(test)]
 mod tests;
+mod unnest;
 
 use datafusion::sql::sqlparser::ast::{Statement, Visit, Visitor};
 use datafusion::sql::sqlparser::dialect::BigQueryDialect;
@@ -145,4 +146,25 @@ fn statement_kind(statement: &Statement) -> String {
         }
     };
     name.to_string()
+}
+
+/// Whether an expression reads a column (as opposed to literals and query
+/// parameters, which are `@name` identifiers until they are rewritten).
+fn references_columns(expr: &datafusion::sql::sqlparser::ast::Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::Expr;
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        let column = match e {
+            Expr::Identifier(ident) => !ident.value.starts_with('@'),
+            Expr::CompoundIdentifier(idents) => !idents[0].value.starts_with('@'),
+            Expr::CompoundFieldAccess { .. } => false,
+            _ => false,
+        };
+        if column {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }

@@ -5,8 +5,9 @@
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentClause, FunctionArguments, Ident, ObjectName, TimezoneInfo,
+    AccessExpr, BinaryOperator, CaseWhen, CastKind, DataType, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArgumentClause, FunctionArguments, Ident, ObjectName, Subscript,
+    TimezoneInfo,
 };
 
 use super::build::{
@@ -114,8 +115,9 @@ pub fn rewrite(f: Function) -> Result<Expr, WarehouseError> {
             "decode",
             vec![call("md5", args::<1>(&f, n)?.into()), string("hex")],
         ),
-        "TO_JSON_STRING" | "FORMAT" | "REGEXP_EXTRACT" | "REGEXP_EXTRACT_ALL" | "JSON_EXTRACT"
-        | "JSON_VALUE" | "JSON_QUERY" | "FARM_FINGERPRINT" | "NET.HOST" => {
+        "REGEXP_EXTRACT" => regexp_extract(&f)?,
+        "TO_JSON_STRING" | "FORMAT" | "REGEXP_EXTRACT_ALL" | "JSON_EXTRACT" | "JSON_VALUE"
+        | "JSON_QUERY" | "FARM_FINGERPRINT" | "NET.HOST" => {
             return Err(WarehouseError::unsupported(format!("The function {n}")));
         }
         // Dates and times.
@@ -297,9 +299,40 @@ fn string_agg(mut f: Function) -> Result<Expr, WarehouseError> {
     Ok(renamed(f, "string_agg"))
 }
 
-fn array_agg(f: Function) -> Result<Expr, WarehouseError> {
+/// `ARRAY_AGG(x [ORDER BY …] [LIMIT n])`: the limit keeps the first `n`
+/// elements in the aggregate's order.
+fn array_agg(mut f: Function) -> Result<Expr, WarehouseError> {
+    let mut limit = None;
+    if let FunctionArguments::List(list) = &mut f.args {
+        list.clauses.retain(|clause| match clause {
+            FunctionArgumentClause::Limit(n) => {
+                limit = Some(n.clone());
+                false
+            }
+            _ => true,
+        });
+    }
     refuse_limit_and_nulls(&f, "ARRAY_AGG")?;
-    Ok(renamed(f, "array_agg"))
+    let aggregate = renamed(f, "array_agg");
+    Ok(match limit {
+        None => aggregate,
+        Some(n @ Expr::Value(_)) => call("array_slice", vec![aggregate, number(1), n]),
+        Some(other) => {
+            return Err(WarehouseError::invalid_query(format!(
+                "ARRAY_AGG's LIMIT must be a literal integer, not {other}"
+            )));
+        }
+    })
+}
+
+/// `REGEXP_EXTRACT(s, re)`: the first capture group, or the whole match
+/// when the pattern has none; NULL when nothing matches.
+fn regexp_extract(f: &Function) -> Result<Expr, WarehouseError> {
+    let [s, re] = args::<2>(f, "REGEXP_EXTRACT")?;
+    Ok(Expr::CompoundFieldAccess {
+        root: Box::new(call("regexp_match", vec![s, re])),
+        access_chain: vec![AccessExpr::Subscript(Subscript::Index { index: number(1) })],
+    })
 }
 
 /// `SUBSTR(s, pos [, len])`: a negative `pos` counts from the end, and a

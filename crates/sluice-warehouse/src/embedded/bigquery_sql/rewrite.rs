@@ -11,10 +11,12 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::tokenizer::Location;
 
-use super::build::{binary, call, null, number, string};
+use super::build::{binary, call, nested, null, number, string};
 use super::names::{CteScopes, resolve_table, unquote};
 use super::params::Parameters;
-use super::{MAX_EXPRESSION_DEPTH, MAX_IN_LIST, calls, datetime, sql_types};
+use super::{
+    MAX_EXPRESSION_DEPTH, MAX_IN_LIST, calls, datetime, references_columns, sql_types, unnest,
+};
 use crate::{QueryRequest, WarehouseError};
 
 /// Applies every rule to `statement` in place.
@@ -86,6 +88,9 @@ impl VisitorMut for Rewriter<'_> {
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<WarehouseError> {
         if select.value_table_mode.is_some() {
             return ControlFlow::Break(WarehouseError::unsupported("SELECT AS STRUCT / AS VALUE"));
+        }
+        if let Err(error) = unnest::rewrite_from(&mut select.from) {
+            return ControlFlow::Break(error);
         }
         for item in &mut select.projection {
             if let SelectItem::Wildcard(options) | SelectItem::QualifiedWildcard(_, options) = item
@@ -206,8 +211,8 @@ impl Rewriter<'_> {
                 if *with_offset {
                     return Err(WarehouseError::unsupported("UNNEST … WITH OFFSET"));
                 }
-                // DataFusion cannot execute UNNEST of a column of another FROM
-                // item (a lateral join); only arrays that stand alone.
+                // `unnest::rewrite_from` has already turned every UNNEST of
+                // another FROM item's column into a select-list unnest.
                 if array_exprs.iter().any(references_columns) {
                     return Err(WarehouseError::unsupported(
                         "UNNEST of a column in FROM (a correlated UNNEST; use SELECT UNNEST(column) instead)",
@@ -265,9 +270,38 @@ impl Rewriter<'_> {
                 unquote(&mut ident);
                 Expr::Identifier(ident)
             }
+            // `@s.x`: a field of a STRUCT parameter.
+            Expr::CompoundIdentifier(idents)
+                if idents[0].quote_style.is_none() && idents[0].value.starts_with('@') =>
+            {
+                let root = self.params.named(&idents[0].value[1..])?;
+                Expr::CompoundFieldAccess {
+                    root: Box::new(nested(root)),
+                    access_chain: idents[1..]
+                        .iter()
+                        .map(|field| AccessExpr::Dot(string(field.value.to_ascii_lowercase())))
+                        .collect(),
+                }
+            }
             Expr::CompoundIdentifier(mut idents) => {
                 idents.iter_mut().for_each(unquote);
                 Expr::CompoundIdentifier(idents)
+            }
+            // `x IN UNNEST(array)` is membership in the array.
+            Expr::InUnnest {
+                expr,
+                array_expr,
+                negated,
+            } => {
+                let member = call("array_has", vec![*array_expr, *expr]);
+                if negated {
+                    Expr::UnaryOp {
+                        op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
+                        expr: Box::new(nested(member)),
+                    }
+                } else {
+                    member
+                }
             }
             Expr::BinaryOp {
                 left,
@@ -332,22 +366,6 @@ fn plain_string(value: Value) -> Value {
         | Value::TripleDoubleQuotedString(s) => Value::SingleQuotedString(s),
         other => other,
     }
-}
-
-/// Whether an expression reads a column (as opposed to only literals).
-fn references_columns(expr: &Expr) -> bool {
-    let mut found = false;
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
-        if matches!(
-            e,
-            Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::CompoundFieldAccess { .. }
-        ) {
-            found = true;
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
-    found
 }
 
 /// `STRUCT(a AS x, b)` / `STRUCT<x INT64>(a)` as `named_struct('x', a, …)`.

@@ -132,10 +132,12 @@ async fn arrays_and_structs() {
     assert!(matches!(ty, DataType::Struct(_)));
     let (value, _) = scalar("SELECT ARRAY_AGG(id ORDER BY id DESC) FROM shop.orders").await;
     assert_eq!(value, "[4, 3, 2, 1]");
+    let (value, _) = scalar("SELECT ARRAY_AGG(id ORDER BY id DESC LIMIT 2) FROM shop.orders").await;
+    assert_eq!(value, "[4, 3]");
     assert!(
-        error("SELECT ARRAY_AGG(id LIMIT 2) FROM shop.orders")
+        error("SELECT ARRAY_AGG(id LIMIT id) FROM shop.orders")
             .await
-            .contains("not supported")
+            .contains("LIMIT must be a literal")
     );
     assert!(
         error("SELECT [1][OFFSET(5)]")
@@ -310,15 +312,89 @@ async fn unnest_in_from() {
         rows(&run(in_select).await.unwrap()),
         vec![vec!["a"], vec!["b"], vec!["c"]]
     );
+    // A column of another FROM item, comma or CROSS JOIN, with offsets.
     for correlated in [
-        "SELECT o.id, tag FROM shop.orders AS o, UNNEST(o.tags) AS tag",
-        "SELECT o.id, tag FROM shop.orders o CROSS JOIN UNNEST(o.tags) AS tag",
+        "SELECT o.id, tag FROM shop.orders AS o, UNNEST(o.tags) AS tag ORDER BY tag",
+        "SELECT o.id, tag FROM shop.orders o CROSS JOIN UNNEST(o.tags) AS tag ORDER BY tag",
+        "SELECT id, tag FROM shop.orders, UNNEST(tags) AS tag ORDER BY tag",
+        "SELECT o.id, tag FROM shop.orders AS o JOIN UNNEST(o.tags) AS tag ON TRUE ORDER BY tag",
     ] {
-        assert!(
-            error(correlated)
-                .await
-                .contains("UNNEST of a column in FROM"),
+        assert_eq!(
+            rows(&run(correlated).await.unwrap()),
+            [
+                ("1", "a"),
+                ("1", "b"),
+                ("2", "c"),
+                ("4", "d"),
+                ("4", "e"),
+                ("4", "f")
+            ]
+            .map(|(id, tag)| vec![id.to_string(), tag.to_string()]),
             "{correlated}"
         );
     }
+    let offsets = "SELECT o.id, tag, i FROM shop.orders AS o, UNNEST(o.tags) AS tag WITH OFFSET AS i \
+                   WHERE o.id = 4 ORDER BY i";
+    assert_eq!(
+        rows(&run(offsets).await.unwrap()),
+        vec![
+            vec!["4", "d", "0"],
+            vec!["4", "e", "1"],
+            vec!["4", "f", "2"]
+        ]
+    );
+    let standalone = "SELECT x, offset FROM UNNEST(['p', 'q']) AS x WITH OFFSET ORDER BY offset";
+    assert_eq!(
+        rows(&run(standalone).await.unwrap()),
+        vec![vec!["p", "0"], vec!["q", "1"]]
+    );
+    let joined_further = "SELECT c.tier, tag FROM shop.orders AS o, UNNEST(o.tags) AS tag \
+                          JOIN shop.customers AS c ON c.name = o.customer ORDER BY tag";
+    assert_eq!(
+        rows(&run(joined_further).await.unwrap()),
+        vec![vec!["1", "a"], vec!["1", "b"], vec!["2", "c"]]
+    );
+    for (refused, named) in [
+        (
+            "SELECT o.id, tag FROM shop.orders AS o LEFT JOIN UNNEST(o.tags) AS tag",
+            "LEFT JOIN UNNEST",
+        ),
+        (
+            "SELECT (SELECT COUNT(*) FROM UNNEST(o.tags) AS t) FROM shop.orders AS o",
+            "correlated subquery",
+        ),
+        (
+            "SELECT c.name FROM shop.customers AS c JOIN shop.orders AS o ON c.name = o.customer, UNNEST(o.tags) AS t",
+            "after a JOIN",
+        ),
+    ] {
+        let message = error(refused).await;
+        assert!(message.contains(named), "{refused}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn membership_in_arrays_and_struct_parameter_fields() {
+    assert_eq!(
+        rows(
+            &run("SELECT id FROM shop.orders WHERE id IN UNNEST([2, 4, 9]) ORDER BY id")
+                .await
+                .unwrap()
+        ),
+        vec![vec!["2"], vec!["4"]]
+    );
+    assert_eq!(
+        rows(
+            &run("SELECT id FROM shop.orders WHERE id NOT IN UNNEST([2, 4]) ORDER BY id")
+                .await
+                .unwrap()
+        ),
+        vec![vec!["1"], vec!["3"]]
+    );
+    let (value, _) = scalar("SELECT REGEXP_EXTRACT('order-1234-x', r'(\\d+)')").await;
+    assert_eq!(value, "1234");
+    let (value, _) = scalar("SELECT REGEXP_EXTRACT('abc', r'b.')").await;
+    assert_eq!(value, "bc");
+    let (value, _) = scalar("SELECT REGEXP_EXTRACT('abc', r'z')").await;
+    assert_eq!(value, "NULL");
 }

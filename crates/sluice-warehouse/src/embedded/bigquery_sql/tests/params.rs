@@ -166,9 +166,42 @@ async fn arrays_and_structs() {
         struct_values: fields.as_object().cloned(),
         ..Default::default()
     };
-    let (got, ty) = select_param(record, v).await.unwrap();
+    let (got, ty) = select_param(record.clone(), v.clone()).await.unwrap();
     assert_eq!(got, "{n: 5, s: x}");
     assert!(matches!(ty, DataType::Struct(_)));
+
+    let mut fields = request("SELECT @p.n, @P.S");
+    fields.parameters = vec![param(Some("p"), record, v)];
+    assert_eq!(
+        rows(&run_request(&fields).await.unwrap()),
+        vec![vec!["5", "x"]]
+    );
+}
+
+#[tokio::test]
+async fn array_parameters_in_unnest() {
+    let ids = |values: Vec<serde_json::Value>| ParameterValue {
+        array_values: Some(values.into_iter().map(value).collect()),
+        ..Default::default()
+    };
+    let array = ParameterType {
+        array_type: Some(Box::new(scalar_type("INT64"))),
+        ..scalar_type("ARRAY")
+    };
+    for (values, expected) in [
+        (vec![json!("2"), json!(3)], vec![vec!["2"], vec!["3"]]),
+        (vec![], vec![]),
+    ] {
+        let mut query = request("SELECT id FROM shop.orders WHERE id IN UNNEST(@ids) ORDER BY id");
+        query.parameters = vec![param(Some("ids"), array.clone(), ids(values))];
+        assert_eq!(rows(&run_request(&query).await.unwrap()), expected);
+    }
+    let mut query = request("SELECT x FROM UNNEST(@ids) AS x WITH OFFSET AS i ORDER BY i DESC");
+    query.parameters = vec![param(Some("ids"), array, ids(vec![json!(7), json!(8)]))];
+    assert_eq!(
+        rows(&run_request(&query).await.unwrap()),
+        vec![vec!["8"], vec!["7"]]
+    );
 }
 
 #[tokio::test]
