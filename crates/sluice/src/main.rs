@@ -1,6 +1,7 @@
 //! The `sluice` command: parses flags and calls into the gateway. It holds
 //! no logic of its own.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -100,9 +101,13 @@ async fn serve(
     let gateway = Gateway::open(config, &mut |m| eprintln!("{m}"))
         .await
         .context("cannot start")?;
-    println!("Sluice is listening on {base_url}");
+    // A closed stdout (a supervisor that read the first line and went
+    // away) must not take the server down: these lines are best effort.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Sluice is listening on {base_url}");
     if config_path.is_none() {
-        println!(
+        let _ = writeln!(
+            out,
             "\nDemo mode: embedded warehouse (project `demo`, dataset `shop`), SQLite store.\n\
              Try it from Python (pip install google-cloud-bigquery):\n\n\
              from google.cloud import bigquery\n\
@@ -113,6 +118,8 @@ async fn serve(
              \x20   print(row)\n"
         );
     }
+    let _ = out.flush();
+    drop(out);
     sluice_gateway::serve(listener, Arc::new(gateway), shutdown_signal()).await?;
     Ok(())
 }
