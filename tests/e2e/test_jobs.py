@@ -1,8 +1,17 @@
 """jobs.get, jobs.cancel and jobs.list."""
 
+import concurrent.futures
 import time
 
+import pytest
+from google.api_core import exceptions
 from google.cloud import bigquery
+
+# Runs far longer than any test: a three-way cross join of 10,000 rows.
+ENDLESS_QUERY = (
+    "SELECT SUM(a.customer_id * b.customer_id + c.customer_id) AS s "
+    "FROM `demo.shop.customers` a, `demo.shop.customers` b, `demo.shop.customers` c"
+)
 
 LONG_QUERY = (
     "SELECT COUNT(*) AS n, SUM(e.duration_ms) AS d FROM `demo.shop.events` e "
@@ -48,14 +57,30 @@ def test_get_job_with_location(client):
 
 
 def test_cancel_running_job(client, job_id_prefix):
-    job = client.query(LONG_QUERY, job_id_prefix=job_id_prefix)
+    job = client.query(ENDLESS_QUERY, job_id_prefix=job_id_prefix)
     cancelled = client.cancel_job(job.job_id, location=job.location, timeout=30)
     assert cancelled.job_id == job.job_id
     final = wait_done(client, job.job_id)
     assert final.state == "DONE"
-    if final.error_result is not None:
-        # BigQuery reports a cancelled job as stopped
-        assert final.error_result.get("reason") == "stopped"
+    # BigQuery reports a cancelled job as stopped.
+    assert final.error_result["reason"] == "stopped"
+
+
+def test_unfinished_job_is_running_and_result_times_out(client):
+    job = client.query(ENDLESS_QUERY)
+    # getQueryResults holds, answers jobComplete: false, and the client
+    # polls until its own timeout.
+    with pytest.raises(concurrent.futures.TimeoutError):
+        job.result(timeout=2)
+    running = client.get_job(job.job_id, timeout=30)
+    assert running.state in ("PENDING", "RUNNING")
+    assert running.ended is None
+    assert job.cancel(timeout=30) is True
+    final = wait_done(client, job.job_id)
+    assert final.state == "DONE"
+    assert final.error_result["reason"] == "stopped"
+    with pytest.raises(exceptions.GoogleAPICallError, match="cancel"):
+        job.result(timeout=30)
 
 
 def test_cancel_finished_job(client):

@@ -60,6 +60,8 @@ pub struct RawLimits {
     pub page_max_bytes: Option<usize>,
     /// Queries the warehouse runs at once.
     pub max_concurrent_queries: Option<usize>,
+    /// Memory the embedded warehouse's running queries may hold together.
+    pub query_memory_bytes: Option<usize>,
 }
 
 /// The validated configuration.
@@ -76,6 +78,7 @@ pub struct Config {
     pub page_max_rows: usize,
     pub page_max_bytes: usize,
     pub max_concurrent_queries: usize,
+    pub query_memory_bytes: usize,
     /// `http://host:port`, for `selfLink`s; set once the listener is bound.
     pub base_url: String,
 }
@@ -172,6 +175,11 @@ impl Config {
                 "limits.max_concurrent_queries",
                 limits.max_concurrent_queries,
                 4,
+            )?,
+            query_memory_bytes: positive(
+                "limits.query_memory_bytes",
+                limits.query_memory_bytes,
+                2 << 30,
             )?,
             base_url: format!("http://{listen}"),
             data_dir,

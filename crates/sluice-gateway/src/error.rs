@@ -134,6 +134,7 @@ impl GatewayError {
             "quotaExceeded" => (StatusCode::FORBIDDEN, "quotaExceeded"),
             "bytesBilledLimitExceeded" => (StatusCode::BAD_REQUEST, "bytesBilledLimitExceeded"),
             "stopped" => (StatusCode::BAD_REQUEST, "stopped"),
+            "resourcesExceeded" => (StatusCode::BAD_REQUEST, "resourcesExceeded"),
             "notImplemented" => (StatusCode::NOT_IMPLEMENTED, "notImplemented"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internalError"),
         };
@@ -156,6 +157,7 @@ impl From<WarehouseError> for GatewayError {
                 (StatusCode::BAD_REQUEST, "bytesBilledLimitExceeded")
             }
             WarehouseErrorKind::Stopped => (StatusCode::BAD_REQUEST, "stopped"),
+            WarehouseErrorKind::ResourcesExceeded => (StatusCode::BAD_REQUEST, "resourcesExceeded"),
             WarehouseErrorKind::Internal => return Self::internal(err.message),
         };
         Self {

@@ -79,6 +79,7 @@ impl Gateway {
                 results_dir: config.data_dir.join("results"),
                 location: config.location.clone(),
                 max_concurrent_queries: config.max_concurrent_queries,
+                query_memory_bytes: config.query_memory_bytes,
             })
             .await?,
         );

@@ -502,3 +502,110 @@ async fn a_dry_run_estimates_bytes_from_the_columns_read() {
     assert_error(status, &error, 400, "bytesBilledLimitExceeded");
     gw.stop().await;
 }
+
+/// A query that runs far longer than any test: a three-way cross join
+/// summing 15.6 billion products.
+const ENDLESS: &str =
+    "SELECT SUM(a.id * b.id + c.id) AS s FROM proj.ds.people a, proj.ds.people b, proj.ds.people c";
+
+#[tokio::test]
+async fn an_unfinished_job_is_running_and_calls_hold_then_answer_incomplete() {
+    let dir = temp();
+    let gw = TestGateway::start(dir.path()).await;
+    let job = run_query(&gw, ENDLESS).await;
+    let results = format!("/bigquery/v2/projects/proj/queries/{job}");
+
+    let (_, resource) = gw
+        .get(&format!("/bigquery/v2/projects/proj/jobs/{job}"))
+        .await;
+    assert!(
+        ["PENDING", "RUNNING"].contains(&resource["status"]["state"].as_str().unwrap()),
+        "{resource}"
+    );
+    assert!(
+        resource["statistics"].get("endTime").is_none(),
+        "{resource}"
+    );
+
+    // Held for timeoutMs, then `jobComplete: false` and no rows.
+    let started = std::time::Instant::now();
+    let (status, page) = gw.get(&format!("{results}?timeoutMs=300")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(page["kind"], "bigquery#getQueryResultsResponse");
+    assert_eq!(page["jobComplete"], false);
+    assert_eq!(page["jobReference"]["jobId"], job.as_str());
+    assert!(page.get("rows").is_none() && page.get("totalRows").is_none());
+
+    // A longer wait than the configured hold (5 s here) is cut to it.
+    let started = std::time::Instant::now();
+    let (_, page) = gw.get(&format!("{results}?timeoutMs=60000")).await;
+    let held = started.elapsed();
+    assert_eq!(page["jobComplete"], false);
+    assert!(
+        held >= std::time::Duration::from_secs(5) && held < std::time::Duration::from_secs(30),
+        "held {held:?}"
+    );
+
+    // jobs.query holds the same way.
+    let (status, page) = gw
+        .post(
+            "/bigquery/v2/projects/proj/queries",
+            &json!({"query": ENDLESS, "useLegacySql": false, "timeoutMs": 200}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["jobComplete"], false);
+    let second = page["jobReference"]["jobId"].as_str().unwrap().to_string();
+
+    // Cancelling ends both: DONE, with BigQuery's `stopped` reason.
+    for id in [&job, &second] {
+        let (status, _) = gw
+            .post(&format!("/bigquery/v2/projects/proj/jobs/{id}/cancel"), "")
+            .await;
+        assert_eq!(status, 200);
+        let (status, error) = gw
+            .get(&format!(
+                "/bigquery/v2/projects/proj/queries/{id}?timeoutMs=5000"
+            ))
+            .await;
+        assert_error(status, &error, 400, "stopped");
+        let (_, resource) = gw
+            .get(&format!("/bigquery/v2/projects/proj/jobs/{id}"))
+            .await;
+        assert_eq!(resource["status"]["state"], "DONE", "{resource}");
+        assert_eq!(resource["status"]["errorResult"]["reason"], "stopped");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_over_the_memory_limit_fails_as_resources_exceeded() {
+    let dir = temp();
+    let gw =
+        TestGateway::start_with(dir.path(), |config| config.query_memory_bytes = 16 * 1024).await;
+    let (status, error) = gw
+        .post(
+            "/bigquery/v2/projects/proj/queries",
+            r#"{"query":"SELECT COUNT(*) FROM proj.ds.people a JOIN proj.ds.people b ON a.name = b.name","useLegacySql":false}"#,
+        )
+        .await;
+    assert_error(status, &error, 400, "resourcesExceeded");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more memory"),
+        "{error}"
+    );
+    // The gateway keeps serving queries that fit.
+    let (status, page) = gw
+        .post(
+            "/bigquery/v2/projects/proj/queries",
+            r#"{"query":"SELECT COUNT(*) AS n FROM proj.ds.people","useLegacySql":false}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["rows"][0]["f"][0]["v"], PEOPLE.to_string());
+    gw.stop().await;
+}

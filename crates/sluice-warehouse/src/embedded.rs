@@ -13,6 +13,7 @@ pub mod functions;
 mod output_names;
 pub mod results;
 pub mod rows;
+mod yielding;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ use datafusion::common::TableReference;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -48,6 +51,10 @@ pub struct EmbeddedConfig {
     pub location: String,
     /// Queries that may run at once; more wait their turn.
     pub max_concurrent_queries: usize,
+    /// Memory all running queries may hold together (joins, sorts,
+    /// aggregates); a query that needs more fails with `resourcesExceeded`
+    /// instead of taking the gateway down.
+    pub query_memory_bytes: usize,
 }
 
 /// DataFusion behind the [`Warehouse`] trait.
@@ -57,6 +64,18 @@ pub struct EmbeddedWarehouse {
     config: EmbeddedConfig,
     jobs: Mutex<HashMap<String, RunningJob>>,
     slots: Arc<Semaphore>,
+    /// Queries execute on their own threads: a CPU-bound query must not
+    /// starve the runtime that answers HTTP (and holds, and cancels).
+    executor: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for EmbeddedWarehouse {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which is not allowed inside another.
+        if let Some(executor) = self.executor.take() {
+            executor.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for EmbeddedWarehouse {
@@ -93,12 +112,30 @@ impl EmbeddedWarehouse {
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(false)
             .with_batch_size(8192);
-        let ctx = SessionContext::new_with_config(session);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.query_memory_bytes, 1.0)
+            .build_arc()
+            .map_err(query_error)?;
+        let state = SessionStateBuilder::new()
+            .with_config(session)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(yielding::YieldEverywhere))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
         let catalog = catalog::load(&ctx, &config.data_dir, &config.location).await?;
+        let executor = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("sluice-query")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                WarehouseError::internal(format!("cannot start the query threads: {e}"))
+            })?;
         Ok(Self {
             ctx,
             catalog,
+            executor: Some(executor),
             slots: Arc::new(Semaphore::new(config.max_concurrent_queries.max(1))),
             config,
             jobs: Mutex::new(HashMap::new()),
@@ -233,10 +270,15 @@ fn query_error(err: DataFusionError) -> WarehouseError {
     match err.find_root() {
         DataFusionError::IoError(_)
         | DataFusionError::ObjectStore(_)
-        | DataFusionError::Internal(_)
-        | DataFusionError::ResourcesExhausted(_) => {
+        | DataFusionError::Internal(_) => {
             WarehouseError::internal(format!("The query failed in the warehouse: {err}"))
         }
+        DataFusionError::ResourcesExhausted(_) => WarehouseError::new(
+            WarehouseErrorKind::ResourcesExceeded,
+            format!(
+                "Resources exceeded during query execution: the query needs more memory than the warehouse allows ({err}). Read fewer rows or columns, filter earlier, or avoid cross joins."
+            ),
+        ),
         DataFusionError::NotImplemented(what) => WarehouseError::unsupported(what),
         _ => WarehouseError::invalid_query(err.to_string()),
     }
@@ -352,7 +394,11 @@ impl Warehouse for EmbeddedWarehouse {
             statement_type: "SELECT".into(),
         };
         let slots = self.slots.clone();
-        let task = tokio::spawn(async move {
+        let executor = self
+            .executor
+            .as_ref()
+            .ok_or_else(|| WarehouseError::internal("the warehouse is shutting down"))?;
+        let task = executor.spawn(async move {
             let status = match slots.acquire_owned().await {
                 Ok(_permit) => match run(frame, writer, outcome).await {
                     Ok(outcome) => QueryStatus::Done(outcome),

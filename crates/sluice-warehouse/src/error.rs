@@ -20,6 +20,9 @@ pub enum WarehouseErrorKind {
     BytesBilledLimitExceeded,
     /// The job was cancelled (`stopped`).
     Stopped,
+    /// The query needed more memory than the warehouse allows
+    /// (`resourcesExceeded`, 400).
+    ResourcesExceeded,
     /// The warehouse failed on its own (`internalError`, 500).
     Internal,
 }
@@ -33,6 +36,7 @@ impl WarehouseErrorKind {
             Self::NotFound => "notFound",
             Self::BytesBilledLimitExceeded => "bytesBilledLimitExceeded",
             Self::Stopped => "stopped",
+            Self::ResourcesExceeded => "resourcesExceeded",
             Self::Internal => "internalError",
         }
     }

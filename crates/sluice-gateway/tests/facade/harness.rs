@@ -56,7 +56,13 @@ impl TestGateway {
     /// Starts a gateway on the data in `dir` (creating the test warehouse
     /// if it is not there yet).
     pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Like [`start`](Self::start), with the configuration adjusted first.
+    pub async fn start_with(dir: &Path, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = config(dir);
+        adjust(&mut config);
         if !config.warehouse_dir.join("proj").exists() {
             write_warehouse(&config.warehouse_dir);
         }
