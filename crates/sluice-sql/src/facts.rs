@@ -37,6 +37,10 @@ pub struct QueryFacts {
     pub flags: BTreeSet<Flag>,
     /// Why the facts are not complete; empty when they are.
     pub incomplete: Vec<String>,
+    /// The parser's message when the request's SQL is not valid syntax
+    /// (the facts are then incomplete too); a query that does not parse is
+    /// answered as bad SQL unless a guardrail already refuses it.
+    pub syntax_error: Option<String>,
 }
 
 impl QueryFacts {

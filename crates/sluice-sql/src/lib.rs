@@ -70,6 +70,9 @@ pub(crate) fn analyze_at_depth(sql: &str, defaults: &Defaults, depth: usize) -> 
             facts
                 .incomplete
                 .push(format!("SQL could not be parsed: {err}"));
+            if depth == 0 {
+                facts.syntax_error = Some(err.to_string());
+            }
             fallback::classify(sql, &mut facts);
         }
         Err(_) => {

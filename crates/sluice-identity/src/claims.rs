@@ -1,0 +1,219 @@
+//! From verified claims to a [`Principal`]: the readable name and the groups.
+
+use serde_json::{Map, Value};
+
+use crate::Principal;
+
+/// Adds `group` when every `(claim, glob)` in `when` matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupRule {
+    pub(crate) group: String,
+    pub(crate) when: Vec<(String, String)>,
+}
+
+impl GroupRule {
+    fn matches(&self, claims: &Map<String, Value>) -> bool {
+        self.when.iter().all(|(claim, pattern)| {
+            scalar_text(claims.get(claim)).is_some_and(|value| glob_match(pattern, &value))
+        })
+    }
+}
+
+/// How groups are read from one issuer's tokens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimMapping<'a> {
+    pub(crate) name_claim: &'a str,
+    pub(crate) groups_claim: Option<&'a str>,
+    pub(crate) group_rules: &'a [GroupRule],
+}
+
+/// Builds the principal from claims whose signature, issuer, audience and
+/// times have already been verified; `subject` is the checked, non-empty `sub`.
+pub(crate) fn principal(
+    issuer: &str,
+    subject: &str,
+    claims: &Map<String, Value>,
+    mapping: ClaimMapping<'_>,
+) -> Principal {
+    let name = scalar_text(claims.get(mapping.name_claim))
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| subject.to_string());
+    let mut groups: Vec<String> = Vec::new();
+    if let Some(claim) = mapping.groups_claim {
+        match claims.get(claim) {
+            Some(Value::String(group)) => groups.push(group.clone()),
+            Some(Value::Array(items)) => {
+                groups.extend(items.iter().filter_map(Value::as_str).map(str::to_string))
+            }
+            _ => {}
+        }
+    }
+    groups.extend(
+        mapping
+            .group_rules
+            .iter()
+            .filter(|rule| rule.matches(claims))
+            .map(|rule| rule.group.clone()),
+    );
+    groups.retain(|group| !group.trim().is_empty());
+    groups.sort();
+    groups.dedup();
+    Principal {
+        name,
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        groups,
+    }
+}
+
+/// A claim value as text, when it is a scalar: strings as they are, numbers
+/// and booleans rendered. Arrays, objects and null never match a rule.
+fn scalar_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Matches `text` against `pattern`, where `*` stands for any run of
+/// characters (including none) and everything else is literal.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and the text position it currently absorbs up to.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(group: &str, when: &[(&str, &str)]) -> GroupRule {
+        GroupRule {
+            group: group.to_string(),
+            when: when
+                .iter()
+                .map(|(c, p)| (c.to_string(), p.to_string()))
+                .collect(),
+        }
+    }
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn glob_matching() {
+        assert!(glob_match("acme/etl", "acme/etl"));
+        assert!(!glob_match("acme/etl", "acme/etl2"));
+        assert!(glob_match("acme/*", "acme/etl"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("refs/heads/*", "refs/heads/feature/x"));
+        assert!(glob_match("*/etl", "acme/etl"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("a**c", "abc"));
+        assert!(!glob_match("acme/*", "other/etl"));
+        assert!(!glob_match("", "x"));
+        assert!(glob_match("é*", "été"));
+    }
+
+    /// A GitHub Actions OIDC token for acme/etl lands in `ci-etl` only when it
+    /// comes from the main branch.
+    #[test]
+    fn github_actions_rule_needs_every_condition() {
+        let rules = vec![
+            rule(
+                "ci-etl",
+                &[("repository", "acme/etl"), ("ref", "refs/heads/main")],
+            ),
+            rule("ci-acme", &[("repository_owner", "acme")]),
+        ];
+        let mapping = ClaimMapping {
+            name_claim: "job_workflow_ref",
+            groups_claim: None,
+            group_rules: &rules,
+        };
+        let main = claims(json!({
+            "sub": "repo:acme/etl:ref:refs/heads/main",
+            "repository": "acme/etl",
+            "repository_owner": "acme",
+            "ref": "refs/heads/main",
+            "job_workflow_ref": "acme/etl/.github/workflows/load.yml@refs/heads/main",
+        }));
+        let p = principal(
+            "https://token.actions.githubusercontent.com",
+            "repo:acme/etl:ref:refs/heads/main",
+            &main,
+            mapping,
+        );
+        assert_eq!(p.groups, vec!["ci-acme", "ci-etl"]);
+        assert_eq!(
+            p.name,
+            "acme/etl/.github/workflows/load.yml@refs/heads/main"
+        );
+
+        let mut feature = main.clone();
+        feature.insert("ref".into(), json!("refs/heads/feature/x"));
+        let p = principal(
+            "https://token.actions.githubusercontent.com",
+            "s",
+            &feature,
+            mapping,
+        );
+        assert_eq!(p.groups, vec!["ci-acme"]);
+    }
+
+    #[test]
+    fn groups_claim_and_rule_values() {
+        let rules = vec![
+            rule("admins", &[("admin", "true")]),
+            rule("team-7", &[("team_id", "7")]),
+            rule("never", &[("list", "*")]),
+        ];
+        let mapping = ClaimMapping {
+            name_claim: "email",
+            groups_claim: Some("groups"),
+            group_rules: &rules,
+        };
+        let c = claims(json!({
+            "groups": ["b", "a", "b", 5, ""],
+            "admin": true,
+            "team_id": 7,
+            "list": ["x"],
+        }));
+        let p = principal("iss", "alice", &c, mapping);
+        assert_eq!(p.groups, vec!["a", "admins", "b", "team-7"]);
+        // No email claim: the name falls back to the subject.
+        assert_eq!(p.name, "alice");
+
+        let single = claims(json!({"groups": "solo"}));
+        assert_eq!(principal("iss", "s", &single, mapping).groups, vec!["solo"]);
+        let wrong_type = claims(json!({"groups": {"a": 1}}));
+        assert!(
+            principal("iss", "s", &wrong_type, mapping)
+                .groups
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,567 @@
+//! The decision engine: [`PolicySet::decide`] and
+//! [`PolicySet::decide_read`], one function per step of the decision
+//! order, each appending what it checked to the trace.
+
+use sluice_sql::{ObjectKind, QueryFacts, StatementFacts, StatementKind, TableName};
+
+use crate::bytes::human_bytes;
+use crate::decision::{Decision, Estimate, Limits, TraceStep, Verdict, Who};
+use crate::names::{describe_flag, describe_statement};
+use crate::policy_set::{DenyRule, Policy, PolicySet};
+
+/// A decision under way: the matching policies and the trace so far.
+struct Run<'s> {
+    matching: Vec<&'s Policy>,
+    trace: Vec<TraceStep>,
+}
+
+/// Which grant a table needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+impl PolicySet {
+    /// Decide a statement request (`jobs.insert`, `jobs.query`).
+    ///
+    /// The order, first deny wins:
+    ///
+    /// 1. **Guardrails**: the global `guardrails.deny` list, then the `deny`
+    ///    lists of every policy matching `who`. A name hits when a statement
+    ///    kind or an analysis flag has it (aliases expanded), so
+    ///    `delete_without_where` hits through its flag. A hit denies with
+    ///    rule `guardrails.deny.<name>`; no policy can allow it.
+    /// 2. **Default deny**: no policy matches `who` ⇒ rule `default-deny`.
+    /// 3. **Analysis**: incomplete facts ⇒ rule `analysis.incomplete`.
+    ///    Incomplete facts never lead to an allow.
+    /// 4. **Statements**: every statement kind must be in the union of the
+    ///    matching policies' `allow.statements` ⇒ else rule
+    ///    `policies.allow.statements`.
+    /// 5. **Tables**: every table written must match an `allow.write`
+    ///    pattern of a matching policy (rule `policies.allow.write`); every
+    ///    other table read must match an `allow.read` or `allow.write`
+    ///    pattern (rule `policies.allow.read`). DML targets are both read
+    ///    and written, so they need `allow.write`. Objects of DDL that are
+    ///    not tables (datasets, functions, procedures, models) are writes
+    ///    too: a dataset needs an `allow.write` pattern covering the whole
+    ///    dataset (`proj` or `proj.ds`), a routine or model one matching
+    ///    its `project.dataset.name`; an object name that cannot be read
+    ///    as either is denied.
+    /// 6. **Limits**: each limit is the smallest any matching policy sets.
+    ///    Only with `Some(estimate)` (after the dry run) are bytes checked:
+    ///    an estimate above `max_bytes_billed` ⇒ rule
+    ///    `limits.max_bytes_billed`.
+    /// 7. **Allow** with the effective limits, rule `allow`.
+    pub fn decide(
+        &self,
+        who: &Who<'_>,
+        facts: &QueryFacts,
+        estimate: Option<&Estimate>,
+    ) -> Decision {
+        let mut run = self.start(who);
+        if let Some(denied) = self.check_guardrails(&mut run, facts) {
+            return denied;
+        }
+        if let Some(denied) = run.check_default(who) {
+            return denied;
+        }
+        if let Some(denied) = run.check_analysis(facts) {
+            return denied;
+        }
+        if let Some(denied) = run.check_statements(facts) {
+            return denied;
+        }
+        for table in facts.reads.iter().filter(|t| !facts.writes.contains(t)) {
+            if let Some(denied) = run.check_table(table, Access::Read) {
+                return denied;
+            }
+        }
+        for table in &facts.writes {
+            if let Some(denied) = run.check_table(table, Access::Write) {
+                return denied;
+            }
+        }
+        for (index, statement) in facts.statements.iter().enumerate() {
+            if let Some(denied) = run.check_object(index, statement, facts) {
+                return denied;
+            }
+        }
+        let limits = match run.check_limits(estimate) {
+            Ok(limits) => limits,
+            Err(denied) => return *denied,
+        };
+        let kinds = facts.kind_names().join(", ");
+        let summary = format!(
+            "{} ({kinds}), {} read, {} written",
+            count(facts.statements.len(), "statement"),
+            count(facts.reads.len(), "table"),
+            count(facts.writes.len(), "table"),
+        );
+        run.allow(limits, summary)
+    }
+
+    /// Decide whether `who` may read one `table` (`tables.get`,
+    /// `tabledata.list`): steps 2 and 5 of [`PolicySet::decide`] (no
+    /// guardrails, no statements). An allow carries the effective limits
+    /// (`max_rows` applies to listed rows).
+    pub fn decide_read(&self, who: &Who<'_>, table: &TableName) -> Decision {
+        let mut run = self.start(who);
+        if let Some(denied) = run.check_default(who) {
+            return denied;
+        }
+        if let Some(denied) = run.check_table(table, Access::Read) {
+            return denied;
+        }
+        let limits = match run.check_limits(None) {
+            Ok(limits) => limits,
+            Err(denied) => return *denied,
+        };
+        run.allow(limits, format!("{table} may be read"))
+    }
+
+    /// Find the policies matching `who`, tracing each.
+    fn start(&self, who: &Who<'_>) -> Run<'_> {
+        let mut run = Run {
+            matching: Vec::new(),
+            trace: Vec::new(),
+        };
+        for policy in &self.policies {
+            let rule = format!("policies.{}.who", policy.name);
+            match policy.matches(who) {
+                Some(why) => {
+                    run.trace
+                        .push(TraceStep::new(&policy.name, rule, "match", why));
+                    run.matching.push(policy);
+                }
+                None => run.trace.push(TraceStep::new(
+                    &policy.name,
+                    rule,
+                    "no match",
+                    format!(
+                        "{} is in none of its groups and matches none of its principals",
+                        principal(who)
+                    ),
+                )),
+            }
+        }
+        run
+    }
+
+    fn check_guardrails(&self, run: &mut Run<'_>, facts: &QueryFacts) -> Option<Decision> {
+        let global = self.guardrails.iter().map(|rule| (None, rule));
+        let own = run.matching.iter().flat_map(|policy| {
+            policy
+                .deny
+                .iter()
+                .map(move |rule| (Some(policy.name.as_str()), rule))
+        });
+        let rules: Vec<(Option<&str>, &DenyRule)> = global.chain(own).collect();
+        for (owner, rule) in rules {
+            let policy = owner.unwrap_or("guardrails");
+            let rule_name = format!("guardrails.deny.{}", rule.name);
+            let Some((member, what)) = guardrail_hit(rule, facts) else {
+                run.trace.push(TraceStep::new(
+                    policy,
+                    &rule_name,
+                    "no match",
+                    format!("no {} in the request", rule.name),
+                ));
+                continue;
+            };
+            run.trace
+                .push(TraceStep::new(policy, &rule_name, "deny", what.clone()));
+            let covers = if member == rule.name {
+                String::new()
+            } else {
+                format!(" (which covers `{member}`)")
+            };
+            let message = match owner {
+                None => format!(
+                    "Denied by guardrail `{}`{covers} (rule {rule_name}): {what}. Guardrails apply to everyone and no policy can allow this. Rewrite the request without it, or ask a data owner to make the change outside Sluice.",
+                    rule.name
+                ),
+                Some(owner) => format!(
+                    "Denied by the deny list of policy {owner}, entry `{}`{covers} (rule {rule_name}): {what}. The deny list applies to everyone the policy matches, whatever other policies allow. Rewrite the request without it, or ask an administrator.",
+                    rule.name
+                ),
+            };
+            return Some(run.deny(policy, &rule_name, message));
+        }
+        None
+    }
+}
+
+/// The first member of `rule` the request has: a statement kind (the first
+/// such statement) or else a flag; with what to say about it.
+fn guardrail_hit(rule: &DenyRule, facts: &QueryFacts) -> Option<(&'static str, String)> {
+    for (index, statement) in facts.statements.iter().enumerate() {
+        let kind = statement.kind.name();
+        if rule.members.contains(&kind) {
+            return Some((kind, describe_statement(index, statement)));
+        }
+    }
+    facts
+        .flags
+        .iter()
+        .map(|flag| flag.name())
+        .find(|flag| rule.members.contains(flag))
+        .map(|flag| (flag, describe_flag(flag, facts)))
+}
+
+impl Run<'_> {
+    fn names(&self) -> String {
+        self.matching
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `policy a` or `policies a, b`.
+    fn phrase(&self) -> String {
+        let noun = if self.matching.len() == 1 {
+            "policy"
+        } else {
+            "policies"
+        };
+        format!("{noun} {}", self.names())
+    }
+
+    fn deny(&mut self, policy: &str, rule: &str, message: String) -> Decision {
+        Decision {
+            verdict: Verdict::Deny,
+            policy: policy.to_owned(),
+            rule: rule.to_owned(),
+            message,
+            limits: Limits::default(),
+            trace: std::mem::take(&mut self.trace),
+        }
+    }
+
+    fn allow(mut self, limits: Limits, summary: String) -> Decision {
+        let names = self.names();
+        self.trace.push(TraceStep::new(
+            &names,
+            "allow",
+            "allow",
+            "every check passed",
+        ));
+        Decision {
+            verdict: Verdict::Allow,
+            message: format!("Allowed by {}: {summary}.", self.phrase()),
+            policy: names,
+            rule: "allow".to_owned(),
+            limits,
+            trace: self.trace,
+        }
+    }
+
+    fn check_default(&mut self, who: &Who<'_>) -> Option<Decision> {
+        if !self.matching.is_empty() {
+            return None;
+        }
+        self.trace.push(TraceStep::new(
+            "default",
+            "default-deny",
+            "deny",
+            format!("no policy matches {}", principal(who)),
+        ));
+        let message = format!(
+            "Denied (rule default-deny): no policy matches {}, and what no policy allows is denied. Ask an administrator to add a policy for one of your groups.",
+            principal(who)
+        );
+        Some(self.deny("default", "default-deny", message))
+    }
+
+    fn check_analysis(&mut self, facts: &QueryFacts) -> Option<Decision> {
+        let rule = "analysis.incomplete";
+        let Some(first) = facts.incomplete.first() else {
+            self.trace.push(TraceStep::new(
+                "analysis",
+                rule,
+                "allow",
+                "the SQL was fully analyzed",
+            ));
+            return None;
+        };
+        let more = match facts.incomplete.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        self.trace.push(TraceStep::new(
+            "analysis",
+            rule,
+            "deny",
+            facts.incomplete.join("; "),
+        ));
+        let message = format!(
+            "Denied (rule {rule}): Sluice could not fully analyze this SQL: {first}{more}. Only SQL that Sluice can fully analyze is run: no dynamic SQL or federated queries, and table names fully qualified or resolvable against the request's default dataset. Rewrite the query in that form."
+        );
+        Some(self.deny("analysis", rule, message))
+    }
+
+    fn check_statements(&mut self, facts: &QueryFacts) -> Option<Decision> {
+        for (index, statement) in facts.statements.iter().enumerate() {
+            let kind = statement.kind.name();
+            let grant = self.matching.iter().find_map(|policy| {
+                policy
+                    .statements
+                    .iter()
+                    .find(|entry| entry.members.contains(&kind))
+                    .map(|entry| (policy, entry))
+            });
+            let described = describe_statement(index, statement);
+            if let Some((policy, entry)) = grant {
+                self.trace.push(TraceStep::new(
+                    &policy.name,
+                    format!("policies.{}.allow.statements", policy.name),
+                    "allow",
+                    format!("{described} ({kind}) is allowed by `{}`", entry.name),
+                ));
+                continue;
+            }
+            let mut allowed: Vec<&str> = Vec::new();
+            for entry in self.matching.iter().flat_map(|p| &p.statements) {
+                if !allowed.contains(&entry.name.as_str()) {
+                    allowed.push(&entry.name);
+                }
+            }
+            let allowed = if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            let rule = "policies.allow.statements";
+            let names = self.names();
+            self.trace.push(TraceStep::new(
+                &names,
+                rule,
+                "deny",
+                format!("{described} ({kind}) is not in allow.statements ({allowed})"),
+            ));
+            let message = format!(
+                "Denied by {} (rule {rule}): {described} is a `{kind}` statement, which {} does not allow (allowed: {allowed}). Ask a data owner to add `{kind}` to a policy's allow.statements, or send only statements you may run.",
+                self.phrase(),
+                self.phrase(),
+            );
+            return Some(self.deny(&names, rule, message));
+        }
+        None
+    }
+
+    fn check_table(&mut self, table: &TableName, access: Access) -> Option<Decision> {
+        let grant = self.matching.iter().find_map(|policy| {
+            let (field, patterns) = match access {
+                Access::Read => ("read", &policy.read),
+                Access::Write => ("write", &policy.write),
+            };
+            let from_write = || {
+                policy
+                    .write
+                    .iter()
+                    .find(|p| p.matches_table(table))
+                    .map(|p| ("write", p))
+            };
+            patterns
+                .iter()
+                .find(|p| p.matches_table(table))
+                .map(|p| (field, p))
+                .or_else(|| (access == Access::Read).then(from_write).flatten())
+                .map(|(field, pattern)| (policy, field, pattern))
+        });
+        if let Some((policy, field, pattern)) = grant {
+            self.trace.push(TraceStep::new(
+                &policy.name,
+                format!("policies.{}.allow.{field}", policy.name),
+                "allow",
+                format!("{table} matches {}", pattern.as_str()),
+            ));
+            return None;
+        }
+        let (field, adjective, verb) = match access {
+            Access::Read => ("read", "readable", "query a table you may read"),
+            Access::Write => ("write", "writable", "write to a table you may write"),
+        };
+        let rule = format!("policies.allow.{field}");
+        let names = self.names();
+        let why = format!("{table} is not {adjective} by policies {names}: not in allow.{field}");
+        self.trace
+            .push(TraceStep::new(&names, &rule, "deny", why.clone()));
+        let message = format!(
+            "Denied by {} (rule {rule}): {why}. Ask a data owner to add it to a policy's allow.{field}, or {verb}.",
+            self.phrase()
+        );
+        Some(self.deny(&names, &rule, message))
+    }
+
+    /// The object of a `CREATE`, `ALTER` or `DROP` that `facts.writes`
+    /// does not already hold (a dataset, function, procedure or model).
+    fn check_object(
+        &mut self,
+        index: usize,
+        statement: &StatementFacts,
+        facts: &QueryFacts,
+    ) -> Option<Decision> {
+        let (StatementKind::Create { object: kind, .. }
+        | StatementKind::Alter { object: kind }
+        | StatementKind::Drop { object: kind }) = &statement.kind
+        else {
+            return None;
+        };
+        let object = statement.object.as_deref()?;
+        let parts: Vec<&str> = object.split('.').collect();
+        match (kind, parts.as_slice()) {
+            (ObjectKind::Schema, [project, dataset]) => self.check_dataset(project, dataset),
+            // A temporary function is named by one part and lives only in the session.
+            (ObjectKind::Function, [_]) => None,
+            (ObjectKind::Schema, _) => self.deny_object(index, statement, object),
+            (_, [project, dataset, name]) => {
+                let table = TableName::new(*project, *dataset, *name);
+                if facts.writes.contains(&table) {
+                    None
+                } else {
+                    self.check_table(&table, Access::Write)
+                }
+            }
+            _ => self.deny_object(index, statement, object),
+        }
+    }
+
+    fn check_dataset(&mut self, project: &str, dataset: &str) -> Option<Decision> {
+        let grant = self.matching.iter().find_map(|policy| {
+            policy
+                .write
+                .iter()
+                .find(|p| p.matches_whole_dataset(project, dataset))
+                .map(|p| (policy, p))
+        });
+        if let Some((policy, pattern)) = grant {
+            self.trace.push(TraceStep::new(
+                &policy.name,
+                format!("policies.{}.allow.write", policy.name),
+                "allow",
+                format!("dataset {project}.{dataset} matches {}", pattern.as_str()),
+            ));
+            return None;
+        }
+        let rule = "policies.allow.write";
+        let names = self.names();
+        let why = format!(
+            "dataset {project}.{dataset} is not writable by policies {names}: no allow.write pattern covers the whole dataset"
+        );
+        self.trace
+            .push(TraceStep::new(&names, rule, "deny", why.clone()));
+        let message = format!(
+            "Denied by {} (rule {rule}): {why}. Creating, altering or dropping a dataset needs a pattern such as `{project}.{dataset}` in allow.write; ask a data owner, or work in a dataset you may write.",
+            self.phrase()
+        );
+        Some(self.deny(&names, rule, message))
+    }
+
+    fn deny_object(
+        &mut self,
+        index: usize,
+        statement: &StatementFacts,
+        object: &str,
+    ) -> Option<Decision> {
+        let rule = "policies.allow.write";
+        let names = self.names();
+        let described = describe_statement(index, statement);
+        self.trace.push(TraceStep::new(
+            &names,
+            rule,
+            "deny",
+            format!("{described}: object name `{object}` is not project.dataset.name"),
+        ));
+        let message = format!(
+            "Denied by {} (rule {rule}): {described} acts on `{object}`, which Sluice cannot match against allow.write. Name the object as project.dataset.name (or project.dataset for a dataset).",
+            self.phrase()
+        );
+        Some(self.deny(&names, rule, message))
+    }
+
+    fn check_limits(&mut self, estimate: Option<&Estimate>) -> Result<Limits, Box<Decision>> {
+        let bytes = smallest(&self.matching, |l| l.max_bytes_billed);
+        let rows = smallest(&self.matching, |l| l.max_rows);
+        let limits = Limits {
+            max_bytes_billed: bytes.map(|(_, v)| v),
+            max_rows: rows.map(|(_, v)| v),
+        };
+        if let Some((policy, rows)) = rows {
+            self.trace.push(TraceStep::new(
+                policy,
+                format!("policies.{policy}.limits.max_rows"),
+                "allow",
+                format!("results are limited to {rows} rows"),
+            ));
+        }
+        let Some((policy, limit)) = bytes else {
+            self.trace.push(TraceStep::new(
+                self.names(),
+                "limits.max_bytes_billed",
+                "skip",
+                "no matching policy sets max_bytes_billed",
+            ));
+            return Ok(limits);
+        };
+        let trace_rule = format!("policies.{policy}.limits.max_bytes_billed");
+        let limit_text = human_bytes(limit);
+        let Some(estimate) = estimate else {
+            self.trace.push(TraceStep::new(
+                policy,
+                trace_rule,
+                "skip",
+                format!("limit {limit_text}; checked once the dry run has estimated the query"),
+            ));
+            return Ok(limits);
+        };
+        let figures = format!(
+            "estimated {}, limit {limit_text}",
+            human_bytes(estimate.bytes_processed)
+        );
+        if estimate.bytes_processed <= limit {
+            self.trace
+                .push(TraceStep::new(policy, trace_rule, "allow", figures));
+            return Ok(limits);
+        }
+        self.trace
+            .push(TraceStep::new(policy, trace_rule, "deny", figures.clone()));
+        let rule = "limits.max_bytes_billed";
+        let message = format!(
+            "Denied by policy {policy} (rule {rule}): the query would process more data than allowed: {figures}. Select fewer columns or filter on a partition, or ask for a higher limit."
+        );
+        let mut denied = self.deny(policy, rule, message);
+        denied.limits = limits;
+        Err(Box::new(denied))
+    }
+}
+
+/// The smallest value any policy sets for a limit, with the policy setting it.
+fn smallest<'p>(
+    policies: &[&'p Policy],
+    field: impl Fn(&Limits) -> Option<u64>,
+) -> Option<(&'p str, u64)> {
+    policies
+        .iter()
+        .filter_map(|p| field(&p.limits).map(|v| (p.name.as_str(), v)))
+        .min_by_key(|(_, v)| *v)
+}
+
+/// `principal etl-agent (groups: agents, ci)`.
+fn principal(who: &Who<'_>) -> String {
+    let groups = if who.groups.is_empty() {
+        "none".to_owned()
+    } else {
+        who.groups.join(", ")
+    };
+    format!("principal {} (groups: {groups})", who.name)
+}
+
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -1,0 +1,150 @@
+//! The plain-data inputs and result of a decision: [`Who`], [`Estimate`],
+//! [`Decision`] and its parts.
+
+use std::fmt;
+
+use crate::bytes::human_bytes;
+
+/// The principal a decision is made for.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    /// The principal's name (e.g. the token subject), matched by
+    /// `who.principals` globs.
+    pub name: &'a str,
+    /// The principal's groups, matched by `who.groups`.
+    pub groups: &'a [String],
+}
+
+/// The dry run's estimate of a query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Estimate {
+    /// Bytes the query would process (and bill).
+    pub bytes_processed: u64,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The request may proceed, within [`Decision::limits`].
+    Allow,
+    /// The request is refused; [`Decision::message`] says why.
+    Deny,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        })
+    }
+}
+
+/// Limits that apply to an allowed query; `None` means no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes the query may bill (`maximumBytesBilled`).
+    pub max_bytes_billed: Option<u64>,
+    /// Most rows the query may return.
+    pub max_rows: Option<u64>,
+}
+
+impl fmt::Display for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self
+            .max_bytes_billed
+            .map_or_else(|| "none".to_owned(), human_bytes);
+        let rows = self
+            .max_rows
+            .map_or_else(|| "none".to_owned(), |rows| rows.to_string());
+        write!(f, "max_bytes_billed {bytes}, max_rows {rows}")
+    }
+}
+
+/// One check made during a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceStep {
+    /// The policy the check belongs to: a policy name, `guardrails`,
+    /// `analysis`, `default`, or several policy names joined by `, `.
+    pub policy: String,
+    /// The rule checked (`guardrails.deny.drop`,
+    /// `policies.agents-read.allow.read`, …).
+    pub rule: String,
+    /// `match`, `no match`, `allow`, `deny` or `skip`.
+    pub outcome: String,
+    /// What was checked against what.
+    pub detail: String,
+}
+
+impl TraceStep {
+    pub(crate) fn new(
+        policy: impl Into<String>,
+        rule: impl Into<String>,
+        outcome: &str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            policy: policy.into(),
+            rule: rule.into(),
+            outcome: outcome.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The outcome of [`crate::PolicySet::decide`] or
+/// [`crate::PolicySet::decide_read`].
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// Allow or deny.
+    pub verdict: Verdict,
+    /// What decided: a policy name (several joined by `, ` when the
+    /// matching policies decided together), `guardrails`, `analysis`
+    /// (incomplete facts) or `default` (no policy matches).
+    pub policy: String,
+    /// The rule that decided: `guardrails.deny.<name>`, `default-deny`,
+    /// `analysis.incomplete`, `policies.allow.statements`,
+    /// `policies.allow.read`, `policies.allow.write`,
+    /// `limits.max_bytes_billed`, or `allow`.
+    pub rule: String,
+    /// For a deny, the user-facing explanation: the policy and rule, the
+    /// offending statement or table, why, and what to do next. For an
+    /// allow, a one-line summary.
+    pub message: String,
+    /// The effective limits (meaningful for an allow).
+    pub limits: Limits,
+    /// Every check made, in order.
+    pub trace: Vec<TraceStep>,
+}
+
+impl Decision {
+    /// True for [`Verdict::Allow`].
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "verdict: {}", self.verdict)?;
+        writeln!(f, "policy:  {}", self.policy)?;
+        writeln!(f, "rule:    {}", self.rule)?;
+        writeln!(f, "message: {}", self.message)?;
+        if self.is_allowed() {
+            writeln!(f, "limits:  {}", self.limits)?;
+        }
+        write!(f, "trace:")?;
+        for (index, step) in self.trace.iter().enumerate() {
+            write!(
+                f,
+                "\n  {:>2}. {:<8} {} [{}]: {}",
+                index + 1,
+                step.outcome,
+                step.rule,
+                step.policy,
+                step.detail
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! Sluice's policy model and decision engine: the `decide` phase of the
+//! request pipeline (DESIGN.md §1, §4).
+//!
+//! Configuration comes in two steps: the serde-shaped [`RawPolicy`] and
+//! [`RawGuardrails`] (syntax only, unknown keys rejected), then
+//! [`PolicySet::build`], which validates everything and reports every
+//! mistake with its key path. The set then decides, from plain data:
+//!
+//! - [`PolicySet::decide`]: may this principal run this SQL (its
+//!   [`sluice_sql::QueryFacts`]), and with which [`Limits`]?
+//! - [`PolicySet::decide_read`]: may it read this one table?
+//! - [`PolicySet::may_see_dataset`], [`PolicySet::may_see_project`]: what
+//!   the listing methods may show.
+//!
+//! Each [`Decision`] names the policy and rule that decided, carries a
+//! user-facing message saying what to do next, and a trace of every check
+//! made (`sluice policy explain` prints it).
+//!
+//! # Matching
+//!
+//! A policy matches a principal ([`Who`]) when one of the principal's
+//! groups is in `who.groups`, or its name matches a glob of
+//! `who.principals` (`*` matches any run of characters; case-sensitive).
+//!
+//! # Table patterns
+//!
+//! `allow.read` and `allow.write` hold 1 to 4 dot-separated segments, each
+//! a glob whose `*` stays within the segment. A pattern grants every table
+//! under the prefix it names: `demo` is the whole project, `demo.shop` the
+//! whole dataset (its `INFORMATION_SCHEMA` included), `demo.shop.*` every
+//! table of the dataset. A segment with `*` never matches
+//! `INFORMATION_SCHEMA` or a `region-…` qualifier: metadata must be granted
+//! literally (`demo.region-us.INFORMATION_SCHEMA.JOBS`). Segments may hold
+//! letters, digits, `_`, `-`, `$` and `*`.
+//!
+//! # Decision order
+//!
+//! Deny beats allow, and what no policy allows is denied; see
+//! [`PolicySet::decide`] for the steps. Facts that analysis could not
+//! complete never lead to an allow (DESIGN.md §5.2).
+//!
+//! The crate is pure: no I/O, no clock, no network.
+
+mod bytes;
+mod decide;
+mod decision;
+mod glob;
+mod names;
+mod pattern;
+mod policy_set;
+mod raw;
+
+pub use bytes::parse_byte_size;
+pub use decision::{Decision, Estimate, Limits, TraceStep, Verdict, Who};
+pub use names::{guardrail_names, statement_names};
+pub use policy_set::{PolicyError, PolicySet};
+pub use raw::{RawAllow, RawByteSize, RawGuardrails, RawLimits, RawPolicy, RawWho};
+
+#[cfg(test)]
+mod tests;

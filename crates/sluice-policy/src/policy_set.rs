@@ -1,0 +1,288 @@
+//! The validated policy model: [`PolicySet::build`] turns the raw
+//! configuration into it, reporting every mistake with its key path.
+
+use std::collections::BTreeMap;
+
+use crate::decision::{Limits, Who};
+use crate::glob::glob_match;
+use crate::names::{expand, guardrail_names, statement_names};
+use crate::pattern::TablePattern;
+use crate::raw::{RawGuardrails, RawLimits, RawPolicy};
+
+/// One mistake in the policy configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct PolicyError {
+    /// Where the mistake is, as a key path (`policies[1].allow.read[0]`,
+    /// `guardrails.deny[2]`).
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub reason: String,
+}
+
+/// Names [`crate::Decision::policy`] uses for things that are not
+/// policies; a policy may not take them.
+const RESERVED_NAMES: &[&str] = &["guardrails", "default", "analysis"];
+
+/// The validated policies and guardrails the gateway decides with.
+/// The default set holds nothing, so it denies everything.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    pub(crate) policies: Vec<Policy>,
+    pub(crate) guardrails: Vec<DenyRule>,
+}
+
+/// One validated policy.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub(crate) name: String,
+    groups: Vec<String>,
+    principals: Vec<String>,
+    pub(crate) read: Vec<TablePattern>,
+    pub(crate) write: Vec<TablePattern>,
+    /// Entries of `allow.statements` as written, with the kinds each grants.
+    pub(crate) statements: Vec<DenyRule>,
+    pub(crate) deny: Vec<DenyRule>,
+    pub(crate) limits: Limits,
+}
+
+/// A name of a deny list or `allow.statements` with the kind and flag
+/// names it stands for (one, or an alias's members).
+#[derive(Debug, Clone)]
+pub(crate) struct DenyRule {
+    pub(crate) name: String,
+    pub(crate) members: Vec<&'static str>,
+}
+
+impl Policy {
+    /// Why the policy matches `who`, or `None` when it does not.
+    pub(crate) fn matches(&self, who: &Who<'_>) -> Option<String> {
+        if let Some(group) = who.groups.iter().find(|g| self.groups.contains(g)) {
+            return Some(format!("{} is in group {group}", who.name));
+        }
+        self.principals
+            .iter()
+            .find(|pattern| glob_match(pattern, who.name))
+            .map(|pattern| format!("{} matches principal pattern {pattern}", who.name))
+    }
+
+    /// Every read or write pattern (both grant reading).
+    pub(crate) fn readable(&self) -> impl Iterator<Item = &TablePattern> {
+        self.read.iter().chain(&self.write)
+    }
+}
+
+impl PolicySet {
+    /// Validate `policies` and `guardrails` into a set, reporting every
+    /// error (not just the first), each with its key path:
+    ///
+    /// - a policy needs a non-empty name (not `guardrails`, `default` or
+    ///   `analysis`), unique among policies;
+    /// - `who` must name at least one group or principal pattern, none of
+    ///   them empty;
+    /// - table patterns must be valid (see the crate docs);
+    /// - statement and guardrail names must be known
+    ///   ([`statement_names`], [`guardrail_names`]);
+    /// - limits must be valid sizes, greater than zero.
+    pub fn build(
+        policies: &[RawPolicy],
+        guardrails: &RawGuardrails,
+    ) -> Result<PolicySet, Vec<PolicyError>> {
+        let mut errors = Vec::new();
+        let guardrails = names(&guardrails.deny, "guardrails.deny", true, &mut errors);
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut built = Vec::with_capacity(policies.len());
+        for (index, raw) in policies.iter().enumerate() {
+            let key = format!("policies[{index}]");
+            check_name(raw, index, &key, &mut seen, &mut errors);
+            built.push(build_policy(raw, &key, &mut errors));
+        }
+        if errors.is_empty() {
+            Ok(PolicySet {
+                policies: built,
+                guardrails,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The policies' names, in configuration order.
+    pub fn policy_names(&self) -> Vec<&str> {
+        self.policies.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// May `who` see `project.dataset` (`datasets.list`, `datasets.get`)?
+    /// True when some matching policy has a read or write pattern whose
+    /// first segment matches `project` and that either stops there or whose
+    /// second segment matches `dataset`.
+    pub fn may_see_dataset(&self, who: &Who<'_>, project: &str, dataset: &str) -> bool {
+        self.matching(who)
+            .flat_map(Policy::readable)
+            .any(|pattern| pattern.matches_dataset(project, dataset))
+    }
+
+    /// May `who` see `project` (`projects.list`)? True when some matching
+    /// policy has a read or write pattern whose first segment matches it.
+    pub fn may_see_project(&self, who: &Who<'_>, project: &str) -> bool {
+        self.matching(who)
+            .flat_map(Policy::readable)
+            .any(|pattern| pattern.matches_project(project))
+    }
+
+    pub(crate) fn matching<'s>(&'s self, who: &Who<'_>) -> impl Iterator<Item = &'s Policy> {
+        let who = *who;
+        self.policies
+            .iter()
+            .filter(move |policy| policy.matches(&who).is_some())
+    }
+}
+
+fn check_name<'r>(
+    raw: &'r RawPolicy,
+    index: usize,
+    key: &str,
+    seen: &mut BTreeMap<&'r str, usize>,
+    errors: &mut Vec<PolicyError>,
+) {
+    let name = raw.name.as_str();
+    let key = format!("{key}.name");
+    if name.trim().is_empty() {
+        errors.push(error(key, "a policy needs a non-empty name"));
+    } else if name.chars().any(char::is_whitespace) {
+        errors.push(error(
+            key,
+            format!("policy name `{name}` contains whitespace; use e.g. `-`"),
+        ));
+    } else if RESERVED_NAMES.contains(&name) {
+        errors.push(error(
+            key,
+            format!(
+                "`{name}` is reserved ({}); choose another policy name",
+                RESERVED_NAMES.join(", ")
+            ),
+        ));
+    } else if let Some(first) = seen.insert(name, index) {
+        seen.insert(name, first);
+        errors.push(error(
+            key,
+            format!("duplicate policy name `{name}` (also policies[{first}].name)"),
+        ));
+    }
+}
+
+fn build_policy(raw: &RawPolicy, key: &str, errors: &mut Vec<PolicyError>) -> Policy {
+    if raw.who.groups.is_empty() && raw.who.principals.is_empty() {
+        errors.push(error(
+            format!("{key}.who"),
+            "matches nobody: give who.groups or who.principals",
+        ));
+    }
+    for (field, values) in [
+        ("groups", &raw.who.groups),
+        ("principals", &raw.who.principals),
+    ] {
+        for (i, value) in values.iter().enumerate() {
+            if value.is_empty() {
+                errors.push(error(
+                    format!("{key}.who.{field}[{i}]"),
+                    format!("empty {field} entry"),
+                ));
+            }
+        }
+    }
+    Policy {
+        name: raw.name.clone(),
+        groups: raw.who.groups.clone(),
+        principals: raw.who.principals.clone(),
+        read: patterns(&raw.allow.read, &format!("{key}.allow.read"), errors),
+        write: patterns(&raw.allow.write, &format!("{key}.allow.write"), errors),
+        statements: names(
+            &raw.allow.statements,
+            &format!("{key}.allow.statements"),
+            false,
+            errors,
+        ),
+        deny: names(&raw.deny, &format!("{key}.deny"), true, errors),
+        limits: limits(&raw.limits, &format!("{key}.limits"), errors),
+    }
+}
+
+fn patterns(raw: &[String], key: &str, errors: &mut Vec<PolicyError>) -> Vec<TablePattern> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, text)| match TablePattern::parse(text) {
+            Ok(pattern) => Some(pattern),
+            Err(reason) => {
+                errors.push(error(format!("{key}[{i}]"), reason));
+                None
+            }
+        })
+        .collect()
+}
+
+fn names(
+    raw: &[String],
+    key: &str,
+    guardrail: bool,
+    errors: &mut Vec<PolicyError>,
+) -> Vec<DenyRule> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, name)| match expand(name, guardrail) {
+            Some(members) => Some(DenyRule {
+                name: name.clone(),
+                members,
+            }),
+            None => {
+                let (what, valid) = if guardrail {
+                    ("guardrail", guardrail_names())
+                } else {
+                    ("statement", statement_names())
+                };
+                errors.push(error(
+                    format!("{key}[{i}]"),
+                    format!(
+                        "unknown {what} name `{name}`; valid names: {}",
+                        valid.join(", ")
+                    ),
+                ));
+                None
+            }
+        })
+        .collect()
+}
+
+fn limits(raw: &RawLimits, key: &str, errors: &mut Vec<PolicyError>) -> Limits {
+    let max_bytes_billed = raw.max_bytes_billed.as_ref().and_then(|size| {
+        let key = format!("{key}.max_bytes_billed");
+        match size.bytes() {
+            Ok(0) => {
+                errors.push(error(key, "must be greater than zero"));
+                None
+            }
+            Ok(bytes) => Some(bytes),
+            Err(reason) => {
+                errors.push(error(key, reason));
+                None
+            }
+        }
+    });
+    if raw.max_rows == Some(0) {
+        errors.push(error(
+            format!("{key}.max_rows"),
+            "must be greater than zero",
+        ));
+    }
+    Limits {
+        max_bytes_billed,
+        max_rows: raw.max_rows,
+    }
+}
+
+fn error(key: impl Into<String>, reason: impl Into<String>) -> PolicyError {
+    PolicyError {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,157 @@
+//! The raw, serde-shaped policy configuration: only syntax is checked here
+//! (unknown keys are errors); [`crate::PolicySet::build`] validates the
+//! meaning.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// One entry of the configuration's `policies` list.
+///
+/// ```yaml
+/// - name: agents-read
+///   description: Agents may read the shop and public datasets.
+///   who: { groups: [agents] }
+///   allow: { read: ["proj.shop.*", "proj.public_*"], statements: [select] }
+///   deny: [wildcard_table]
+///   limits: { max_bytes_billed: 50GiB, max_rows: 100000 }
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// Unique, non-empty name; refusals and traces name the policy by it.
+    pub name: String,
+    /// Whom the policy applies to.
+    #[serde(default)]
+    pub who: RawWho,
+    /// What the policy allows.
+    #[serde(default)]
+    pub allow: RawAllow,
+    /// Extra guardrails that apply only to principals this policy matches
+    /// (names of [`crate::guardrail_names`]). They deny even what another
+    /// matching policy allows.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Limits applied to every query of a principal this policy matches.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Free text for administrators.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Whom a policy applies to: a principal matches when it is in one of the
+/// `groups`, or its name matches one of the `principals` globs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWho {
+    /// Group names, compared exactly.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Glob patterns (`*` = any run of characters, case-sensitive) on the
+    /// principal's name.
+    #[serde(default)]
+    pub principals: Vec<String>,
+}
+
+/// What a policy allows.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAllow {
+    /// Table patterns that may be read (see the crate docs for the syntax).
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Table patterns that may be written (and read).
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Statement names of [`crate::statement_names`]; empty allows nothing.
+    #[serde(default)]
+    pub statements: Vec<String>,
+}
+
+/// Limits of a policy; where several matching policies set one, the
+/// smallest applies.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Most bytes a query may bill: an integer (bytes) or a size such as
+    /// `10GiB`, `500 MB`, `1TiB`.
+    #[serde(default)]
+    pub max_bytes_billed: Option<RawByteSize>,
+    /// Most rows a query may return.
+    #[serde(default)]
+    pub max_rows: Option<u64>,
+}
+
+/// The configuration's `guardrails` section: denials for everybody.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardrails {
+    /// Names of [`crate::guardrail_names`] denied to every principal.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// A byte size as written: a YAML integer, or a string such as `10GiB`
+/// (parsed by [`crate::parse_byte_size`] when the set is built, so a bad
+/// size is reported with its key like every other mistake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawByteSize {
+    /// An integer number of bytes.
+    Bytes(u64),
+    /// Text still to be parsed.
+    Text(String),
+}
+
+impl RawByteSize {
+    /// The size in bytes, or why the text is not a size.
+    pub fn bytes(&self) -> Result<u64, String> {
+        match self {
+            Self::Bytes(bytes) => Ok(*bytes),
+            Self::Text(text) => crate::bytes::parse_byte_size(text),
+        }
+    }
+}
+
+impl From<u64> for RawByteSize {
+    fn from(bytes: u64) -> Self {
+        Self::Bytes(bytes)
+    }
+}
+
+impl From<&str> for RawByteSize {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for RawByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ByteSizeVisitor)
+    }
+}
+
+struct ByteSizeVisitor;
+
+impl Visitor<'_> for ByteSizeVisitor {
+    type Value = RawByteSize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a byte size: an integer, or a string such as \"10GiB\" or \"500 MB\"")
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(RawByteSize::Bytes(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        u64::try_from(value)
+            .map(RawByteSize::Bytes)
+            .map_err(|_| E::custom(format!("a byte size cannot be negative ({value})")))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(RawByteSize::Text(value.to_owned()))
+    }
+}
