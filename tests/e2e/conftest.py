@@ -32,13 +32,23 @@ ORDERS_ROWS = 100_000
 EVENTS_ROWS = 1_000_000
 
 
-def agent_token() -> str:
+def agent_token(server: "SluiceServer", sub: str = "e2e-agent", groups=("agents",)) -> str:
     """The bearer token an agent presents to the gateway.
 
-    Every test obtains its token through this one function, so the way tokens
-    are minted can change without touching any test.
+    Every test obtains its token through this one function: the development
+    issuer of the gateway under test signs it (`sluice token`), for subject
+    `sub` in `groups`. Against an external gateway (SLUICE_URL), the token is
+    SLUICE_TOKEN.
     """
-    return "e2e-agent"
+    if server.data_dir is None:
+        token = os.environ.get("SLUICE_TOKEN")
+        if not token:
+            pytest.exit("SLUICE_URL is set: set SLUICE_TOKEN to an agent's token too", returncode=2)
+        return token
+    args = [os.environ["SLUICE_BIN"], "token", "--sub", sub, "--data-dir", str(server.data_dir), "--ttl", "2h"]
+    for group in groups:
+        args += ["--group", group]
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def _log_tail(path: Path, lines: int = 60) -> str:
@@ -181,10 +191,10 @@ def sluice(tmp_path_factory) -> SluiceServer:
 
 
 @pytest.fixture(scope="session")
-def credentials():
+def credentials(sluice):
     from google.oauth2.credentials import Credentials
 
-    return Credentials(token=agent_token())
+    return Credentials(token=agent_token(sluice))
 
 
 def make_client(base_url: str, credentials, project: str = PROJECT):
@@ -200,6 +210,16 @@ def make_client(base_url: str, credentials, project: str = PROJECT):
 @pytest.fixture(scope="session")
 def client(sluice, credentials):
     bq = make_client(sluice.base_url, credentials)
+    yield bq
+    bq.close()
+
+
+@pytest.fixture(scope="session")
+def admin_client(sluice):
+    """A client for a member of `admins` (reads all of project demo)."""
+    from google.oauth2.credentials import Credentials
+
+    bq = make_client(sluice.base_url, Credentials(token=agent_token(sluice, "e2e-admin", ("admins",))))
     yield bq
     bq.close()
 

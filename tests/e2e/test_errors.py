@@ -38,9 +38,17 @@ def test_unknown_table_is_not_found(client, run):
 
 
 @pytest.mark.parametrize("run", PATHS)
-def test_unknown_dataset_in_query_is_not_found(client, run):
+def test_unknown_dataset_in_query_is_not_found(admin_client, run):
     with Prompt(), pytest.raises(exceptions.NotFound):
+        run(admin_client, "SELECT * FROM `demo.no_such_dataset.orders`")
+
+
+@pytest.mark.parametrize("run", PATHS)
+def test_a_dataset_outside_the_agents_policy_is_forbidden_not_revealed(client, run):
+    with Prompt(), pytest.raises(exceptions.Forbidden) as err:
         run(client, "SELECT * FROM `demo.no_such_dataset.orders`")
+    assert "agents-read-shop" in str(err.value)
+    assert "demo.no_such_dataset.orders" in str(err.value)
 
 
 @pytest.mark.parametrize("run", PATHS)
@@ -62,10 +70,11 @@ def test_bad_sql_is_bad_request(client, run, sql):
 
 @pytest.mark.destructive
 @pytest.mark.parametrize("run", PATHS)
-def test_drop_table_is_refused_naming_the_statement(client, run):
-    with Prompt(), pytest.raises(exceptions.BadRequest) as err:
+def test_drop_table_is_refused_naming_the_guardrail(client, run):
+    with Prompt(), pytest.raises(exceptions.Forbidden) as err:
         run(client, "DROP TABLE demo.shop.customers")
-    assert "DROP" in str(err.value).upper()
+    assert "guardrails.deny.drop" in str(err.value)
+    assert "demo.shop.customers" in str(err.value)
     # the table is still there
     assert client.get_table("demo.shop.customers", timeout=60).num_rows == 10_000
 
@@ -73,9 +82,10 @@ def test_drop_table_is_refused_naming_the_statement(client, run):
 @pytest.mark.destructive
 @pytest.mark.parametrize("run", PATHS)
 def test_delete_is_refused_naming_the_statement(client, run):
-    with Prompt(), pytest.raises(exceptions.BadRequest) as err:
+    with Prompt(), pytest.raises(exceptions.Forbidden) as err:
         run(client, "DELETE FROM demo.shop.orders WHERE TRUE")
     assert "DELETE" in str(err.value).upper()
+    assert "allow.statements" in str(err.value)
     count = list(client.query_and_wait("SELECT COUNT(*) FROM demo.shop.orders", wait_timeout=60))[0][0]
     assert count == 100_000
 
@@ -100,8 +110,13 @@ def test_cancel_unknown_job_is_not_found(client):
         client.cancel_job("no_such_job_0123456789", timeout=30)
 
 
-def test_get_dataset_unknown_is_not_found(client):
+def test_get_dataset_unknown_is_not_found(admin_client):
     with Prompt(), pytest.raises(exceptions.NotFound):
+        admin_client.get_dataset("demo.no_such_dataset", timeout=30)
+
+
+def test_get_dataset_outside_the_policy_is_forbidden(client):
+    with Prompt(), pytest.raises(exceptions.Forbidden):
         client.get_dataset("demo.no_such_dataset", timeout=30)
 
 
@@ -110,9 +125,9 @@ def test_get_table_unknown_is_not_found(client):
         client.get_table("demo.shop.no_such_table", timeout=30)
 
 
-def test_list_tables_unknown_dataset_is_not_found(client):
+def test_list_tables_unknown_dataset_is_not_found(admin_client):
     with Prompt(), pytest.raises(exceptions.NotFound):
-        list(client.list_tables("demo.no_such_dataset", timeout=30))
+        list(admin_client.list_tables("demo.no_such_dataset", timeout=30))
 
 
 def test_list_rows_unknown_table_is_not_found(client):

@@ -1,57 +1,80 @@
 //! The authenticate phase: who is asking.
 //!
-//! Clients send their token as `Authorization: Bearer …`. Until issuers are
-//! configured every caller is the one local principal; the phase already
-//! rejects a malformed `Authorization` header, so turning verification on
-//! changes what a principal is, not where it comes from.
+//! Every facade request carries `Authorization: Bearer <JWT>`. The token
+//! is verified against the configured issuers (and the development issuer
+//! when it is on); anything else is 401 with `WWW-Authenticate: Bearer`
+//! and nothing further happens. The log says why a token was refused,
+//! never the token itself.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use sluice_identity::Verifier;
 
 use crate::error::GatewayError;
 
 /// The identity a request runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// A readable name: jobs belong to it.
+    /// The key jobs are owned by: issuer and subject, so that two issuers'
+    /// subjects of the same name never share jobs.
     pub name: String,
+    /// What the verified token said.
+    pub verified: sluice_identity::Principal,
 }
 
 impl Principal {
-    /// The caller when no issuer is configured.
-    pub fn local() -> Self {
+    pub fn new(verified: sluice_identity::Principal) -> Self {
         Self {
-            name: "local".into(),
+            name: format!("{}#{}", verified.issuer, verified.subject),
+            verified,
+        }
+    }
+
+    /// The principal as policies see it.
+    pub fn who(&self) -> sluice_policy::Who<'_> {
+        sluice_policy::Who {
+            name: &self.verified.name,
+            groups: &self.verified.groups,
         }
     }
 }
 
-/// Largest `Authorization` header accepted.
-const MAX_AUTHORIZATION_BYTES: usize = 16 * 1024;
+/// Largest `Authorization` header accepted; the verifier has its own,
+/// configurable limit on the token below this.
+const MAX_AUTHORIZATION_BYTES: usize = 64 * 1024;
 
-pub fn authenticate(headers: &HeaderMap) -> Result<Principal, GatewayError> {
-    if let Some(value) = headers.get(AUTHORIZATION) {
-        let unauthorized = |why: &str| GatewayError {
-            status: axum::http::StatusCode::UNAUTHORIZED,
-            reason: "unauthorized",
-            message: format!(
-                "Request had invalid authentication credentials: {why}. Send `Authorization: Bearer <token>`."
-            ),
-            origin: crate::error::Origin::Client,
-        };
-        if value.len() > MAX_AUTHORIZATION_BYTES {
-            return Err(unauthorized("the Authorization header is too large"));
-        }
-        let text = value
-            .to_str()
-            .map_err(|_| unauthorized("the Authorization header is not text"))?;
-        let token = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
-            .ok_or_else(|| unauthorized("the Authorization header is not a bearer token"))?;
-        if token.trim().is_empty() {
-            return Err(unauthorized("the bearer token is empty"));
-        }
+pub async fn authenticate(
+    headers: &HeaderMap,
+    verifier: &Verifier,
+) -> Result<Principal, GatewayError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(GatewayError::unauthorized(
+            "Request is missing required authentication credential: send `Authorization: Bearer <OIDC token>`. \
+             With the demo configuration, `sluice token --sub NAME --group agents` prints one.",
+        ));
+    };
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(refused("the Authorization header is too large"));
     }
-    Ok(Principal::local())
+    let text = value
+        .to_str()
+        .map_err(|_| refused("the Authorization header is not text"))?;
+    let token = match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => return Err(refused("the Authorization header is not a bearer token")),
+    };
+    if token.is_empty() {
+        return Err(refused("the bearer token is empty"));
+    }
+    match verifier.verify(token).await {
+        Ok(verified) => Ok(Principal::new(verified)),
+        Err(err) => Err(refused(&err.to_string())),
+    }
+}
+
+fn refused(why: &str) -> GatewayError {
+    GatewayError::unauthorized(format!(
+        "Request had invalid authentication credentials: {why}. \
+         Send a current OIDC token from a trusted issuer as `Authorization: Bearer <token>`."
+    ))
 }

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -17,6 +18,35 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Every problem found in one configuration, so a user fixes them all in
+/// one pass.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} configuration error{}",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for error in &self.0 {
+            write!(f, "\n  {error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        Self(vec![error])
+    }
+}
+
+/// The demo configuration `sluice serve` runs without `--config`.
+pub const DEMO_YAML: &str = include_str!("../../../demo/sluice.yaml");
+
 /// The configuration file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -29,6 +59,12 @@ pub struct RawConfig {
     pub store: Option<String>,
     pub warehouse: RawWarehouse,
     pub limits: RawLimits,
+    /// Who may call: token issuers and the development issuer.
+    pub identity: sluice_identity::RawIdentity,
+    /// What each caller may run.
+    pub policies: Vec<sluice_policy::RawPolicy>,
+    /// Statements and constructs refused whoever asks.
+    pub guardrails: sluice_policy::RawGuardrails,
 }
 
 /// `warehouse:`.
@@ -81,32 +117,80 @@ pub struct Config {
     pub query_memory_bytes: usize,
     /// `http://host:port`, for `selfLink`s; set once the listener is bound.
     pub base_url: String,
+    /// Token verification settings.
+    pub identity: sluice_identity::IdentityConfig,
+    /// The policies and guardrails every request is decided by.
+    pub policy: Arc<sluice_policy::PolicySet>,
 }
 
 impl Config {
-    /// The demo: everything under `./sluice-data`, demo data generated.
+    /// The demo (`demo/sluice.yaml`, built in): everything under
+    /// `./sluice-data`, demo data generated, the development issuer on.
     pub fn demo() -> Self {
-        Self::validate(RawConfig::default(), "<built-in demo configuration>")
+        Self::parse(DEMO_YAML, "<built-in demo configuration>")
             .expect("the built-in configuration is valid")
     }
 
     /// Reads and validates a YAML file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
             key: "(file)".into(),
             reason: e.to_string(),
         })?;
-        let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| ConfigError {
-            file: file.clone(),
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates YAML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigErrors> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError {
+            file: file.to_string(),
             key: "(syntax)".into(),
             reason: e.to_string(),
         })?;
-        Self::validate(raw, &file)
+        Self::validate(raw, file)
     }
 
-    pub fn validate(raw: RawConfig, file: &str) -> Result<Self, ConfigError> {
+    /// Checks everything and reports every problem found.
+    pub fn validate(raw: RawConfig, file: &str) -> Result<Self, ConfigErrors> {
+        let error = |key: &str, reason: String| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason,
+        };
+        let mut errors = Vec::new();
+        let identity = sluice_identity::IdentityConfig::from_raw(&raw.identity)
+            .map_err(|problems| {
+                errors.extend(
+                    problems
+                        .into_iter()
+                        .map(|(key, reason)| error(&key, reason)),
+                );
+            })
+            .ok();
+        let policy = sluice_policy::PolicySet::build(&raw.policies, &raw.guardrails)
+            .map_err(|problems| {
+                errors.extend(problems.into_iter().map(|p| error(&p.key, p.reason)));
+            })
+            .ok();
+        let base = Self::validate_base(raw, file);
+        match (base, identity, policy) {
+            (Ok(mut base), Some(identity), Some(policy)) if errors.is_empty() => {
+                base.identity = identity;
+                base.policy = Arc::new(policy);
+                Ok(base)
+            }
+            (base, _, _) => {
+                if let Err(e) = base {
+                    errors.insert(0, e);
+                }
+                Err(ConfigErrors(errors))
+            }
+        }
+    }
+
+    fn validate_base(raw: RawConfig, file: &str) -> Result<Self, ConfigError> {
         let error = |key: &str, reason: String| ConfigError {
             file: file.to_string(),
             key: key.to_string(),
@@ -183,6 +267,8 @@ impl Config {
             )?,
             base_url: format!("http://{listen}"),
             data_dir,
+            identity: sluice_identity::IdentityConfig::default(),
+            policy: Arc::new(sluice_policy::PolicySet::default()),
         })
     }
 
@@ -199,12 +285,49 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_saphyr::from_str(yaml).map_err(|e| ConfigError {
-            file: "t.yaml".into(),
-            key: "(syntax)".into(),
-            reason: e.to_string(),
-        })?;
-        Config::validate(raw, "t.yaml")
+        Config::parse(yaml, "t.yaml").map_err(|mut errors| errors.0.remove(0))
+    }
+
+    /// Every YAML example in the docs is a configuration Sluice accepts, so
+    /// the docs cannot drift from the keys the code reads.
+    #[test]
+    fn the_documented_examples_are_valid() {
+        let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs");
+        let mut checked = 0;
+        for name in ["configuration.md", "policy.md"] {
+            let text = std::fs::read_to_string(format!("{docs}/{name}")).unwrap();
+            for block in text.split("```yaml\n").skip(1) {
+                let yaml = block.split("```").next().unwrap();
+                if let Err(errors) = Config::parse(yaml, name) {
+                    panic!("an example in docs/{name} is not valid:\n{errors}\n{yaml}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 5, "only {checked} examples found");
+    }
+
+    #[test]
+    fn the_demo_configuration_is_valid_and_turns_the_development_issuer_on() {
+        let config = Config::demo();
+        assert!(config.identity.dev_issuer_enabled());
+        assert!(!config.policy.policy_names().is_empty());
+        let plain = parse("{}").unwrap();
+        assert!(!plain.identity.dev_issuer_enabled());
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let yaml = "listen: nowhere\npolicies:\n  - name: p\n    who: {groups: [g]}\n    allow: {statements: [selec]}\nguardrails:\n  deny: [dorp]\n";
+        let errors = Config::parse(yaml, "t.yaml").unwrap_err();
+        let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys.len(), 3, "{errors}");
+        assert_eq!(keys[0], "listen");
+        assert!(
+            keys.iter().any(|k| k.starts_with("policies[0]")),
+            "{errors}"
+        );
+        assert!(keys.iter().any(|k| k.starts_with("guardrails")), "{errors}");
     }
 
     #[test]

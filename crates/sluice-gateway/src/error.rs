@@ -52,6 +52,17 @@ impl GatewayError {
         Self::client(StatusCode::NOT_FOUND, "notFound", message)
     }
 
+    /// No or a bad token: 401, answered with `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// A policy or guardrail refusal: 403 `accessDenied`, which the
+    /// official clients do not retry.
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::FORBIDDEN, "accessDenied", message)
+    }
+
     pub fn duplicate(message: impl Into<String>) -> Self {
         Self::client(StatusCode::CONFLICT, "duplicate", message)
     }
@@ -184,6 +195,15 @@ impl IntoResponse for GatewayError {
         if self.origin != Origin::Internal {
             tracing::info!(status = self.status.as_u16(), reason = self.reason, message = %self.message, "request refused");
         }
-        (self.status, axum::Json(self.body())).into_response()
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(
+                    "Bearer realm=\"sluice\", error=\"invalid_token\"",
+                ),
+            );
+        }
+        response
     }
 }

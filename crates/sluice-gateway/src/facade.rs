@@ -44,7 +44,7 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
 
 async fn run(gateway: &Gateway, request: Request) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
-    let principal = authenticate(&parts.headers)?;
+    let principal = authenticate(&parts.headers, &gateway.verifier).await?;
     let call = route(&parts.method, parts.uri.path())?;
     let params = QueryParams::parse(parts.uri.query())?;
     let body = read_body(body, &parts.headers, gateway.config.max_body_bytes).await?;
@@ -63,7 +63,7 @@ async fn run(gateway: &Gateway, request: Request) -> Result<Response, GatewayErr
         params,
         body,
     };
-    tracing::debug!(method = context.call.name(), principal = %context.principal.name, "request");
+    tracing::debug!(method = context.call.name(), principal = %context.principal.verified.name, "request");
     match &context.call {
         ApiCall::JobsInsert { .. }
         | ApiCall::JobsQuery { .. }

@@ -62,6 +62,8 @@ pub struct NewJob {
     pub request_id: Option<String>,
     pub configuration: serde_json::Value,
     pub query: QueryRequest,
+    /// The most result rows the policy allows.
+    pub max_rows: Option<u64>,
 }
 
 impl Jobs {
@@ -88,6 +90,7 @@ impl Jobs {
             created_ms: now,
             started_ms: Some(now),
             ended_ms: None,
+            max_rows: new.max_rows,
         };
         self.store.insert_job(&job).await?;
         match self
@@ -104,6 +107,35 @@ impl Jobs {
                 Ok(job)
             }
         }
+    }
+
+    /// Records a job that failed before it could start (the warehouse
+    /// could not plan it): a DONE job carrying the error.
+    pub async fn record_failed(
+        &self,
+        principal: &Principal,
+        new: NewJob,
+        error: &GatewayError,
+    ) -> Result<JobRecord, GatewayError> {
+        let now = now_ms();
+        let job = JobRecord {
+            project_id: new.project_id,
+            job_id: new.job_id,
+            location: self.location.clone(),
+            principal: principal.name.clone(),
+            state: JobState::Done,
+            request_id: new.request_id,
+            warehouse_key: uuid::Uuid::new_v4().simple().to_string(),
+            configuration: new.configuration,
+            statistics: None,
+            error: Some(error.error_result()),
+            created_ms: now,
+            started_ms: Some(now),
+            ended_ms: Some(now),
+            max_rows: new.max_rows,
+        };
+        self.store.insert_job(&job).await?;
+        Ok(job)
     }
 
     /// Settles the job in the background once the warehouse finishes it.
@@ -186,9 +218,19 @@ impl Jobs {
         match status {
             QueryStatus::Running => return Ok(()),
             QueryStatus::Done(outcome) => {
+                job.error = job
+                    .max_rows
+                    .filter(|limit| outcome.total_rows > *limit)
+                    .map(|limit| {
+                        GatewayError::access_denied(format!(
+                            "Access Denied: rule limits.max_rows: the result has {} rows and your policy allows at most {limit}; \
+                             no rows were returned. Add a LIMIT, filter or aggregate, or ask for a higher limit.",
+                            outcome.total_rows
+                        ))
+                        .error_result()
+                    });
                 job.statistics =
                     Some(serde_json::to_value(&outcome).map_err(GatewayError::internal)?);
-                job.error = None;
             }
             QueryStatus::Failed(err) => {
                 let err = GatewayError::from(err);

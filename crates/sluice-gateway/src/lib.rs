@@ -4,8 +4,10 @@
 //! job lifecycle — and [`router`] exposes them: the BigQuery REST v2
 //! facade under `/bigquery/v2/`, and `/healthz` and `/readyz`.
 
+mod analyze;
 mod authenticate;
 pub mod config;
+mod decide;
 pub mod error;
 mod facade;
 mod jobs;
@@ -18,12 +20,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use sluice_identity::{DevIssuer, Verifier};
 use sluice_store::{SqliteStore, Store};
 use sluice_warehouse::Warehouse;
 use sluice_warehouse::embedded::{EmbeddedConfig, EmbeddedWarehouse};
 
 pub use authenticate::Principal;
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, ConfigErrors};
 pub use error::GatewayError;
 
 /// Everything a request needs, shared by all of them.
@@ -32,6 +35,10 @@ pub struct Gateway {
     pub config: Config,
     pub warehouse: Arc<dyn Warehouse>,
     pub store: Arc<dyn Store>,
+    /// Verifies every caller's token.
+    pub verifier: Arc<Verifier>,
+    /// The development issuer, when the configuration turns it on.
+    pub dev_issuer: Option<Arc<DevIssuer>>,
     jobs: jobs::Jobs,
 }
 
@@ -47,6 +54,8 @@ pub enum StartError {
     Store(#[from] sluice_store::StoreError),
     #[error("warehouse: {0}")]
     Warehouse(#[from] sluice_warehouse::WarehouseError),
+    #[error("identity: {0}")]
+    Identity(String),
 }
 
 impl Gateway {
@@ -83,32 +92,77 @@ impl Gateway {
             })
             .await?,
         );
-        Ok(Self::new(config, warehouse, store))
+        Self::new(config, warehouse, store)
     }
 
     /// A gateway over the given parts (tests inject their own).
-    pub fn new(config: Config, warehouse: Arc<dyn Warehouse>, store: Arc<dyn Store>) -> Self {
+    pub fn new(
+        config: Config,
+        warehouse: Arc<dyn Warehouse>,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartError> {
+        let dev_issuer = match config.identity.dev_issuer_enabled() {
+            true => Some(Arc::new(load_dev_issuer(&config)?)),
+            false => None,
+        };
+        let verifier_dev = match config.identity.dev_issuer_enabled() {
+            true => Some(load_dev_issuer(&config)?),
+            false => None,
+        };
+        let verifier =
+            Verifier::new(config.identity.clone(), verifier_dev).map_err(StartError::Identity)?;
         let jobs = jobs::Jobs {
             store: store.clone(),
             warehouse: warehouse.clone(),
             location: config.location.clone(),
         };
-        Self {
+        Ok(Self {
             config,
             warehouse,
             store,
+            verifier: Arc::new(verifier),
+            dev_issuer,
             jobs,
-        }
+        })
     }
 }
 
+/// The development issuer's key lives in the data folder, so `sluice
+/// token` signs with the key the server verifies with.
+pub fn load_dev_issuer(config: &Config) -> Result<DevIssuer, StartError> {
+    DevIssuer::load_or_create(
+        &config.data_dir,
+        config.identity.dev_issuer_id(),
+        config.identity.dev_audience(),
+    )
+    .map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })
+}
+
+/// Where the development issuer publishes its discovery document and keys.
+pub const DEV_ISSUER_PATH: &str = "/sluice-dev-issuer";
+
 /// The HTTP routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
-        .fallback(facade::handle)
-        .with_state(gateway)
+        .route("/readyz", get(|| async { "ready" }));
+    if let Some(dev) = &gateway.dev_issuer {
+        let discovery = dev.discovery_document(&gateway.config.base_url);
+        let jwks = dev.jwks();
+        router = router
+            .route(
+                &format!("{DEV_ISSUER_PATH}/.well-known/openid-configuration"),
+                get(move || async move { axum::Json(discovery) }),
+            )
+            .route(
+                &format!("{DEV_ISSUER_PATH}/jwks.json"),
+                get(move || async move { axum::Json(jwks) }),
+            );
+    }
+    router.fallback(facade::handle).with_state(gateway)
 }
 
 /// Serves until `shutdown` resolves.

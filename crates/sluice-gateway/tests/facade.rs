@@ -309,8 +309,14 @@ async fn bad_input_gets_a_clear_bigquery_error() {
         (
             queries,
             r#"{"query":"DROP TABLE proj.ds.people","useLegacySql":false}"#,
-            400,
-            "invalidQuery",
+            403,
+            "accessDenied",
+        ),
+        (
+            queries,
+            r#"{"query":"DROP TABLE proj.ds.people (((","useLegacySql":false}"#,
+            403,
+            "accessDenied",
         ),
         (
             queries,
@@ -607,5 +613,152 @@ async fn a_query_over_the_memory_limit_fails_as_resources_exceeded() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["rows"][0]["f"][0]["v"], PEOPLE.to_string());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn every_request_needs_a_verified_token() {
+    let dir = temp();
+    let gw = TestGateway::start(dir.path()).await;
+    let response = gw
+        .response_text("GET", "/bigquery/v2/projects", &[])
+        .await
+        .to_ascii_lowercase();
+    assert!(response.starts_with("http/1.1 401"), "{response}");
+    assert!(response.contains("www-authenticate: bearer"), "{response}");
+    assert!(response.contains("\"unauthorized\""), "{response}");
+
+    let token = gw.token_for("mallory", &["testers"]);
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let forged_claims = base64_url(br#"{"sub":"mallory","groups":["testers"]}"#);
+    parts[1] = &forged_claims;
+    let forged = parts.join(".");
+    for bad in [forged.as_str(), "abc.def.ghi", "not a token at all"] {
+        let header = format!("Bearer {bad}");
+        let (status, body) = gw
+            .call(
+                "GET",
+                "/bigquery/v2/projects",
+                None,
+                &[("Authorization", &header)],
+            )
+            .await;
+        assert_error(status, &body, 401, "unauthorized");
+        assert!(!body.to_string().contains(bad), "the token is never echoed");
+    }
+    gw.stop().await;
+}
+
+fn base64_url(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+#[tokio::test]
+async fn the_policy_decides_queries_metadata_and_limits() {
+    let dir = temp();
+    let gw = TestGateway::start(dir.path()).await;
+    let outsider = format!("Bearer {}", gw.token_for("olive", &["outsiders"]));
+    let as_outsider = [("Authorization", outsider.as_str())];
+
+    // metadata: only what the outsider may read is listed or described
+    let (status, datasets) = gw
+        .call(
+            "GET",
+            "/bigquery/v2/projects/proj/datasets",
+            None,
+            &as_outsider,
+        )
+        .await;
+    assert_eq!(status, 200, "{datasets}");
+    let ids: Vec<&str> = datasets["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["datasetReference"]["datasetId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["public"]);
+    for path in [
+        "/bigquery/v2/projects/proj/datasets/ds",
+        "/bigquery/v2/projects/proj/datasets/ds/tables",
+        "/bigquery/v2/projects/proj/datasets/ds/tables/people",
+        "/bigquery/v2/projects/proj/datasets/ds/tables/people/data",
+    ] {
+        let (status, body) = gw.call("GET", path, None, &as_outsider).await;
+        assert_error(status, &body, 403, "accessDenied");
+    }
+    let (status, _) = gw
+        .call(
+            "GET",
+            "/bigquery/v2/projects/proj/datasets/public/tables/notes/data",
+            None,
+            &as_outsider,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // a query reading outside the policy is refused naming the policy and table
+    let query = |sql: &str| json!({"query": sql, "useLegacySql": false}).to_string();
+    let (status, body) = gw
+        .call(
+            "POST",
+            "/bigquery/v2/projects/proj/queries",
+            Some(query("SELECT name FROM proj.ds.people").as_bytes()),
+            &as_outsider,
+        )
+        .await;
+    assert_error(status, &body, 403, "accessDenied");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("proj.ds.people"), "{message}");
+    assert!(message.contains("outsiders"), "{message}");
+
+    // max_rows: a result over the limit ends refused, its rows never served
+    let (status, body) = gw
+        .call(
+            "POST",
+            "/bigquery/v2/projects/proj/queries",
+            Some(query("SELECT * FROM proj.public.notes").as_bytes()),
+            &as_outsider,
+        )
+        .await;
+    assert_error(status, &body, 403, "accessDenied");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_rows"),
+        "{body}"
+    );
+
+    // max_bytes_billed is checked against the dry-run estimate
+    let frugal = format!("Bearer {}", gw.token_for("fred", &["frugal"]));
+    let (status, body) = gw
+        .call(
+            "POST",
+            "/bigquery/v2/projects/proj/queries",
+            Some(query("SELECT * FROM proj.ds.people").as_bytes()),
+            &[("Authorization", frugal.as_str())],
+        )
+        .await;
+    assert_error(status, &body, 403, "accessDenied");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_bytes_billed"),
+        "{body}"
+    );
+
+    // jobs belong to whoever made them
+    let job = run_query(&gw, "SELECT 1").await;
+    let (status, body) = gw
+        .call(
+            "GET",
+            &format!("/bigquery/v2/projects/proj/jobs/{job}"),
+            None,
+            &as_outsider,
+        )
+        .await;
+    assert_error(status, &body, 404, "notFound");
     gw.stop().await;
 }

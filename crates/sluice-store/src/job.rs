@@ -52,6 +52,9 @@ pub struct JobRecord {
     pub created_ms: i64,
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,
+    /// The most result rows the job may return (the admitting policy's
+    /// `limits.max_rows`); a larger result ends the job refused.
+    pub max_rows: Option<u64>,
 }
 
 /// A page of [`JobRecord`]s and the token for the next one.

@@ -12,7 +12,10 @@ use sqlx::sqlite::{
 use crate::{JobPage, JobRecord, JobState, Store, StoreError};
 
 /// Migrations, applied in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_jobs.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_jobs.sql")),
+    (2, include_str!("../migrations/sqlite/0002_job_limits.sql")),
+];
 
 /// A [`Store`] in one SQLite database file.
 #[derive(Debug, Clone)]
@@ -90,7 +93,7 @@ fn now_ms() -> i64 {
 macro_rules! job_columns {
     () => {
         "project_id, job_id, location, principal, state, request_id, warehouse_key, \
-         configuration, statistics, error, created_ms, started_ms, ended_ms"
+         configuration, statistics, error, created_ms, started_ms, ended_ms, max_rows"
     };
 }
 
@@ -123,6 +126,9 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
         created_ms: row.try_get("created_ms")?,
         started_ms: row.try_get("started_ms")?,
         ended_ms: row.try_get("ended_ms")?,
+        max_rows: row
+            .try_get::<Option<i64>, _>("max_rows")?
+            .map(|n| u64::try_from(n).unwrap_or(0)),
     })
 }
 
@@ -132,7 +138,7 @@ impl Store for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO jobs (",
             job_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(&job.project_id)
         .bind(&job.job_id)
@@ -147,6 +153,7 @@ impl Store for SqliteStore {
         .bind(job.created_ms)
         .bind(job.started_ms)
         .bind(job.ended_ms)
+        .bind(job.max_rows.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
         .execute(&self.pool)
         .await
         .map_err(|e| match StoreError::from(e) {

@@ -38,12 +38,69 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Print a signed token from the development issuer (demo and tests
+    /// only; the configuration must enable `identity.development_issuer`).
+    Token {
+        /// The subject: who the token is for, e.g. etl-agent.
+        #[arg(long, value_name = "NAME")]
+        sub: String,
+        /// A group the subject is in; repeat for several.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// How long the token is valid, e.g. 10m, 1h, 90s.
+        #[arg(long, value_name = "DURATION", default_value = "10m")]
+        ttl: String,
+        /// YAML configuration file (default: the built-in demo).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The data folder `sluice serve` uses (where the issuer's key is).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Validate policies, or explain a decision without running anything.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// (Re)generate the demo data set: demo.shop.customers, orders and
     /// events (1,000,000 rows), deterministic and visibly fake.
     DemoData {
         /// The embedded warehouse's folder.
         #[arg(long, value_name = "DIR", default_value = "sluice-data/warehouse")]
         warehouse_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a configuration; report every error with its key and reason.
+    Check {
+        /// YAML configuration file (default: the built-in demo).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print what Sluice learns from some SQL and how the policy decides,
+    /// step by step. Nothing is run; byte limits need a dry run and are not
+    /// checked here.
+    Explain {
+        /// YAML configuration file (default: the built-in demo).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// A group the caller is in; repeat for several.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// The caller's name, for policies that match principals.
+        #[arg(long, value_name = "NAME", default_value = "explain")]
+        principal: String,
+        /// The SQL to decide on.
+        #[arg(long, value_name = "SQL")]
+        sql: String,
+        /// The job's project (for two-part table names).
+        #[arg(long, value_name = "PROJECT", default_value = "demo")]
+        project: String,
+        /// The default dataset (for one-part table names).
+        #[arg(long, value_name = "DATASET")]
+        dataset: Option<String>,
     },
 }
 
@@ -66,10 +123,156 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
         } => runtime.block_on(serve(config, listen, data_dir)),
+        Command::Token {
+            sub,
+            groups,
+            ttl,
+            config,
+            data_dir,
+        } => token(config, data_dir, &sub, &groups, &ttl),
+        Command::Policy { command } => policy(command),
         Command::DemoData { warehouse_dir } => {
             sluice_warehouse::demo::generate(&warehouse_dir, &mut |m| eprintln!("{m}"))
                 .context("cannot generate the demo data")?;
             println!("demo data written to {}", warehouse_dir.display());
+            Ok(())
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None => Ok(Config::demo()),
+    }
+}
+
+fn token(
+    config_path: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    subject: &str,
+    groups: &[String],
+    ttl: &str,
+) -> anyhow::Result<()> {
+    let mut config = load_config(config_path.as_deref())?;
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    anyhow::ensure!(
+        config.identity.dev_issuer_enabled(),
+        "the development issuer is off in this configuration: set identity.development_issuer.enabled to true \
+         (demo and tests only), or get a token from your identity provider"
+    );
+    anyhow::ensure!(!subject.trim().is_empty(), "--sub must not be empty");
+    let ttl = sluice_identity::parse_duration(ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+    anyhow::ensure!(
+        ttl <= std::time::Duration::from_secs(24 * 3600),
+        "--ttl: at most 24h; tokens are meant to be short-lived"
+    );
+    let issuer = sluice_gateway::load_dev_issuer(&config)?;
+    println!("{}", issuer.mint(subject, groups, ttl));
+    Ok(())
+}
+
+fn policy(command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check { config } => {
+            let name = config
+                .as_ref()
+                .map_or("<built-in demo configuration>".to_string(), |p| {
+                    p.display().to_string()
+                });
+            let loaded = match &config {
+                Some(path) => Config::load(path),
+                None => Ok(Config::demo()),
+            };
+            match loaded {
+                Ok(config) => {
+                    let names = config.policy.policy_names();
+                    println!(
+                        "{name}: valid: {} polic{} ({}); development issuer {}",
+                        names.len(),
+                        if names.len() == 1 { "y" } else { "ies" },
+                        names.join(", "),
+                        if config.identity.dev_issuer_enabled() {
+                            "ON"
+                        } else {
+                            "off"
+                        }
+                    );
+                    Ok(())
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        PolicyCommand::Explain {
+            config,
+            groups,
+            principal,
+            sql,
+            project,
+            dataset,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let facts = sluice_sql::analyze(&sql, &sluice_sql::Defaults { project, dataset });
+            let list = |items: Vec<String>| {
+                if items.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    items.join(", ")
+                }
+            };
+            println!("Facts");
+            println!(
+                "  statements: {}",
+                list(
+                    facts
+                        .statements
+                        .iter()
+                        .map(|s| match &s.object {
+                            Some(object) => format!("{} {object}", s.kind),
+                            None => s.kind.to_string(),
+                        })
+                        .collect()
+                )
+            );
+            println!(
+                "  reads:      {}",
+                list(facts.reads.iter().map(ToString::to_string).collect())
+            );
+            println!(
+                "  writes:     {}",
+                list(facts.writes.iter().map(ToString::to_string).collect())
+            );
+            println!(
+                "  functions:  {}",
+                list(facts.functions.iter().cloned().collect())
+            );
+            println!(
+                "  flags:      {}",
+                list(facts.flags.iter().map(ToString::to_string).collect())
+            );
+            println!(
+                "  complete:   {}",
+                if facts.is_complete() {
+                    "yes".to_string()
+                } else {
+                    format!("no: {}", facts.incomplete.join("; "))
+                }
+            );
+            println!();
+            let who = sluice_policy::Who {
+                name: &principal,
+                groups: &groups,
+            };
+            let decision = config.policy.decide(&who, &facts, None);
+            println!("{decision}");
+            if !decision.is_allowed() {
+                std::process::exit(1);
+            }
             Ok(())
         }
     }
@@ -105,14 +308,27 @@ async fn serve(
     // away) must not take the server down: these lines are best effort.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Sluice is listening on {base_url}");
+    if gateway.dev_issuer.is_some() {
+        tracing::warn!(
+            "THE DEVELOPMENT TOKEN ISSUER IS ON: anyone who can run `sluice token` on this machine \
+             can mint tokens for any group. Use it for the demo and tests only; turn it off \
+             (identity.development_issuer.enabled: false) wherever agents connect."
+        );
+    }
+    if gateway.config.policy.policy_names().is_empty() {
+        tracing::warn!("no policies are configured: every query will be refused (default deny)");
+    }
     if config_path.is_none() {
         let _ = writeln!(
             out,
-            "\nDemo mode: embedded warehouse (project `demo`, dataset `shop`), SQLite store.\n\
-             Try it from Python (pip install google-cloud-bigquery):\n\n\
+            "\nDemo mode: embedded warehouse (project `demo`, dataset `shop`), SQLite store,\n\
+             development token issuer. Get a token for an agent:\n\n\
+             \x20   TOKEN=$(sluice token --sub my-agent --group agents)\n\n\
+             Then, from Python (pip install google-cloud-bigquery):\n\n\
+             import os\n\
              from google.cloud import bigquery\n\
              from google.oauth2.credentials import Credentials\n\
-             client = bigquery.Client(project=\"demo\", credentials=Credentials(token=\"demo\"),\n\
+             client = bigquery.Client(project=\"demo\", credentials=Credentials(token=os.environ[\"TOKEN\"]),\n\
              \x20                        client_options={{\"api_endpoint\": \"{base_url}\"}})\n\
              for row in client.query(\"SELECT name, email FROM demo.shop.customers LIMIT 5\").result():\n\
              \x20   print(row)\n"

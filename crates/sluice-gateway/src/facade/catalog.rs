@@ -8,20 +8,25 @@ use sluice_warehouse::TableRef;
 use super::resources::{self, RowsResponse};
 use super::{RequestContext, json, json_bytes};
 use crate::Gateway;
+use crate::decide::enforce;
 use crate::error::GatewayError;
 use crate::params::page_token;
 use crate::route::ApiCall;
 use crate::timestamps;
+use sluice_sql::TableName;
 
 pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, GatewayError> {
     let base_url = &gateway.config.base_url;
     let warehouse = &gateway.warehouse;
+    let policy = &gateway.config.policy;
+    let who = cx.principal.who();
     match &cx.call {
         ApiCall::ProjectsList => {
             let projects: Vec<Value> = warehouse
                 .projects()
                 .await?
                 .iter()
+                .filter(|p| policy.may_see_project(&who, p))
                 .enumerate()
                 .map(|(i, p)| {
                     json!({
@@ -46,6 +51,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
                 .list_datasets(project)
                 .await?
                 .iter()
+                .filter(|d| policy.may_see_dataset(&who, &d.project_id, &d.dataset_id))
                 .map(resources::dataset_list_entry)
                 .collect();
             let (items, token) = paginate(cx, datasets)?;
@@ -56,14 +62,21 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             Ok(json(body))
         }
         ApiCall::DatasetsGet { project, dataset } => {
+            may_see_dataset(gateway, cx, project, dataset)?;
             let info = warehouse.get_dataset(project, dataset).await?;
             Ok(json(resources::dataset(&info, base_url)))
         }
         ApiCall::TablesList { project, dataset } => {
+            may_see_dataset(gateway, cx, project, dataset)?;
             let tables: Vec<Value> = warehouse
                 .list_tables(project, dataset)
                 .await?
                 .iter()
+                .filter(|t| {
+                    let r = &t.reference;
+                    let name = TableName::new(&r.project_id, &r.dataset_id, &r.table_id);
+                    policy.decide_read(&who, &name).is_allowed()
+                })
                 .map(resources::table_list_entry)
                 .collect();
             let total = tables.len();
@@ -79,6 +92,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             dataset,
             table,
         } => {
+            may_read(gateway, cx, project, dataset, table)?;
             let info = warehouse
                 .get_table(&TableRef::new(project, dataset, table))
                 .await?;
@@ -88,11 +102,52 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             project,
             dataset,
             table,
-        } => tabledata_list(gateway, cx, TableRef::new(project, dataset, table)).await,
+        } => {
+            may_read(gateway, cx, project, dataset, table)?;
+            tabledata_list(gateway, cx, TableRef::new(project, dataset, table)).await
+        }
         _ => Err(GatewayError::internal(
             "a job method reached the metadata handler",
         )),
     }
+}
+
+/// datasets.get and tables.list: only for a dataset the caller may read
+/// something in.
+fn may_see_dataset(
+    gateway: &Gateway,
+    cx: &RequestContext,
+    project: &str,
+    dataset: &str,
+) -> Result<(), GatewayError> {
+    if gateway
+        .config
+        .policy
+        .may_see_dataset(&cx.principal.who(), project, dataset)
+    {
+        return Ok(());
+    }
+    Err(GatewayError::access_denied(format!(
+        "Access Denied: Dataset {project}:{dataset}: no policy for {} allows reading anything in it (rule default-deny). \
+         Ask an administrator to add it to a policy's allow.read for one of your groups.",
+        cx.principal.verified.name
+    )))
+}
+
+/// tables.get and tabledata.list are decided like reading the table.
+fn may_read(
+    gateway: &Gateway,
+    cx: &RequestContext,
+    project: &str,
+    dataset: &str,
+    table: &str,
+) -> Result<(), GatewayError> {
+    let name = TableName::new(project, dataset, table);
+    let decision = gateway
+        .config
+        .policy
+        .decide_read(&cx.principal.who(), &name);
+    enforce(decision, &cx.principal)
 }
 
 /// `maxResults` and `pageToken` over an in-memory list.

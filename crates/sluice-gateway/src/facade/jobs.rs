@@ -9,12 +9,14 @@ use sluice_warehouse::{ParameterMode, QueryOutcome, QueryRequest};
 use super::resources::{self, RowsResponse};
 use super::{RequestContext, json, json_bytes};
 use crate::Gateway;
-use crate::error::GatewayError;
+use crate::decide::{admit, bytes_billed_cap};
+use crate::error::{GatewayError, Origin};
 use crate::jobs::{NewJob, check_job_id, new_job_id};
 use crate::params::page_token;
 use crate::route::ApiCall;
 use crate::timestamps;
 use crate::wire::{JobConfigurationQuery, JobInsert, QueryRequestBody, parse_body};
+use sluice_policy::Limits;
 
 pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, GatewayError> {
     match &cx.call {
@@ -216,33 +218,57 @@ async fn insert(
         }
         None => new_job_id(),
     };
+    let admitted = match admit(gateway, &cx.principal, &spec.request).await {
+        Ok(admitted) => admitted,
+        // As in BigQuery, a query the warehouse cannot plan still makes a
+        // job: a finished one carrying the error. It never runs.
+        Err(err) if err.origin == Origin::Upstream && !dry_run => {
+            let new = new_job(project, job_id, None, spec, &Limits::default());
+            let job = gateway.jobs.record_failed(&cx.principal, new, &err).await?;
+            return Ok(json(resources::job(&job, &gateway.config.base_url)));
+        }
+        Err(err) => return Err(err),
+    };
     if dry_run {
-        return dry_run_job(gateway, project, &job_id, spec).await;
+        return Ok(dry_run_job(gateway, project, &job_id, spec, admitted.plan));
     }
     let job = gateway
         .jobs
         .start(
             &cx.principal,
-            NewJob {
-                project_id: project.to_string(),
-                job_id,
-                request_id: None,
-                configuration: spec.configuration,
-                query: spec.request,
-            },
+            new_job(project, job_id, None, spec, &admitted.limits),
         )
         .await?;
     Ok(json(resources::job(&job, &gateway.config.base_url)))
 }
 
+/// The job an admitted query becomes, carrying the policy's limits.
+fn new_job(
+    project: &str,
+    job_id: String,
+    request_id: Option<String>,
+    mut spec: QuerySpec,
+    limits: &Limits,
+) -> NewJob {
+    spec.request.maximum_bytes_billed = bytes_billed_cap(spec.request.maximum_bytes_billed, limits);
+    NewJob {
+        project_id: project.to_string(),
+        job_id,
+        request_id,
+        configuration: spec.configuration,
+        query: spec.request,
+        max_rows: limits.max_rows,
+    }
+}
+
 /// A dry run: planned, never run, never recorded.
-async fn dry_run_job(
+fn dry_run_job(
     gateway: &Gateway,
     project: &str,
     job_id: &str,
     spec: QuerySpec,
-) -> Result<Response, GatewayError> {
-    let plan = gateway.warehouse.dry_run(&spec.request).await?;
+    plan: sluice_warehouse::DryRun,
+) -> Response {
     let outcome = QueryOutcome {
         schema: plan.schema,
         total_rows: 0,
@@ -253,14 +279,14 @@ async fn dry_run_job(
     let now = crate::jobs::now_ms().to_string();
     let mut statistics = resources::query_statistics(&outcome, true);
     statistics.insert("creationTime".into(), json!(now));
-    Ok(json(json!({
+    json(json!({
         "kind": "bigquery#job",
         "etag": resources::etag(&[project, job_id, "dry"]),
         "jobReference": {"projectId": project, "jobId": job_id, "location": gateway.config.location},
         "configuration": spec.configuration,
         "status": {"state": "DONE"},
         "statistics": statistics,
-    })))
+    }))
 }
 
 async fn query(
@@ -292,8 +318,9 @@ async fn query(
         max_rows: body.max_results,
         use_int64_timestamp: body.format_options.use_int64_timestamp.unwrap_or(false),
     };
+    let admitted = admit(gateway, &cx.principal, &spec.request).await?;
     if dry_run {
-        let plan = gateway.warehouse.dry_run(&spec.request).await?;
+        let plan = admitted.plan;
         return Ok(json(json!({
             "kind": "bigquery#queryResponse",
             "schema": plan.schema,
@@ -320,13 +347,13 @@ async fn query(
                 .jobs
                 .start(
                     &cx.principal,
-                    NewJob {
-                        project_id: project.to_string(),
-                        job_id: new_job_id(),
-                        request_id: body.request_id.clone(),
-                        configuration: spec.configuration,
-                        query: spec.request,
-                    },
+                    new_job(
+                        project,
+                        new_job_id(),
+                        body.request_id.clone(),
+                        spec,
+                        &admitted.limits,
+                    ),
                 )
                 .await?
         }

@@ -16,12 +16,19 @@ pub const PEOPLE: usize = 2500;
 
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// A token for a member of `testers`, sent when a test sends none.
+    pub token: String,
+    issuer: Arc<sluice_identity::DevIssuer>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Writes `proj/ds/people.csv` with an exact schema file.
+/// Writes `proj/ds/people.csv` with an exact schema file, and a small
+/// `proj/public/notes.csv`.
 pub fn write_warehouse(root: &Path) {
+    let public = root.join("proj").join("public");
+    std::fs::create_dir_all(&public).unwrap();
+    std::fs::write(public.join("notes.csv"), "id,note\n1,hello\n2,world\n").unwrap();
     let dir = root.join("proj").join("ds");
     std::fs::create_dir_all(&dir).unwrap();
     let mut csv = String::from("id,name,born,seen,balance\n");
@@ -39,8 +46,29 @@ pub fn write_warehouse(root: &Path) {
     .unwrap();
 }
 
+/// The tests' configuration: the development issuer on, group `testers`
+/// may read all of project `proj`, and the demo's guardrails.
+pub const TEST_CONFIG: &str = r#"
+identity:
+  development_issuer: { enabled: true }
+policies:
+  - name: testers-read
+    who: { groups: [testers] }
+    allow: { read: ["proj"], statements: [select] }
+  - name: outsiders
+    who: { groups: [outsiders] }
+    allow: { read: ["proj.public"], statements: [select] }
+    limits: { max_rows: 1 }
+  - name: frugal
+    who: { groups: [frugal] }
+    allow: { read: ["proj"], statements: [select] }
+    limits: { max_bytes_billed: 100 }
+guardrails:
+  deny: [drop, alter, truncate, grant, revoke, delete_without_where, dynamic_sql, external_query]
+"#;
+
 pub fn config(dir: &Path) -> Config {
-    let mut config = Config::demo();
+    let mut config = Config::parse(TEST_CONFIG, "test configuration").unwrap();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.to_path_buf();
     config.store_path = dir.join("sluice.db");
@@ -70,6 +98,12 @@ impl TestGateway {
         let addr = listener.local_addr().unwrap();
         config.base_url = format!("http://{addr}");
         let gateway = Gateway::open(config, &mut |_| {}).await.unwrap();
+        let issuer = gateway.dev_issuer.clone().expect("the test issuer is on");
+        let token = issuer.mint(
+            "tester",
+            &["testers".to_string()],
+            std::time::Duration::from_secs(600),
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             sluice_gateway::serve(listener, Arc::new(gateway), async {
@@ -80,9 +114,18 @@ impl TestGateway {
         });
         Self {
             addr,
+            token,
+            issuer,
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// A token from the test issuer for `subject` in `groups`.
+    pub fn token_for(&self, subject: &str, groups: &[&str]) -> String {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        self.issuer
+            .mint(subject, &groups, std::time::Duration::from_secs(600))
     }
 
     pub async fn stop(mut self) {
@@ -120,6 +163,28 @@ impl TestGateway {
         (status, value)
     }
 
+    /// The whole response (head and body) as text.
+    pub async fn response_text(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> String {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
     pub async fn raw(
         &self,
         method: &str,
@@ -139,7 +204,7 @@ impl TestGateway {
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
         {
-            request.push_str("Authorization: Bearer test-token\r\n");
+            request.push_str(&format!("Authorization: Bearer {}\r\n", self.token));
         }
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));

@@ -17,6 +17,7 @@ fn job(id: &str, principal: &str, created_ms: i64) -> JobRecord {
         created_ms,
         started_ms: Some(created_ms),
         ended_ms: None,
+        max_rows: Some(1000),
     }
 }
 

@@ -6,7 +6,7 @@
 //   SLUICE_URL  base URL of a running gateway to reuse (optional)
 //   SLUICE_BIN  path to the sluice binary (required unless SLUICE_URL is set)
 
-const {spawn} = require('node:child_process');
+const {spawn, execFileSync} = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -17,9 +17,18 @@ const PROJECT = 'demo';
 const STARTUP_TIMEOUT_MS = 180_000;
 const LISTEN_RE = /http:\/\/127\.0\.0\.1:(\d+)/;
 
-// The one place where the tests obtain the bearer token an agent presents.
-async function agentToken() {
-  return 'e2e-agent';
+// The one place where the tests obtain the bearer token an agent presents:
+// the development issuer of the gateway under test signs it (`sluice token`),
+// for subject `sub` in `groups`. Against an external gateway (SLUICE_URL),
+// SLUICE_TOKEN is the token.
+async function agentToken(server, {sub = 'e2e-node-agent', groups = ['agents']} = {}) {
+  if (!server.dataDir) {
+    if (!process.env.SLUICE_TOKEN) throw new Error('SLUICE_URL is set: set SLUICE_TOKEN too');
+    return process.env.SLUICE_TOKEN;
+  }
+  const args = ['token', '--sub', sub, '--data-dir', server.dataDir, '--ttl', '1h'];
+  for (const group of groups) args.push('--group', group);
+  return execFileSync(process.env.SLUICE_BIN, args, {encoding: 'utf8'}).trim();
 }
 
 function logTail(file, lines = 60) {
@@ -50,7 +59,7 @@ async function startSluice() {
   if (process.env.SLUICE_URL) {
     const url = process.env.SLUICE_URL.replace(/\/+$/, '');
     await waitHealthy(url, 30_000);
-    return {url, log: null, stop: async () => {}, logTail: () => '<external server: no log>'};
+    return {url, log: null, dataDir: null, stop: async () => {}, logTail: () => '<external server: no log>'};
   }
   const bin = process.env.SLUICE_BIN;
   if (!bin) {
@@ -133,13 +142,14 @@ async function startSluice() {
     throw new Error(`${err.message}\n--- tail of ${logFile} ---\n${logTail(logFile)}`);
   }
   // The data handlers above keep draining output, so the child never blocks on a full pipe.
-  return {url, log: logFile, stop, logTail: () => logTail(logFile)};
+  return {url, log: logFile, dataDir, stop, logTail: () => logTail(logFile)};
 }
 
-async function makeClient(url) {
+// An official client for `server`, presenting `token` (default: an agent's).
+async function makeClient(server, token) {
   const authClient = new OAuth2Client();
-  authClient.setCredentials({access_token: await agentToken()});
-  return new BigQuery({projectId: PROJECT, apiEndpoint: url, authClient});
+  authClient.setCredentials({access_token: token ?? (await agentToken(server))});
+  return new BigQuery({projectId: PROJECT, apiEndpoint: server.url, authClient});
 }
 
 module.exports = {PROJECT, agentToken, startSluice, makeClient};

@@ -3,7 +3,7 @@
 
 const {describe, test, before, after} = require('node:test');
 const assert = require('node:assert/strict');
-const {startSluice, makeClient} = require('../lib/sluice');
+const {startSluice, makeClient, agentToken} = require('../lib/sluice');
 
 const CUSTOMERS_ROWS = 10000;
 const ORDERS_ROWS = 100000;
@@ -14,7 +14,7 @@ let bq;
 
 before(async () => {
   server = await startSluice();
-  bq = await makeClient(server.url);
+  bq = await makeClient(server);
 }, {timeout: 240_000});
 
 after(async () => {
@@ -23,7 +23,12 @@ after(async () => {
 
 // A failed request carries the HTTP status in err.code; a job that failed
 // inside (HTTP 200 with status.errorResult) carries the reason in err.errors.
-const REASONS = {400: ['invalidQuery', 'invalid'], 404: ['notFound']};
+const REASONS = {
+  400: ['invalidQuery', 'invalid'],
+  401: ['unauthorized'],
+  403: ['accessDenied'],
+  404: ['notFound'],
+};
 
 function checkApiError(err, code) {
   const reasons = (err.errors || []).map(e => e && e.reason);
@@ -239,17 +244,51 @@ describe('errors', () => {
     await expectApiError(attempt, 400);
   });
 
-  test('unknown dataset and table metadata are 404', T, async () => {
-    await expectApiError(bq.dataset('no_such_dataset').get(), 404);
+  test('unknown table metadata is 404; a dataset outside the policy is 403', T, async () => {
     await expectApiError(bq.dataset('shop').table('no_such_table').getMetadata(), 404);
+    await expectApiError(bq.dataset('no_such_dataset').get(), 403, err =>
+      assert.match(err.message, /default-deny/),
+    );
   });
 
   // Last: a gateway that wrongly ran it would spoil the other tests.
-  test('DROP TABLE is refused naming the statement', T, async () => {
-    await expectApiError(bq.query('DROP TABLE demo.shop.customers'), 400, err =>
-      assert.match(err.message, /drop/i),
+  test('DROP TABLE is refused naming the guardrail', T, async () => {
+    await expectApiError(bq.query('DROP TABLE demo.shop.customers'), 403, err =>
+      assert.match(err.message, /guardrails\.deny\.drop/),
     );
     const [meta] = await bq.dataset('shop').table('customers').getMetadata();
     assert.equal(Number(meta.numRows), CUSTOMERS_ROWS);
+  });
+});
+
+describe('authentication and policy', () => {
+  test('a forged token is 401 and says why', T, async () => {
+    const token = await agentToken(server);
+    const [header, payload, signature] = token.split('.');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    claims.groups = ['admins'];
+    const forged = [header, Buffer.from(JSON.stringify(claims)).toString('base64url'), signature].join('.');
+    const intruder = await makeClient(server, forged);
+    await expectApiError(intruder.query('SELECT 1 AS one'), 401, err =>
+      assert.match(err.message, /signature/i),
+    );
+  });
+
+  test('a token from an unknown issuer is 401', T, async () => {
+    const intruder = await makeClient(server, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.');
+    await expectApiError(intruder.query('SELECT 1 AS one'), 401);
+  });
+
+  test('a read outside the policy is 403 naming the policy rule', T, async () => {
+    await expectApiError(bq.query('SELECT * FROM `other-project.hr.salaries`'), 403, err =>
+      assert.match(err.message, /allow\.read|default-deny/),
+    );
+  });
+
+  test('a group without a policy is refused by default', T, async () => {
+    const stranger = await makeClient(server, await agentToken(server, {sub: 'stranger', groups: ['nobody']}));
+    await expectApiError(stranger.query('SELECT 1 AS one'), 403, err =>
+      assert.match(err.message, /default-deny/),
+    );
   });
 });

@@ -1,0 +1,114 @@
+//! The estimate and decide phases for a query: analyze the SQL, let the
+//! policy refuse what it can refuse on the facts alone (guardrails, tables,
+//! statement kinds), then dry-run the query, cross-check the tables the
+//! warehouse reports against the analysis, and decide again with the
+//! estimate (byte limits).
+//!
+//! A refusal is 403 `accessDenied` whose message names the policy and rule;
+//! the query is never started.
+
+use sluice_policy::{Decision, Estimate, Limits};
+use sluice_sql::QueryFacts;
+use sluice_warehouse::{DryRun, QueryRequest};
+
+use crate::Gateway;
+use crate::analyze::{analyze, comparable};
+use crate::authenticate::Principal;
+use crate::error::GatewayError;
+
+/// A query the policy allows, with what was learned on the way.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The dry run: schema, estimate, referenced tables.
+    pub plan: DryRun,
+    /// The limits the allowing policies set.
+    pub limits: Limits,
+}
+
+/// analyze → estimate → decide for one query request.
+pub async fn admit(
+    gateway: &Gateway,
+    principal: &Principal,
+    request: &QueryRequest,
+) -> Result<Admitted, GatewayError> {
+    let facts = analyze(request);
+    let policy = &gateway.config.policy;
+    let who = principal.who();
+    let first = policy.decide(&who, &facts, None);
+    if let Some(syntax) = &facts.syntax_error {
+        // A guardrail the token scan recognised still refuses by name;
+        // otherwise SQL that does not parse is bad SQL, as BigQuery says.
+        if first.is_allowed() || first.rule == "analysis.incomplete" {
+            return Err(GatewayError::invalid_query(format!(
+                "Syntax error: {syntax} (check analysis.parse). Sluice runs only SQL it can parse, \
+                 so the query was not run; correct the SQL and send it again."
+            )));
+        }
+    }
+    enforce(first, principal)?;
+    let plan = gateway.warehouse.dry_run(request).await?;
+    cross_check(&facts, &plan, principal)?;
+    let estimate = Estimate {
+        bytes_processed: plan.total_bytes_processed,
+    };
+    let decision = policy.decide(&who, &facts, Some(&estimate));
+    let limits = decision.limits.clone();
+    enforce(decision, principal)?;
+    Ok(Admitted { plan, limits })
+}
+
+/// Turns a decision into a refusal, or lets the request on; every decision
+/// is logged with the rule that made it.
+pub fn enforce(decision: Decision, principal: &Principal) -> Result<(), GatewayError> {
+    if decision.is_allowed() {
+        tracing::debug!(principal = %principal.verified.name, policy = %decision.policy, rule = %decision.rule, "allowed");
+        return Ok(());
+    }
+    tracing::info!(principal = %principal.verified.name, policy = %decision.policy, rule = %decision.rule, "denied");
+    Err(GatewayError::access_denied(format!(
+        "Access Denied: {}",
+        decision.message
+    )))
+}
+
+/// Every table the warehouse says the query reads must be one analysis
+/// found; otherwise the decision was made on the wrong facts.
+fn cross_check(
+    facts: &QueryFacts,
+    plan: &DryRun,
+    principal: &Principal,
+) -> Result<(), GatewayError> {
+    let seen: Vec<String> = facts
+        .reads
+        .iter()
+        .map(|t| comparable(&[&t.project, &t.dataset, &t.table]))
+        .collect();
+    for table in &plan.referenced_tables {
+        let reported = comparable(&[&table.project_id, &table.dataset_id, &table.table_id]);
+        let found = seen.iter().any(|name| {
+            *name == reported
+                || name
+                    .strip_suffix('*')
+                    .is_some_and(|prefix| reported.starts_with(prefix))
+        });
+        if !found {
+            tracing::warn!(principal = %principal.verified.name, table = %reported, "the warehouse reports a table analysis did not find");
+            return Err(GatewayError::access_denied(format!(
+                "Access Denied: check analysis.cross_check: the warehouse reports that the query reads {reported}, \
+                 which Sluice's analysis of the SQL did not find, so the decision cannot be trusted and the query was not run. \
+                 Write every table as project.dataset.table and avoid constructs that hide table names; \
+                 if the query is ordinary, report it to the Sluice administrators."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The effective `maximumBytesBilled`: the smaller of the caller's and the
+/// policy's.
+pub fn bytes_billed_cap(asked: Option<u64>, limits: &Limits) -> Option<u64> {
+    match (asked, limits.max_bytes_billed) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
