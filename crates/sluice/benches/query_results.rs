@@ -114,11 +114,68 @@ fn main() {
             runs[0].paging.bytes as f64 / 1e6,
         );
     }
+    authentication_latency(dir.path());
+}
+
+/// The latency authentication adds, with the issuer's keys already cached:
+/// the same `datasets.get` without a token (refused before any
+/// verification), with a token whose signature is broken (parsed, its key
+/// looked up and its signature checked, then refused), and with a valid
+/// token (verified, decided and answered).
+fn authentication_latency(dir: &std::path::Path) {
+    const REQUESTS: usize = 400;
+    let server = Server::start(dir);
+    let path = "/bigquery/v2/projects/demo/datasets/shop";
+    // One character inside the signature changed (not the last, whose
+    // padding bits would make it malformed rather than wrong).
+    let mut forged = server.token.clone();
+    let at = forged.len() - 5;
+    let flipped = if &forged[at..=at] == "A" { "B" } else { "A" };
+    forged.replace_range(at..=at, flipped);
+    let cases: [(&str, Option<&str>, u16); 3] = [
+        ("no token (baseline)", None, 401),
+        ("broken signature", Some(&forged), 401),
+        ("valid token", Some(&server.token), 200),
+    ];
+    // Warm up: connection paths, the key set, the store.
+    for (_, token, status) in &cases {
+        assert_eq!(server.http_as(*token, "GET", path, "").0, *status);
+    }
+    let mut medians = Vec::new();
+    for (label, token, status) in &cases {
+        let mut times = Vec::with_capacity(REQUESTS);
+        for _ in 0..REQUESTS {
+            let start = Instant::now();
+            let (got, _) = server.http_as(*token, "GET", path, "");
+            times.push(start.elapsed());
+            assert_eq!(got, *status, "{label}");
+        }
+        times.sort();
+        medians.push((*label, times[REQUESTS / 2]));
+    }
+    let baseline = medians[0].1.as_secs_f64();
+    println!();
+    println!("datasets.get, median of {REQUESTS} requests each, keys cached:");
+    println!("| request | median latency | ratio to no token |");
+    println!("|---|---|---|");
+    for (label, median) in &medians {
+        println!(
+            "| {label} | {:.0} µs | {:.2} |",
+            median.as_secs_f64() * 1e6,
+            median.as_secs_f64() / baseline
+        );
+    }
+    println!(
+        "signature verification adds {:.0} µs per request",
+        (medians[1].1.as_secs_f64() - baseline) * 1e6
+    );
 }
 
 struct Server {
     child: Child,
     addr: String,
+    /// A development-issuer token for group `admins` (may read all of `demo`).
+    token: String,
 }
 
 struct Paging {
@@ -157,7 +214,26 @@ impl Server {
             .strip_prefix("Sluice is listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        Self { child, addr }
+        let minted = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "token",
+                "--sub",
+                "bench",
+                "--group",
+                "admins",
+                "--ttl",
+                "1h",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .output()
+            .expect("sluice token runs");
+        assert!(minted.status.success(), "sluice token: {minted:?}");
+        let token = String::from_utf8(minted.stdout)
+            .expect("a token")
+            .trim()
+            .to_string();
+        Self { child, addr, token }
     }
 
     /// A memory figure of the server process (`VmRSS`, `VmHWM`), in KiB.
@@ -238,9 +314,16 @@ impl Server {
 
     /// One HTTP/1.1 request on a fresh connection: (status, body).
     fn http(&self, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
+        self.http_as(Some(&self.token), method, path, body)
+    }
+
+    /// One request with the given bearer token, or none.
+    fn http_as(&self, token: Option<&str>, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
+        let authorization =
+            token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
         let mut stream = TcpStream::connect(&self.addr).expect("connect");
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
         );
