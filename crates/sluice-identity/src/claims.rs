@@ -77,31 +77,8 @@ fn scalar_text(value: Option<&Value>) -> Option<String> {
     }
 }
 
-/// Matches `text` against `pattern`, where `*` stands for any run of
-/// characters (including none) and everything else is literal.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    // Where the last `*` was, and the text position it currently absorbs up to.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == '*' {
-            star = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((star_p, star_t)) = star {
-            p = star_p + 1;
-            t = star_t + 1;
-            star = Some((star_p, star_t + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
-}
+/// Claim rules use the one glob syntax of the configuration: the policy's.
+pub(crate) use sluice_policy::glob_match;
 
 #[cfg(test)]
 mod tests {

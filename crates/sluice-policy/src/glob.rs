@@ -3,7 +3,7 @@
 
 /// True when `text` matches `pattern`, where `*` matches any run of
 /// characters. Case-sensitive; works on characters, not bytes.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+pub fn glob_match(pattern: &str, text: &str) -> bool {
     glob_match_with(pattern, text, |p, t| p == t)
 }
 

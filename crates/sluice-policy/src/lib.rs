@@ -52,6 +52,7 @@ mod raw;
 
 pub use bytes::parse_byte_size;
 pub use decision::{Decision, Estimate, Limits, TraceStep, Verdict, Who};
+pub use glob::glob_match;
 pub use names::{guardrail_names, statement_names};
 pub use policy_set::{PolicyError, PolicySet};
 pub use raw::{RawAllow, RawByteSize, RawGuardrails, RawLimits, RawPolicy, RawWho};
