@@ -44,6 +44,23 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$req_hash" ]]; then
   echo "$req_hash" >"$stamp"
 fi
 
+# --- bqemulator (the third-party BigQuery emulator used as an upstream) ------
+# In a venv of its own: it would break pytest in the first (see the file).
+EMU_VENV="$HERE/.venv-bqemulator"
+emu_hash="$(hash_of "$HERE/requirements-bqemulator.txt")"
+emu_stamp="$EMU_VENV/.requirements.sha256"
+if [[ ! -x "$EMU_VENV/bin/python" ]] || ! "$EMU_VENV/bin/python" -c 'import sys' 2>/dev/null; then
+  echo "run.sh: creating $EMU_VENV"
+  rm -rf "$EMU_VENV"
+  "$PYTHON" -m venv "$EMU_VENV"
+fi
+if [[ ! -f "$emu_stamp" || "$(cat "$emu_stamp")" != "$emu_hash" ]]; then
+  echo "run.sh: installing bqemulator"
+  "$EMU_VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$HERE/requirements-bqemulator.txt"
+  echo "$emu_hash" >"$emu_stamp"
+fi
+export BQEMULATOR_PYTHON="$EMU_VENV/bin/python"
+
 # --- Node environment -------------------------------------------------------
 lock_hash="$(hash_of "$NODE_DIR/package-lock.json")"
 node_stamp="$NODE_DIR/node_modules/.package-lock.sha256"
@@ -56,8 +73,13 @@ fi
 # --- Run --------------------------------------------------------------------
 status=0
 
-echo "run.sh: Python suite"
-(cd "$HERE" && "$VENV/bin/python" -m pytest -q "$@") || status=1
+echo "run.sh: Python suite, embedded warehouse"
+(cd "$HERE" && SLUICE_E2E_UPSTREAM=embedded "$VENV/bin/python" -m pytest -q "$@") || status=1
+
+if [[ -z "${SLUICE_URL:-}" ]]; then
+  echo "run.sh: Python suite, BigQuery upstream against bqemulator"
+  (cd "$HERE" && SLUICE_E2E_UPSTREAM=bqemulator "$VENV/bin/python" -m pytest -q "$@") || status=1
+fi
 
 echo "run.sh: Node suite"
 (cd "$NODE_DIR" && node --test) || status=1

@@ -58,6 +58,7 @@ mod tests {
             parameter_mode: ParameterMode::Named,
             parameters: Vec::new(),
             maximum_bytes_billed: None,
+            labels: Default::default(),
         }
     }
 

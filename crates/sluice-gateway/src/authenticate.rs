@@ -6,9 +6,12 @@
 //! and nothing further happens. The log says why a token was refused,
 //! never the token itself.
 
+use std::sync::Arc;
+
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use sluice_identity::Verifier;
+use zeroize::Zeroizing;
 
 use crate::error::GatewayError;
 
@@ -20,13 +23,17 @@ pub struct Principal {
     pub name: String,
     /// What the verified token said.
     pub verified: sluice_identity::Principal,
+    /// The verified token itself, for exchanging it at Google's Security
+    /// Token Service (workload identity); never logged or shown.
+    pub token: CallerToken,
 }
 
 impl Principal {
-    pub fn new(verified: sluice_identity::Principal) -> Self {
+    pub fn new(verified: sluice_identity::Principal, token: &str) -> Self {
         Self {
             name: format!("{}#{}", verified.issuer, verified.subject),
             verified,
+            token: CallerToken(Arc::new(Zeroizing::new(token.to_string()))),
         }
     }
 
@@ -36,6 +43,23 @@ impl Principal {
             name: &self.verified.name,
             groups: &self.verified.groups,
         }
+    }
+}
+
+/// The caller's bearer token: zeroized when the last request holding it
+/// ends; its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallerToken(Arc<Zeroizing<String>>);
+
+impl CallerToken {
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CallerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallerToken([redacted])")
     }
 }
 
@@ -67,7 +91,7 @@ pub async fn authenticate(
         return Err(refused("the bearer token is empty"));
     }
     match verifier.verify(token).await {
-        Ok(verified) => Ok(Principal::new(verified)),
+        Ok(verified) => Ok(Principal::new(verified, token)),
         Err(err) => Err(refused(&err.to_string())),
     }
 }

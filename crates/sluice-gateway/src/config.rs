@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod upstream;
+
+pub use upstream::{CredentialConfig, CredentialKind, RawCredentials, RawSecrets, UpstreamConfig};
+
 /// A configuration problem, naming where it is.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {key}: {reason}")]
@@ -65,13 +69,15 @@ pub struct RawConfig {
     pub policies: Vec<sluice_policy::RawPolicy>,
     /// Statements and constructs refused whoever asks.
     pub guardrails: sluice_policy::RawGuardrails,
+    /// The master key that opens stored secrets.
+    pub secrets: RawSecrets,
 }
 
 /// `warehouse:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawWarehouse {
-    /// `embedded` (the only kind so far).
+    /// `embedded` (the default) or `bigquery`.
     pub kind: Option<String>,
     /// The embedded warehouse's tables; `<data_dir>/warehouse` by default.
     pub data_dir: Option<PathBuf>,
@@ -79,6 +85,18 @@ pub struct RawWarehouse {
     pub demo_data: Option<bool>,
     /// The location datasets and jobs report; `US` by default.
     pub location: Option<String>,
+    /// BigQuery: the REST endpoint, `https://bigquery.googleapis.com` by
+    /// default.
+    pub endpoint: Option<String>,
+    /// BigQuery: each call's time limit (`60s`).
+    pub timeout: Option<String>,
+    /// BigQuery: how long transient failures are retried (`30s`).
+    pub retry_deadline: Option<String>,
+    /// BigQuery: refuse a query whose dry run lists no tables though the
+    /// SQL reads some (`true`; only for endpoints known not to list them).
+    pub require_referenced_tables: Option<bool>,
+    /// BigQuery: how each job's token is minted.
+    pub credentials: RawCredentials,
 }
 
 /// `limits:`.
@@ -115,6 +133,10 @@ pub struct Config {
     pub page_max_bytes: usize,
     pub max_concurrent_queries: usize,
     pub query_memory_bytes: usize,
+    /// The BigQuery upstream, when `warehouse.kind` is `bigquery`.
+    pub upstream: Option<UpstreamConfig>,
+    /// Where the secrets' master key is, unless `SLUICE_MASTER_KEY` is set.
+    pub master_key_file: Option<PathBuf>,
     /// `http://host:port`, for `selfLink`s; set once the listener is bound.
     pub base_url: String,
     /// Token verification settings.
@@ -219,17 +241,28 @@ impl Config {
                 }
             },
         };
-        match raw.warehouse.kind.as_deref() {
-            None | Some("embedded") => {}
+        let warehouse = raw.warehouse;
+        let upstream = match warehouse.kind.as_deref() {
+            None | Some("embedded") => None,
+            Some("bigquery") => Some(
+                upstream::validate(
+                    warehouse.endpoint,
+                    warehouse.location.clone(),
+                    warehouse.timeout.as_deref(),
+                    warehouse.retry_deadline.as_deref(),
+                    warehouse.require_referenced_tables,
+                    warehouse.credentials,
+                )
+                .map_err(|(key, reason)| error(&key, reason))?,
+            ),
             Some(other) => {
                 return Err(error(
                     "warehouse.kind",
-                    format!("unknown kind \"{other}\" (supported: embedded)"),
+                    format!("unknown kind \"{other}\" (supported: embedded, bigquery)"),
                 ));
             }
-        }
-        let warehouse_dir = raw
-            .warehouse
+        };
+        let warehouse_dir = warehouse
             .data_dir
             .unwrap_or_else(|| data_dir.join("warehouse"));
         let limits = raw.limits;
@@ -249,8 +282,10 @@ impl Config {
             listen,
             store_path,
             warehouse_dir,
-            demo_data: raw.warehouse.demo_data.unwrap_or(true),
-            location: raw.warehouse.location.unwrap_or_else(|| "US".into()),
+            demo_data: upstream.is_none() && warehouse.demo_data.unwrap_or(true),
+            location: warehouse.location.unwrap_or_else(|| "US".into()),
+            upstream,
+            master_key_file: raw.secrets.master_key_file,
             max_body_bytes: positive("limits.max_body_bytes", limits.max_body_bytes, 10 << 20)?,
             max_hold: Duration::from_millis(max_hold_ms),
             page_max_rows: positive("limits.page_max_rows", limits.page_max_rows, 100_000)?,
@@ -270,6 +305,14 @@ impl Config {
             identity: sluice_identity::IdentityConfig::default(),
             policy: Arc::new(sluice_policy::PolicySet::default()),
         })
+    }
+
+    /// Moves all state to `dir` (the `--data-dir` flag): the store, the
+    /// embedded warehouse's tables and the development issuer's key.
+    pub fn set_data_dir(&mut self, dir: PathBuf) {
+        self.store_path = dir.join("sluice.db");
+        self.warehouse_dir = dir.join("warehouse");
+        self.data_dir = dir;
     }
 
     /// How long to hold a call that asked to wait `timeout_ms` (BigQuery's
@@ -294,7 +337,7 @@ mod tests {
     fn the_documented_examples_are_valid() {
         let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs");
         let mut checked = 0;
-        for name in ["configuration.md", "policy.md"] {
+        for name in ["configuration.md", "policy.md", "bigquery.md"] {
             let text = std::fs::read_to_string(format!("{docs}/{name}")).unwrap();
             for block in text.split("```yaml\n").skip(1) {
                 let yaml = block.split("```").next().unwrap();

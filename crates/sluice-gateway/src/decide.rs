@@ -46,8 +46,14 @@ pub async fn admit(
         }
     }
     enforce(first, principal)?;
-    let plan = gateway.warehouse.dry_run(request).await?;
-    cross_check(&facts, &plan, principal)?;
+    let access = gateway.credentials.access(principal, None).await?;
+    let plan = gateway.warehouse.dry_run(&access, request).await?;
+    let require_tables = gateway
+        .config
+        .upstream
+        .as_ref()
+        .is_some_and(|u| u.require_referenced_tables);
+    cross_check(&facts, &plan, principal, require_tables)?;
     let estimate = Estimate {
         bytes_processed: plan.total_bytes_processed,
     };
@@ -73,16 +79,30 @@ pub fn enforce(decision: Decision, principal: &Principal) -> Result<(), GatewayE
 
 /// Every table the warehouse says the query reads must be one analysis
 /// found; otherwise the decision was made on the wrong facts.
+///
+/// With `require_tables`, a dry run that lists no table although analysis
+/// found tables the query reads (other than `INFORMATION_SCHEMA` views,
+/// which BigQuery does not list) also fails closed: the cross-check could
+/// not be made.
 fn cross_check(
     facts: &QueryFacts,
     plan: &DryRun,
     principal: &Principal,
+    require_tables: bool,
 ) -> Result<(), GatewayError> {
     let seen: Vec<String> = facts
         .reads
         .iter()
         .map(|t| comparable(&[&t.project, &t.dataset, &t.table]))
         .collect();
+    let reads_tables = seen.iter().any(|name| !name.contains("information_schema"));
+    if require_tables && plan.referenced_tables.is_empty() && reads_tables {
+        tracing::warn!(principal = %principal.verified.name, "the dry run listed no tables");
+        return Err(GatewayError::access_denied(
+            "Access Denied: check analysis.cross_check: the warehouse's dry run did not list the tables the query reads, \
+             so Sluice cannot confirm its analysis and the query was not run. Try again; if it persists, report it to the Sluice administrators.",
+        ));
+    }
     for table in &plan.referenced_tables {
         let reported = comparable(&[&table.project_id, &table.dataset_id, &table.table_id]);
         let found = seen.iter().any(|name| {

@@ -81,6 +81,17 @@ impl GatewayError {
         )
     }
 
+    /// A dependency is down (a token service, the upstream): 503, which
+    /// clients may retry later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "backendError",
+            message: message.into(),
+            origin: Origin::Upstream,
+        }
+    }
+
     /// A failure of the gateway itself. The details go to the log; the
     /// caller gets a message that reveals nothing of the internals.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
@@ -147,7 +158,15 @@ impl GatewayError {
             "stopped" => (StatusCode::BAD_REQUEST, "stopped"),
             "resourcesExceeded" => (StatusCode::BAD_REQUEST, "resourcesExceeded"),
             "notImplemented" => (StatusCode::NOT_IMPLEMENTED, "notImplemented"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internalError"),
+            other => match sluice_warehouse::bigquery::known_reason(other) {
+                // An upstream job's own reason, passed on.
+                Some(known) => (
+                    StatusCode::from_u16(sluice_warehouse::bigquery::reason_status(known))
+                        .unwrap_or(StatusCode::BAD_REQUEST),
+                    known,
+                ),
+                None => (StatusCode::INTERNAL_SERVER_ERROR, "internalError"),
+            },
         };
         Self {
             status,
@@ -170,6 +189,11 @@ impl From<WarehouseError> for GatewayError {
             WarehouseErrorKind::Stopped => (StatusCode::BAD_REQUEST, "stopped"),
             WarehouseErrorKind::ResourcesExceeded => (StatusCode::BAD_REQUEST, "resourcesExceeded"),
             WarehouseErrorKind::Internal => return Self::internal(err.message),
+            WarehouseErrorKind::Unavailable => return Self::unavailable(err.message),
+            WarehouseErrorKind::Upstream { reason, status } => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                reason,
+            ),
         };
         Self {
             status,

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use sluice_store::{JobRecord, JobState, Store};
-use sluice_warehouse::{QueryRequest, QueryStatus, Warehouse, WarehouseErrorKind};
+use sluice_warehouse::{Access, QueryRequest, QueryStatus, Warehouse, WarehouseErrorKind};
 
 use crate::Principal;
+use crate::credential::Credentials;
 use crate::error::GatewayError;
 
 pub fn now_ms() -> i64 {
@@ -51,7 +52,28 @@ pub fn check_job_id(id: &str) -> Result<(), GatewayError> {
 pub struct Jobs {
     pub store: Arc<dyn Store>,
     pub warehouse: Arc<dyn Warehouse>,
+    pub credentials: Arc<Credentials>,
     pub location: String,
+}
+
+/// Labels that name who asked, for the warehouse's own job history:
+/// principal, session and CI run, and the job id the client knows.
+pub fn attribution(
+    principal: &Principal,
+    job_id: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let verified = &principal.verified;
+    let mut pairs = vec![
+        ("sluice-principal", verified.name.as_str()),
+        ("sluice-job", job_id),
+    ];
+    if let Some(session) = &verified.session {
+        pairs.push(("sluice-session", session));
+    }
+    if let Some(run) = &verified.run {
+        pairs.push(("sluice-run", run));
+    }
+    sluice_warehouse::bigquery::labels(pairs)
 }
 
 /// What a new job is.
@@ -73,7 +95,7 @@ impl Jobs {
     pub async fn start(
         &self,
         principal: &Principal,
-        new: NewJob,
+        mut new: NewJob,
     ) -> Result<JobRecord, GatewayError> {
         let now = now_ms();
         let mut job = JobRecord {
@@ -92,14 +114,21 @@ impl Jobs {
             ended_ms: None,
             max_rows: new.max_rows,
         };
+        // No credential, no job: nothing is recorded, so the caller can
+        // simply try again.
+        let access = self
+            .credentials
+            .access(principal, Some(&job.warehouse_key))
+            .await?;
         self.store.insert_job(&job).await?;
+        new.query.labels.extend(attribution(principal, &job.job_id));
         match self
             .warehouse
-            .start_query(&job.warehouse_key, &new.query)
+            .start_query(&access, &job.warehouse_key, &new.query)
             .await
         {
             Ok(()) => {
-                self.watch(job.clone());
+                self.watch(job.clone(), access);
                 Ok(job)
             }
             Err(err) => {
@@ -139,13 +168,15 @@ impl Jobs {
     }
 
     /// Settles the job in the background once the warehouse finishes it.
-    fn watch(&self, mut job: JobRecord) {
+    /// It polls with the token the job started with; once that expires,
+    /// callers polling with their own tokens settle the job instead.
+    fn watch(&self, mut job: JobRecord, access: Access) {
         let jobs = self.clone();
         tokio::spawn(async move {
             loop {
                 match jobs
                     .warehouse
-                    .wait_query(&job.warehouse_key, Duration::from_secs(60))
+                    .wait_query(&access, &job.warehouse_key, Duration::from_secs(60))
                     .await
                 {
                     Ok(QueryStatus::Running) => continue,
@@ -185,13 +216,22 @@ impl Jobs {
     /// stands. Never holds longer: clients poll again.
     pub async fn hold(
         &self,
+        principal: &Principal,
         mut job: JobRecord,
         hold: Duration,
     ) -> Result<JobRecord, GatewayError> {
         if job.state == JobState::Done {
             return Ok(job);
         }
-        let status = match self.warehouse.wait_query(&job.warehouse_key, hold).await {
+        let access = self
+            .credentials
+            .access(principal, Some(&job.warehouse_key))
+            .await?;
+        let status = match self
+            .warehouse
+            .wait_query(&access, &job.warehouse_key, hold)
+            .await
+        {
             Ok(status) => status,
             Err(err) if err.kind == WarehouseErrorKind::NotFound => {
                 // The warehouse no longer knows the execution (a restart
@@ -235,6 +275,8 @@ impl Jobs {
             QueryStatus::Failed(err) => {
                 let err = GatewayError::from(err);
                 job.error = Some(json!({"reason": err.reason, "message": err.message}));
+                // No pages will be read: the job's token is done with.
+                self.credentials.release(&job.principal, &job.warehouse_key);
             }
         }
         job.state = JobState::Done;
@@ -244,11 +286,21 @@ impl Jobs {
     }
 
     /// Stops a job; a finished job stays as it is.
-    pub async fn cancel(&self, mut job: JobRecord) -> Result<JobRecord, GatewayError> {
+    pub async fn cancel(
+        &self,
+        principal: &Principal,
+        mut job: JobRecord,
+    ) -> Result<JobRecord, GatewayError> {
         if job.state == JobState::Done {
             return Ok(job);
         }
-        self.warehouse.cancel_query(&job.warehouse_key).await?;
+        let access = self
+            .credentials
+            .access(principal, Some(&job.warehouse_key))
+            .await?;
+        self.warehouse
+            .cancel_query(&access, &job.warehouse_key)
+            .await?;
         let stopped = sluice_warehouse::WarehouseError::new(
             WarehouseErrorKind::Stopped,
             "Job execution was cancelled: User requested cancellation",
@@ -256,7 +308,7 @@ impl Jobs {
         // The execution may have finished just before the cancel arrived.
         let status = match self
             .warehouse
-            .wait_query(&job.warehouse_key, Duration::ZERO)
+            .wait_query(&access, &job.warehouse_key, Duration::ZERO)
             .await
         {
             Ok(QueryStatus::Done(outcome)) => QueryStatus::Done(outcome),

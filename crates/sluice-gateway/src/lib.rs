@@ -7,12 +7,14 @@
 mod analyze;
 mod authenticate;
 pub mod config;
+mod credential;
 mod decide;
 pub mod error;
 mod facade;
 mod jobs;
 mod params;
 mod route;
+mod secrets;
 mod timestamps;
 mod wire;
 
@@ -23,11 +25,14 @@ use axum::routing::get;
 use sluice_identity::{DevIssuer, Verifier};
 use sluice_store::{SqliteStore, Store};
 use sluice_warehouse::Warehouse;
+use sluice_warehouse::bigquery::{BigQueryConfig, BigQueryWarehouse};
 use sluice_warehouse::embedded::{EmbeddedConfig, EmbeddedWarehouse};
 
 pub use authenticate::Principal;
 pub use config::{Config, ConfigError, ConfigErrors};
+pub use credential::Credentials;
 pub use error::GatewayError;
+pub use secrets::{master_key, secret_store};
 
 /// Everything a request needs, shared by all of them.
 #[derive(Debug)]
@@ -35,6 +40,8 @@ pub struct Gateway {
     pub config: Config,
     pub warehouse: Arc<dyn Warehouse>,
     pub store: Arc<dyn Store>,
+    /// Mints the upstream token each call runs with.
+    pub credentials: Arc<Credentials>,
     /// Verifies every caller's token.
     pub verifier: Arc<Verifier>,
     /// The development issuer, when the configuration turns it on.
@@ -56,6 +63,8 @@ pub enum StartError {
     Warehouse(#[from] sluice_warehouse::WarehouseError),
     #[error("identity: {0}")]
     Identity(String),
+    #[error("warehouse credentials: {0}")]
+    Credentials(String),
 }
 
 impl Gateway {
@@ -82,6 +91,25 @@ impl Gateway {
             sluice_warehouse::demo::generate(&config.warehouse_dir, &mut |m| progress(m))?;
         }
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path).await?);
+        if let Some(upstream) = &config.upstream {
+            let minter = secrets::minter(&config, upstream, &store).await?;
+            let warehouse = BigQueryWarehouse::new(BigQueryConfig {
+                endpoint: upstream.endpoint.clone(),
+                location: upstream.location.clone(),
+                timeout: upstream.timeout,
+                backoff: sluice_credentials::retry::Backoff {
+                    initial: std::time::Duration::from_millis(200),
+                    max: std::time::Duration::from_secs(5),
+                    deadline: upstream.retry_deadline,
+                },
+            })?;
+            return Self::with_credentials(
+                config,
+                Arc::new(warehouse),
+                store,
+                Credentials::new(minter),
+            );
+        }
         let warehouse: Arc<dyn Warehouse> = Arc::new(
             EmbeddedWarehouse::open(EmbeddedConfig {
                 data_dir: config.warehouse_dir.clone(),
@@ -101,6 +129,17 @@ impl Gateway {
         warehouse: Arc<dyn Warehouse>,
         store: Arc<dyn Store>,
     ) -> Result<Self, StartError> {
+        Self::with_credentials(config, warehouse, store, Credentials::none())
+    }
+
+    /// A gateway whose warehouse calls run with tokens from `credentials`.
+    pub fn with_credentials(
+        config: Config,
+        warehouse: Arc<dyn Warehouse>,
+        store: Arc<dyn Store>,
+        credentials: Credentials,
+    ) -> Result<Self, StartError> {
+        let credentials = Arc::new(credentials);
         let dev_issuer = match config.identity.dev_issuer_enabled() {
             true => Some(Arc::new(load_dev_issuer(&config)?)),
             false => None,
@@ -114,12 +153,14 @@ impl Gateway {
         let jobs = jobs::Jobs {
             store: store.clone(),
             warehouse: warehouse.clone(),
+            credentials: credentials.clone(),
             location: config.location.clone(),
         };
         Ok(Self {
             config,
             warehouse,
             store,
+            credentials,
             verifier: Arc::new(verifier),
             dev_issuer,
             jobs,

@@ -58,13 +58,25 @@ pub(crate) fn principal(
     groups.retain(|group| !group.trim().is_empty());
     groups.sort();
     groups.dedup();
+    let run = RUN_CLAIMS
+        .iter()
+        .find_map(|claim| scalar_text(claims.get(*claim)));
+    let session = ["sid", "jti"]
+        .iter()
+        .find_map(|claim| scalar_text(claims.get(*claim)));
     Principal {
         name,
         issuer: issuer.to_string(),
         subject: subject.to_string(),
         groups,
+        run,
+        session,
     }
 }
+
+/// Claims that name a CI run: GitHub Actions' `run_id`, GitLab's
+/// `pipeline_id`, and the generic `build_id`.
+const RUN_CLAIMS: &[&str] = &["run_id", "pipeline_id", "build_id"];
 
 /// A claim value as text, when it is a scalar: strings as they are, numbers
 /// and booleans rendered. Arrays, objects and null never match a rule.

@@ -33,6 +33,11 @@ pub struct Principal {
     pub subject: String,
     /// Groups from the issuer's groups claim and group rules; sorted, deduplicated.
     pub groups: Vec<String>,
+    /// The CI run the token was issued to (`run_id`, `pipeline_id` or
+    /// `build_id`), for attribution.
+    pub run: Option<String>,
+    /// The token's session (`sid`, else `jti`), for attribution.
+    pub session: Option<String>,
 }
 
 /// Why a token was refused.

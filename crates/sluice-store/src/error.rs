@@ -11,6 +11,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The write no longer fits what is stored (another writer got there
+    /// first); nothing was changed.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -1,16 +1,18 @@
 //! Sluice's durable state behind one [`Store`] trait: today the job
-//! records; approvals, grants, budgets, audit events and secrets join them
-//! as those features land.
+//! records and the encrypted secrets; approvals, grants, budgets and audit
+//! events join them as those features land.
 //!
 //! SQLite is the embedded default. A PostgreSQL implementation will share
 //! the trait and the SQL (written with `$N` placeholders, valid for both).
 
 mod error;
 mod job;
+pub mod secrets;
 mod sqlite;
 
 pub use error::StoreError;
 pub use job::{JobPage, JobRecord, JobState};
+pub use secrets::{MASTER_KEY_ENV, MasterKey, SealedSecret, SecretError, SecretInfo, SecretStore};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -48,4 +50,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: usize,
         page_token: Option<&str>,
     ) -> Result<JobPage, StoreError>;
+
+    /// Adds a secret version; a `(name, version)` already stored is
+    /// [`StoreError::Duplicate`]. All secrets of a store share one master
+    /// key: a version under another key than the stored ones is
+    /// [`StoreError::Conflict`].
+    async fn put_secret(&self, sealed: &SealedSecret) -> Result<(), StoreError>;
+
+    /// The highest version of the secret `name`.
+    async fn latest_secret(&self, name: &str) -> Result<Option<SealedSecret>, StoreError>;
+
+    /// The latest version of each secret, by name.
+    async fn list_secrets(&self) -> Result<Vec<SecretInfo>, StoreError>;
+
+    /// Every version of every secret, by name and version.
+    async fn all_secret_versions(&self) -> Result<Vec<SealedSecret>, StoreError>;
+
+    /// Replaces `master_key_id` and `wrapped_key` of each `(name, version)`
+    /// in one transaction (master key rotation). `rewrapped` must cover
+    /// every stored version; if one is missing (put meanwhile) or gone,
+    /// nothing changes and the call is [`StoreError::Conflict`].
+    async fn replace_wrapped_keys(&self, rewrapped: &[SealedSecret]) -> Result<(), StoreError>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }

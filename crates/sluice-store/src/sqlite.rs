@@ -9,12 +9,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
 
-use crate::{JobPage, JobRecord, JobState, Store, StoreError};
+use crate::{JobPage, JobRecord, JobState, SealedSecret, SecretInfo, Store, StoreError, now_ms};
+
+mod secrets;
 
 /// Migrations, applied in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_jobs.sql")),
     (2, include_str!("../migrations/sqlite/0002_job_limits.sql")),
+    (3, include_str!("../migrations/sqlite/0003_secrets.sql")),
 ];
 
 /// A [`Store`] in one SQLite database file.
@@ -44,6 +47,10 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        // Freed space in the file is zeroed, so secret records that are
+        // deleted or moved (old wrapped data keys after a rotation among
+        // them) do not linger in free pages.
+        let options = options.pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -51,6 +58,16 @@ impl SqliteStore {
         let store = Self { pool };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Writes the write-ahead log back into the database file, empties it
+    /// and closes every connection. Call it on shutdown.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        self.pool.close().await;
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -79,13 +96,6 @@ impl SqliteStore {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// The job columns, as a literal so that every statement stays a
@@ -257,6 +267,26 @@ impl Store for SqliteStore {
             jobs,
             next_page_token,
         })
+    }
+
+    async fn put_secret(&self, sealed: &SealedSecret) -> Result<(), StoreError> {
+        secrets::put(&self.pool, sealed).await
+    }
+
+    async fn latest_secret(&self, name: &str) -> Result<Option<SealedSecret>, StoreError> {
+        secrets::latest(&self.pool, name).await
+    }
+
+    async fn list_secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
+        secrets::list(&self.pool).await
+    }
+
+    async fn all_secret_versions(&self) -> Result<Vec<SealedSecret>, StoreError> {
+        secrets::all_versions(&self.pool).await
+    }
+
+    async fn replace_wrapped_keys(&self, rewrapped: &[SealedSecret]) -> Result<(), StoreError> {
+        secrets::replace_wrapped_keys(&self.pool, rewrapped).await
     }
 }
 

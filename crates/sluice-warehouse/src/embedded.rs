@@ -36,8 +36,8 @@ use tokio::sync::{Semaphore, watch};
 
 use self::catalog::Catalog;
 use crate::{
-    DatasetInfo, DryRun, QueryOutcome, QueryRequest, QueryStatus, RowPage, TableInfo, TableRef,
-    TableSchema, Warehouse, WarehouseError, WarehouseErrorKind,
+    Access, DatasetInfo, DryRun, QueryOutcome, QueryRequest, QueryStatus, RowPage, TableInfo,
+    TableRef, TableSchema, Warehouse, WarehouseError, WarehouseErrorKind,
 };
 
 /// Where the embedded warehouse finds its tables and keeps its results.
@@ -286,16 +286,21 @@ fn query_error(err: DataFusionError) -> WarehouseError {
 
 #[async_trait]
 impl Warehouse for EmbeddedWarehouse {
-    async fn projects(&self) -> Result<Vec<String>, WarehouseError> {
+    async fn projects(&self, _access: &Access) -> Result<Vec<String>, WarehouseError> {
         Ok(self.catalog.projects().map(str::to_string).collect())
     }
 
-    async fn list_datasets(&self, project: &str) -> Result<Vec<DatasetInfo>, WarehouseError> {
+    async fn list_datasets(
+        &self,
+        _access: &Access,
+        project: &str,
+    ) -> Result<Vec<DatasetInfo>, WarehouseError> {
         self.catalog.datasets(project)
     }
 
     async fn get_dataset(
         &self,
+        _access: &Access,
         project: &str,
         dataset: &str,
     ) -> Result<DatasetInfo, WarehouseError> {
@@ -304,18 +309,24 @@ impl Warehouse for EmbeddedWarehouse {
 
     async fn list_tables(
         &self,
+        _access: &Access,
         project: &str,
         dataset: &str,
     ) -> Result<Vec<TableInfo>, WarehouseError> {
         self.catalog.tables(project, dataset)
     }
 
-    async fn get_table(&self, table: &TableRef) -> Result<TableInfo, WarehouseError> {
+    async fn get_table(
+        &self,
+        _access: &Access,
+        table: &TableRef,
+    ) -> Result<TableInfo, WarehouseError> {
         Ok(self.catalog.table(table)?.info.clone())
     }
 
     async fn read_rows(
         &self,
+        _access: &Access,
         table: &TableRef,
         start: u64,
         max_rows: usize,
@@ -367,7 +378,11 @@ impl Warehouse for EmbeddedWarehouse {
         Ok(RowPage { rows, total_rows })
     }
 
-    async fn dry_run(&self, query: &QueryRequest) -> Result<DryRun, WarehouseError> {
+    async fn dry_run(
+        &self,
+        _access: &Access,
+        query: &QueryRequest,
+    ) -> Result<DryRun, WarehouseError> {
         let planned = self.plan(query).await?;
         Ok(DryRun {
             schema: planned.schema,
@@ -377,7 +392,12 @@ impl Warehouse for EmbeddedWarehouse {
         })
     }
 
-    async fn start_query(&self, job_key: &str, query: &QueryRequest) -> Result<(), WarehouseError> {
+    async fn start_query(
+        &self,
+        _access: &Access,
+        job_key: &str,
+        query: &QueryRequest,
+    ) -> Result<(), WarehouseError> {
         let planned = self.plan(query).await?;
         let writer = {
             let dir = self.config.results_dir.clone();
@@ -423,6 +443,7 @@ impl Warehouse for EmbeddedWarehouse {
 
     async fn wait_query(
         &self,
+        _access: &Access,
         job_key: &str,
         timeout: Duration,
     ) -> Result<QueryStatus, WarehouseError> {
@@ -436,6 +457,7 @@ impl Warehouse for EmbeddedWarehouse {
 
     async fn result_page(
         &self,
+        _access: &Access,
         job_key: &str,
         start: u64,
         max_rows: usize,
@@ -446,7 +468,7 @@ impl Warehouse for EmbeddedWarehouse {
         blocking(move || results::read_page(&dir, &key, start, max_rows, max_bytes)).await
     }
 
-    async fn cancel_query(&self, job_key: &str) -> Result<(), WarehouseError> {
+    async fn cancel_query(&self, _access: &Access, job_key: &str) -> Result<(), WarehouseError> {
         let job = {
             let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
             jobs.get(job_key)

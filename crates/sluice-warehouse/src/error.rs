@@ -25,6 +25,12 @@ pub enum WarehouseErrorKind {
     ResourcesExceeded,
     /// The warehouse failed on its own (`internalError`, 500).
     Internal,
+    /// The upstream warehouse could not be reached, or kept failing, within
+    /// the retry deadline (`backendError`, 503: clients may try again).
+    Unavailable,
+    /// An upstream BigQuery error, passed on with its own `reason` and
+    /// HTTP status.
+    Upstream { reason: &'static str, status: u16 },
 }
 
 impl WarehouseErrorKind {
@@ -38,6 +44,8 @@ impl WarehouseErrorKind {
             Self::Stopped => "stopped",
             Self::ResourcesExceeded => "resourcesExceeded",
             Self::Internal => "internalError",
+            Self::Unavailable => "backendError",
+            Self::Upstream { reason, .. } => reason,
         }
     }
 }
@@ -77,6 +85,10 @@ impl WarehouseError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(WarehouseErrorKind::Internal, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(WarehouseErrorKind::Unavailable, message)
     }
 }
 

@@ -10,6 +10,8 @@
 //! are [`TableSchema`]s with BigQuery type names, rows are BigQuery's
 //! `{"f":[{"v":…}]}` JSON with every scalar a string.
 
+mod access;
+pub mod bigquery;
 mod error;
 mod types;
 mod warehouse;
@@ -19,6 +21,7 @@ pub mod demo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
+pub use access::Access;
 pub use error::{WarehouseError, WarehouseErrorKind};
 pub use types::{
     DatasetInfo, Field, FieldMode, FieldType, ParameterMode, ParameterType, ParameterValue,

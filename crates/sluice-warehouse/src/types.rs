@@ -275,6 +275,9 @@ pub struct QueryRequest {
     pub parameters: Vec<QueryParameter>,
     /// `maximumBytesBilled`: refuse the query if it would process more.
     pub maximum_bytes_billed: Option<u64>,
+    /// Job labels naming who asked (BigQuery's label rules already
+    /// applied), so the warehouse's own job history attributes the job.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A page of rows, each already in BigQuery's `{"f":[{"v":…}]}` shape.

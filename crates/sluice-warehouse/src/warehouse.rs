@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{DatasetInfo, QueryRequest, RowPage, TableInfo, TableRef, TableSchema, WarehouseError};
+use crate::{
+    Access, DatasetInfo, QueryRequest, RowPage, TableInfo, TableRef, TableSchema, WarehouseError,
+};
 
 /// The result of a dry run: what the query would return and cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,31 +49,44 @@ impl QueryStatus {
 ///
 /// Queries run as jobs keyed by a string the gateway chooses (unique per
 /// job); the warehouse keeps their results until asked for them in pages.
+/// Every call carries the [`Access`] the gateway minted for the caller, and
+/// the warehouse uses no other credential.
 #[async_trait]
 pub trait Warehouse: Send + Sync + std::fmt::Debug {
     /// The projects this warehouse holds.
-    async fn projects(&self) -> Result<Vec<String>, WarehouseError>;
+    async fn projects(&self, access: &Access) -> Result<Vec<String>, WarehouseError>;
 
-    async fn list_datasets(&self, project: &str) -> Result<Vec<DatasetInfo>, WarehouseError>;
+    async fn list_datasets(
+        &self,
+        access: &Access,
+        project: &str,
+    ) -> Result<Vec<DatasetInfo>, WarehouseError>;
 
     async fn get_dataset(
         &self,
+        access: &Access,
         project: &str,
         dataset: &str,
     ) -> Result<DatasetInfo, WarehouseError>;
 
     async fn list_tables(
         &self,
+        access: &Access,
         project: &str,
         dataset: &str,
     ) -> Result<Vec<TableInfo>, WarehouseError>;
 
-    async fn get_table(&self, table: &TableRef) -> Result<TableInfo, WarehouseError>;
+    async fn get_table(
+        &self,
+        access: &Access,
+        table: &TableRef,
+    ) -> Result<TableInfo, WarehouseError>;
 
     /// `tabledata.list`: rows `start..start+max_rows` of a table, optionally
     /// only the named top-level columns.
     async fn read_rows(
         &self,
+        access: &Access,
         table: &TableRef,
         start: u64,
         max_rows: usize,
@@ -79,15 +94,25 @@ pub trait Warehouse: Send + Sync + std::fmt::Debug {
     ) -> Result<RowPage, WarehouseError>;
 
     /// Plans the query without running it.
-    async fn dry_run(&self, query: &QueryRequest) -> Result<DryRun, WarehouseError>;
+    async fn dry_run(
+        &self,
+        access: &Access,
+        query: &QueryRequest,
+    ) -> Result<DryRun, WarehouseError>;
 
     /// Starts running `query` as job `job_key`. Returns once the query is
     /// accepted; errors found while planning are returned here.
-    async fn start_query(&self, job_key: &str, query: &QueryRequest) -> Result<(), WarehouseError>;
+    async fn start_query(
+        &self,
+        access: &Access,
+        job_key: &str,
+        query: &QueryRequest,
+    ) -> Result<(), WarehouseError>;
 
     /// Waits up to `timeout` for the job to finish and says where it stands.
     async fn wait_query(
         &self,
+        access: &Access,
         job_key: &str,
         timeout: Duration,
     ) -> Result<QueryStatus, WarehouseError>;
@@ -97,6 +122,7 @@ pub trait Warehouse: Send + Sync + std::fmt::Debug {
     /// row when any remain).
     async fn result_page(
         &self,
+        access: &Access,
         job_key: &str,
         start: u64,
         max_rows: usize,
@@ -104,5 +130,5 @@ pub trait Warehouse: Send + Sync + std::fmt::Debug {
     ) -> Result<RowPage, WarehouseError>;
 
     /// Stops a running job; a finished one is left as it is.
-    async fn cancel_query(&self, job_key: &str) -> Result<(), WarehouseError>;
+    async fn cancel_query(&self, access: &Access, job_key: &str) -> Result<(), WarehouseError>;
 }

@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_gateway::{Config, Gateway};
 
+mod secrets;
+
 /// Sluice: a just-in-time access gateway between AI agents and BigQuery.
 ///
 /// Agents point their unchanged BigQuery client at Sluice; Sluice runs what
@@ -61,6 +63,11 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Keep service-account keys encrypted in the store, under a master key.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
     },
     /// (Re)generate the demo data set: demo.shop.customers, orders and
     /// events (1,000,000 rows), deterministic and visibly fake.
@@ -131,6 +138,7 @@ fn main() -> anyhow::Result<()> {
             data_dir,
         } => token(config, data_dir, &sub, &groups, &ttl),
         Command::Policy { command } => policy(command),
+        Command::Secrets { command } => runtime.block_on(secrets::run(command)),
         Command::DemoData { warehouse_dir } => {
             sluice_warehouse::demo::generate(&warehouse_dir, &mut |m| eprintln!("{m}"))
                 .context("cannot generate the demo data")?;
@@ -288,9 +296,7 @@ async fn serve(
         None => Config::demo(),
     };
     if let Some(dir) = data_dir {
-        config.store_path = dir.join("sluice.db");
-        config.warehouse_dir = dir.join("warehouse");
-        config.data_dir = dir;
+        config.set_data_dir(dir);
     }
     if let Some(addr) = listen {
         config.listen = addr;

@@ -20,10 +20,12 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
     let warehouse = &gateway.warehouse;
     let policy = &gateway.config.policy;
     let who = cx.principal.who();
+    let access = gateway.credentials.access(&cx.principal, None).await?;
+    let access = &access;
     match &cx.call {
         ApiCall::ProjectsList => {
             let projects: Vec<Value> = warehouse
-                .projects()
+                .projects(access)
                 .await?
                 .iter()
                 .filter(|p| policy.may_see_project(&who, p))
@@ -48,7 +50,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
         }
         ApiCall::DatasetsList { project } => {
             let datasets: Vec<Value> = warehouse
-                .list_datasets(project)
+                .list_datasets(access, project)
                 .await?
                 .iter()
                 .filter(|d| policy.may_see_dataset(&who, &d.project_id, &d.dataset_id))
@@ -63,13 +65,13 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
         }
         ApiCall::DatasetsGet { project, dataset } => {
             may_see_dataset(gateway, cx, project, dataset)?;
-            let info = warehouse.get_dataset(project, dataset).await?;
+            let info = warehouse.get_dataset(access, project, dataset).await?;
             Ok(json(resources::dataset(&info, base_url)))
         }
         ApiCall::TablesList { project, dataset } => {
             may_see_dataset(gateway, cx, project, dataset)?;
             let tables: Vec<Value> = warehouse
-                .list_tables(project, dataset)
+                .list_tables(access, project, dataset)
                 .await?
                 .iter()
                 .filter(|t| {
@@ -94,7 +96,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
         } => {
             may_read(gateway, cx, project, dataset, table)?;
             let info = warehouse
-                .get_table(&TableRef::new(project, dataset, table))
+                .get_table(access, &TableRef::new(project, dataset, table))
                 .await?;
             Ok(json(resources::table(&info, base_url)))
         }
@@ -104,7 +106,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             table,
         } => {
             may_read(gateway, cx, project, dataset, table)?;
-            tabledata_list(gateway, cx, TableRef::new(project, dataset, table)).await
+            tabledata_list(gateway, cx, access, TableRef::new(project, dataset, table)).await
         }
         _ => Err(GatewayError::internal(
             "a job method reached the metadata handler",
@@ -176,10 +178,11 @@ fn paginate(
 async fn tabledata_list(
     gateway: &Gateway,
     cx: &RequestContext,
+    access: &sluice_warehouse::Access,
     table: TableRef,
 ) -> Result<Response, GatewayError> {
     let config = &gateway.config;
-    let info = gateway.warehouse.get_table(&table).await?;
+    let info = gateway.warehouse.get_table(access, &table).await?;
     let start = match (cx.params.get("pageToken"), cx.params.u64("startIndex")?) {
         (Some(token), _) => page_token::decode(token)?,
         (None, Some(index)) => index,
@@ -199,7 +202,7 @@ async fn tabledata_list(
     });
     let page = gateway
         .warehouse
-        .read_rows(&table, start, max_rows, selected.as_deref())
+        .read_rows(access, &table, start, max_rows, selected.as_deref())
         .await?;
     let next = start + page.rows.len() as u64;
     let schema = match &selected {

@@ -31,7 +31,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
         }
         ApiCall::JobsCancel { project, job } => {
             let job = gateway.jobs.load(&cx.principal, project, job).await?;
-            let job = gateway.jobs.cancel(job).await?;
+            let job = gateway.jobs.cancel(&cx.principal, job).await?;
             Ok(json(json!({
                 "kind": "bigquery#jobCancelResponse",
                 "job": resources::job(&job, &gateway.config.base_url),
@@ -160,6 +160,7 @@ fn query_spec(
             parameter_mode: mode,
             parameters: parameters.to_vec(),
             maximum_bytes_billed,
+            labels: labels.cloned().unwrap_or_default(),
         },
         configuration,
     })
@@ -358,8 +359,8 @@ async fn query(
                 .await?
         }
     };
-    let job = gateway.jobs.hold(job, hold).await?;
-    respond_with_rows(gateway, &job, page, "bigquery#queryResponse").await
+    let job = gateway.jobs.hold(&cx.principal, job, hold).await?;
+    respond_with_rows(gateway, cx, &job, page, "bigquery#queryResponse").await
 }
 
 /// Which rows of a result a call asks for.
@@ -389,8 +390,8 @@ async fn query_results(
         use_int64_timestamp: cx.params.use_int64_timestamp()?,
     };
     let job = gateway.jobs.load(&cx.principal, project, job_id).await?;
-    let job = gateway.jobs.hold(job, hold).await?;
-    respond_with_rows(gateway, &job, page, "bigquery#getQueryResultsResponse").await
+    let job = gateway.jobs.hold(&cx.principal, job, hold).await?;
+    respond_with_rows(gateway, cx, &job, page, "bigquery#getQueryResultsResponse").await
 }
 
 /// The answer of jobs.query and getQueryResults: `jobComplete: false`
@@ -398,6 +399,7 @@ async fn query_results(
 /// rows.
 async fn respond_with_rows(
     gateway: &Gateway,
+    cx: &RequestContext,
     job: &JobRecord,
     page: Page,
     kind: &str,
@@ -425,9 +427,14 @@ async fn respond_with_rows(
     });
     let mut rows = Vec::new();
     if max_rows > 0 && page.start < outcome.total_rows {
+        let access = gateway
+            .credentials
+            .access(&cx.principal, Some(&job.warehouse_key))
+            .await?;
         let fetched = gateway
             .warehouse
             .result_page(
+                &access,
                 &job.warehouse_key,
                 page.start,
                 max_rows,
@@ -437,6 +444,12 @@ async fn respond_with_rows(
         rows = fetched.rows;
     }
     let next = page.start + rows.len() as u64;
+    if max_rows > 0 && next >= outcome.total_rows {
+        // The last page is out: the job's token is done with.
+        gateway
+            .credentials
+            .release(&job.principal, &job.warehouse_key);
+    }
     if !page.use_int64_timestamp {
         rows = timestamps::to_float_seconds(rows, &outcome.schema)?;
     }

@@ -33,6 +33,11 @@ async fn dev_issuer_mint_then_verify() {
     );
     let verifier = Verifier::new(config, Some(dev)).unwrap();
     let principal = verifier.verify(&token).await.unwrap();
+    let session = principal.session.clone();
+    assert!(
+        session.as_ref().is_some_and(|s| !s.is_empty()),
+        "the jti names the session"
+    );
     assert_eq!(
         principal,
         Principal {
@@ -40,6 +45,8 @@ async fn dev_issuer_mint_then_verify() {
             issuer: "http://127.0.0.1/sluice-dev-issuer".into(),
             subject: "alice".into(),
             groups: vec!["analysts".into(), "testers".into()],
+            run: None,
+            session,
         }
     );
 }

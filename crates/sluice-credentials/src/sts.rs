@@ -1,0 +1,84 @@
+//! OAuth 2.0 token exchange (RFC 8693) at Google's Security Token Service:
+//! the caller's own OIDC token becomes a federated access token of the
+//! configured workload identity provider.
+
+use std::time::Duration;
+
+use reqwest::header::CONTENT_TYPE;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::http::{
+    Answer, Budget, Call, FORM, Transport, form, json_object, not_a_token, oauth_token,
+};
+use crate::{AccessToken, CredentialError};
+
+const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// One token exchange.
+#[derive(Debug)]
+pub(crate) struct Exchange<'a> {
+    pub sts_url: &'a str,
+    /// The workload identity provider's full resource name.
+    pub audience: &'a str,
+    /// Space-separated scopes of the federated token.
+    pub scope: &'a str,
+    /// Taken as the token's lifetime if STS does not state one.
+    pub lifetime: Duration,
+}
+
+/// Exchanges the caller's `subject_token` for a federated access token.
+/// STS issues it for an hour; it cannot be shortened or revoked.
+pub(crate) async fn exchange(
+    transport: &Transport,
+    budget: &Budget,
+    exchange: &Exchange<'_>,
+    subject_token: &str,
+) -> Result<AccessToken, CredentialError> {
+    let form = Zeroizing::new(form(&[
+        ("grant_type", GRANT_TYPE),
+        ("audience", exchange.audience),
+        ("scope", exchange.scope),
+        ("requested_token_type", ACCESS_TOKEN_TYPE),
+        ("subject_token", subject_token),
+        ("subject_token_type", JWT_TOKEN_TYPE),
+    ])?);
+    let call = Call {
+        service: "Security Token Service",
+        url: exchange.sts_url,
+        secrets: &[subject_token],
+    };
+    let answer = transport
+        .send(&call, budget, || {
+            transport
+                .client()
+                .post(exchange.sts_url)
+                .header(CONTENT_TYPE, FORM)
+                .body(form.to_string())
+        })
+        .await?;
+    match answer {
+        Answer::Success(body) => {
+            let mut object = json_object(&body, &call)?;
+            match object.get("issued_token_type") {
+                None => {}
+                Some(Value::String(kind)) if kind == ACCESS_TOKEN_TYPE => {}
+                Some(_) => {
+                    return Err(not_a_token(
+                        &call,
+                        "it issued a token that is not an access token",
+                    ));
+                }
+            }
+            oauth_token(&mut object, &call, exchange.lifetime)
+        }
+        Answer::Refused { detail, .. } => Err(CredentialError::refused(format!(
+            "Security Token Service refused the caller's token: {detail}; check that the workload \
+             identity provider {} trusts the caller's issuer and that its attribute mapping and \
+             condition admit this caller",
+            exchange.audience
+        ))),
+    }
+}

@@ -1,0 +1,226 @@
+//! `warehouse:` for the BigQuery upstream, and `secrets:`: where BigQuery
+//! is, how patient to be with it, and how Sluice gets the short-lived
+//! token each job runs with.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sluice_identity::parse_duration;
+
+/// `warehouse.credentials:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCredentials {
+    /// `workload_identity`, `service_account_key` or `impersonation`.
+    pub kind: Option<String>,
+    /// Workload identity: the provider's audience,
+    /// `//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`.
+    pub audience: Option<String>,
+    /// The service account to impersonate (optional for workload identity).
+    pub service_account: Option<String>,
+    /// The stored key (`sluice secrets put NAME --file key.json`) for
+    /// `service_account_key`, or for `impersonation` with `source: key`.
+    pub key: Option<String>,
+    /// Impersonation: whose credential asks, `key` or `metadata_server`.
+    pub source: Option<String>,
+    /// How long a minted token lives (`300s` by default, at most `1h`).
+    pub lifetime: Option<String>,
+    /// OAuth scopes of the minted token.
+    pub scopes: Option<Vec<String>>,
+    /// Google endpoints, overridable for private access and for tests.
+    pub sts_url: Option<String>,
+    pub iam_credentials_url: Option<String>,
+    pub metadata_url: Option<String>,
+    /// Where tokens are revoked when their job is done; `none` turns it off.
+    pub revoke_url: Option<String>,
+}
+
+/// `secrets:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSecrets {
+    /// A file holding the base64 master key; `SLUICE_MASTER_KEY` wins.
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// The validated BigQuery upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub endpoint: String,
+    /// Jobs' location; none lets BigQuery choose.
+    pub location: Option<String>,
+    pub timeout: Duration,
+    pub retry_deadline: Duration,
+    /// Refuse a query whose dry run names no table although analysis found
+    /// some: real BigQuery always reports them, so a missing list means the
+    /// cross-check cannot be made.
+    pub require_referenced_tables: bool,
+    pub credentials: CredentialConfig,
+}
+
+/// How a job's token is minted.
+#[derive(Debug, Clone)]
+pub struct CredentialConfig {
+    pub kind: CredentialKind,
+    pub lifetime: Duration,
+    pub scopes: Vec<String>,
+    pub sts_url: String,
+    pub iam_credentials_url: String,
+    pub metadata_url: String,
+    pub revoke_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialKind {
+    WorkloadIdentity {
+        audience: String,
+        service_account: Option<String>,
+    },
+    ServiceAccountKey {
+        key: String,
+    },
+    Impersonation {
+        /// A stored key's name, or none for the metadata server.
+        key: Option<String>,
+        service_account: String,
+    },
+}
+
+impl CredentialKind {
+    /// The stored secret this kind needs, if any.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Self::ServiceAccountKey { key } => Some(key),
+            Self::Impersonation { key, .. } => key.as_deref(),
+            Self::WorkloadIdentity { .. } => None,
+        }
+    }
+}
+
+/// Validates `warehouse:` for `kind: bigquery`; errors are `(key, reason)`.
+pub fn validate(
+    endpoint: Option<String>,
+    location: Option<String>,
+    timeout: Option<&str>,
+    retry_deadline: Option<&str>,
+    require_referenced_tables: Option<bool>,
+    raw: RawCredentials,
+) -> Result<UpstreamConfig, (String, String)> {
+    let duration = |key: &str, text: Option<&str>, default: Duration| match text {
+        None => Ok(default),
+        Some(text) => parse_duration(text).map_err(|e| (key.to_string(), e)),
+    };
+    let endpoint = endpoint.unwrap_or_else(|| "https://bigquery.googleapis.com".into());
+    url("warehouse.endpoint", &endpoint)?;
+    let missing = |key: &str, why: &str| (format!("warehouse.credentials.{key}"), why.to_string());
+    let kind = match raw.kind.as_deref() {
+        Some("workload_identity") => CredentialKind::WorkloadIdentity {
+            audience: raw.audience.clone().ok_or_else(|| {
+                missing(
+                    "audience",
+                    "workload_identity needs the provider's audience: //iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER",
+                )
+            })?,
+            service_account: raw.service_account.clone(),
+        },
+        Some("service_account_key") => CredentialKind::ServiceAccountKey {
+            key: raw.key.clone().ok_or_else(|| {
+                missing("key", "service_account_key needs the name of a stored key (`sluice secrets put NAME --file key.json`)")
+            })?,
+        },
+        Some("impersonation") => CredentialKind::Impersonation {
+            key: match raw.source.as_deref() {
+                Some("key") => Some(raw.key.clone().ok_or_else(|| {
+                    missing("key", "impersonation with source: key needs the name of a stored key")
+                })?),
+                None | Some("metadata_server") => None,
+                Some(other) => {
+                    return Err(missing(
+                        "source",
+                        &format!("unknown source \"{other}\" (supported: key, metadata_server)"),
+                    ));
+                }
+            },
+            service_account: raw.service_account.clone().ok_or_else(|| {
+                missing("service_account", "impersonation needs the service account to impersonate")
+            })?,
+        },
+        None => {
+            return Err(missing(
+                "kind",
+                "the BigQuery upstream needs credentials: workload_identity, service_account_key or impersonation",
+            ));
+        }
+        Some(other) => {
+            return Err(missing(
+                "kind",
+                &format!("unknown kind \"{other}\" (supported: workload_identity, service_account_key, impersonation)"),
+            ));
+        }
+    };
+    let lifetime = duration(
+        "warehouse.credentials.lifetime",
+        raw.lifetime.as_deref(),
+        Duration::from_secs(300),
+    )?;
+    if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(3600) {
+        return Err(missing("lifetime", "must be between 60s and 1h"));
+    }
+    let sts_url = raw
+        .sts_url
+        .unwrap_or_else(|| "https://sts.googleapis.com/v1/token".into());
+    let iam_credentials_url = raw
+        .iam_credentials_url
+        .unwrap_or_else(|| "https://iamcredentials.googleapis.com".into());
+    let metadata_url = raw
+        .metadata_url
+        .unwrap_or_else(|| "http://metadata.google.internal".into());
+    let revoke_url = match raw.revoke_url.as_deref() {
+        Some("none") => None,
+        Some(u) => Some(u.to_string()),
+        None => Some("https://oauth2.googleapis.com/revoke".into()),
+    };
+    url("warehouse.credentials.sts_url", &sts_url)?;
+    url(
+        "warehouse.credentials.iam_credentials_url",
+        &iam_credentials_url,
+    )?;
+    url("warehouse.credentials.metadata_url", &metadata_url)?;
+    if let Some(revoke) = &revoke_url {
+        url("warehouse.credentials.revoke_url", revoke)?;
+    }
+    Ok(UpstreamConfig {
+        endpoint,
+        location,
+        timeout: duration("warehouse.timeout", timeout, Duration::from_secs(60))?,
+        retry_deadline: duration(
+            "warehouse.retry_deadline",
+            retry_deadline,
+            Duration::from_secs(30),
+        )?,
+        require_referenced_tables: require_referenced_tables.unwrap_or(true),
+        credentials: CredentialConfig {
+            kind,
+            lifetime,
+            scopes: raw
+                .scopes
+                .unwrap_or_else(|| vec!["https://www.googleapis.com/auth/bigquery".into()]),
+            sts_url,
+            iam_credentials_url,
+            metadata_url,
+            revoke_url,
+        },
+    })
+}
+
+fn url(key: &str, value: &str) -> Result<(), (String, String)> {
+    if value.starts_with("https://") || value.starts_with("http://") {
+        Ok(())
+    } else {
+        Err((
+            key.to_string(),
+            format!("\"{value}\" is not an http(s) URL"),
+        ))
+    }
+}

@@ -1,0 +1,101 @@
+//! Stored secrets and the token minter built from them: the master key
+//! comes from `SLUICE_MASTER_KEY` or `secrets.master_key_file`, a key file
+//! is opened from the store only in memory, and the minter is built once
+//! at start-up, so a missing key or a wrong master key stops the gateway
+//! with a clear message instead of failing queries later.
+
+use std::sync::Arc;
+
+use sluice_credentials::{
+    Credential, Endpoints, ImpersonationSource, Minter, MinterConfig, ServiceAccountKey,
+};
+use sluice_store::{MASTER_KEY_ENV, MasterKey, SecretStore, Store};
+
+use crate::StartError;
+use crate::config::{Config, CredentialKind, UpstreamConfig};
+
+/// The master key: `SLUICE_MASTER_KEY`, else the configured file.
+pub fn master_key(config: &Config) -> Result<MasterKey, sluice_store::SecretError> {
+    let from_env = std::env::var(MASTER_KEY_ENV).ok();
+    MasterKey::load(from_env.as_deref(), config.master_key_file.as_deref())
+}
+
+/// The store's secrets, opened with the master key.
+pub fn secret_store(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<SecretStore, sluice_store::SecretError> {
+    Ok(SecretStore::new(store, master_key(config)?))
+}
+
+/// The minter the configured credential kind needs.
+pub async fn minter(
+    config: &Config,
+    upstream: &UpstreamConfig,
+    store: &Arc<dyn Store>,
+) -> Result<Minter, StartError> {
+    let settings = &upstream.credentials;
+    let key = match settings.kind.secret() {
+        Some(name) => Some(Arc::new(load_key(config, store, name).await?)),
+        None => None,
+    };
+    let credential = match (&settings.kind, key) {
+        (
+            CredentialKind::WorkloadIdentity {
+                audience,
+                service_account,
+            },
+            _,
+        ) => Credential::WorkloadIdentity {
+            audience: audience.clone(),
+            service_account: service_account.clone(),
+        },
+        (CredentialKind::ServiceAccountKey { .. }, Some(key)) => {
+            Credential::ServiceAccountKey { key }
+        }
+        (
+            CredentialKind::Impersonation {
+                service_account, ..
+            },
+            key,
+        ) => Credential::Impersonation {
+            source: match key {
+                Some(key) => ImpersonationSource::Key(key),
+                None => ImpersonationSource::MetadataServer,
+            },
+            service_account: service_account.clone(),
+        },
+        (CredentialKind::ServiceAccountKey { key }, None) => {
+            return Err(StartError::Credentials(format!(
+                "the stored key \"{key}\" could not be loaded"
+            )));
+        }
+    };
+    Minter::new(MinterConfig {
+        credential,
+        endpoints: Endpoints {
+            sts_url: settings.sts_url.clone(),
+            iam_credentials_url: settings.iam_credentials_url.clone(),
+            metadata_url: settings.metadata_url.clone(),
+            revoke_url: settings.revoke_url.clone(),
+        },
+        scopes: settings.scopes.clone(),
+        lifetime: settings.lifetime,
+        timeout: std::time::Duration::from_secs(10),
+        deadline: std::time::Duration::from_secs(20),
+    })
+    .map_err(|e| StartError::Credentials(e.message))
+}
+
+async fn load_key(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    name: &str,
+) -> Result<ServiceAccountKey, StartError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        StartError::Credentials(format!("warehouse.credentials.key \"{name}\": {e}"))
+    };
+    let secrets = secret_store(config, store.clone()).map_err(|e| failed(&e))?;
+    let bytes = secrets.get(name).await.map_err(|e| failed(&e))?;
+    ServiceAccountKey::from_json(&bytes).map_err(|e| failed(&e.message))
+}

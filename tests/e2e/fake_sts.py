@@ -1,0 +1,136 @@
+"""A local Security Token Service for the end-to-end suite.
+
+It speaks Google STS's token exchange (RFC 8693) and checks every request
+the way Google does: the grant type, the audience Sluice is configured
+with, the subject token type, the requested token type, a scope, and a
+subject token that is a JWT. A request that is wrong is refused with the
+OAuth error shape, so a gateway that sends anything else fails the suite.
+Every issued token is recorded (the suite checks that none of them ever
+appears in Sluice's logs or answers).
+
+    python fake_sts.py --port 0 --audience AUD   # prints "listening on http://127.0.0.1:PORT"
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import secrets
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EXPECTED = {
+    "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+    "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+    "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+}
+
+
+# A subject whose token this service refuses, as a provider's attribute
+# condition would.
+REFUSED_SUBJECT = "sts-refused"
+
+
+def _claims(jwt: str) -> dict:
+    try:
+        payload = jwt.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, IndexError):
+        return {}
+
+
+class Sts:
+    def __init__(self, audience: str):
+        self.audience = audience
+        self.lock = threading.Lock()
+        self.issued: list[str] = []
+        self.refused: list[str] = []
+        self.exchanges = 0
+
+    def exchange(self, form: dict[str, list[str]]) -> tuple[int, dict]:
+        def one(name: str) -> str | None:
+            values = form.get(name)
+            return values[0] if values and len(values) == 1 else None
+
+        problems = [f"{k} must be {v!r}" for k, v in EXPECTED.items() if one(k) != v]
+        if one("audience") != self.audience:
+            problems.append(f"audience must be {self.audience!r}")
+        if not one("scope"):
+            problems.append("scope is missing")
+        subject = one("subject_token") or ""
+        if subject.count(".") != 2 or len(subject) < 20:
+            problems.append("subject_token is not a JWT")
+        elif _claims(subject).get("sub") == REFUSED_SUBJECT:
+            # As Google does when the provider's attribute condition fails.
+            with self.lock:
+                self.refused.append("attribute condition")
+            return 400, {
+                "error": "unauthorized_client",
+                "error_description": "The given credential is rejected by the attribute condition.",
+            }
+        with self.lock:
+            if problems:
+                self.refused.append("; ".join(problems))
+                return 400, {"error": "invalid_request", "error_description": "; ".join(problems)}
+            token = "ya29.fake-sts-" + secrets.token_urlsafe(24)
+            self.issued.append(token)
+            self.exchanges += 1
+        return 200, {
+            "access_token": token,
+            "issued_token_type": EXPECTED["requested_token_type"],
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        }
+
+
+def make_handler(sts: Sts):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def _send(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode()
+            if self.path != "/v1/token":
+                return self._send(404, {"error": "not_found"})
+            if not self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+                return self._send(400, {"error": "invalid_request", "error_description": "form body expected"})
+            status, body = sts.exchange(urllib.parse.parse_qs(raw, keep_blank_values=True))
+            self._send(status, body)
+
+        def do_GET(self):
+            if self.path == "/record":
+                with sts.lock:
+                    return self._send(200, {"issued": sts.issued, "refused": sts.refused, "exchanges": sts.exchanges})
+            self._send(404, {"error": "not_found"})
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--audience", required=True)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(Sts(args.audience)))
+    print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

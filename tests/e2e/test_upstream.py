@@ -1,0 +1,84 @@
+"""The BigQuery upstream as a user relies on it: every job runs with a token
+minted for it at the token service (workload-identity exchange of the
+caller's own token), a refused exchange is a clear 403 and nothing runs,
+jobs carry labels naming who asked, and no token ever appears in Sluice's
+logs or answers.
+
+These run only with SLUICE_E2E_UPSTREAM=bqemulator (run.sh's second pass).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from google.api_core import exceptions
+from google.oauth2.credentials import Credentials
+
+from conftest import DATASET, PROJECT, agent_token, make_client
+
+pytestmark = pytest.mark.upstream_only
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _sts_record(sluice) -> dict:
+    return _get(sluice.helper("fake-sts").url + "/record")
+
+
+def test_each_job_runs_with_a_token_from_the_token_service(sluice, client):
+    before = _sts_record(sluice)["exchanges"]
+    rows = list(client.query(f"SELECT COUNT(*) AS n FROM `{PROJECT}.{DATASET}.customers`").result())
+    assert rows[0]["n"] == 10_000
+    record = _sts_record(sluice)
+    # At least the job's own token was minted now (the dry-run token may be
+    # the caller's cached one); the service refused nothing Sluice sent.
+    assert record["exchanges"] > before
+    assert not [r for r in record["refused"] if r != "attribute condition"], record["refused"]
+
+
+def test_jobs_carry_labels_naming_who_asked(sluice, client, job_id_prefix):
+    job = client.query(f"SELECT 1 AS x FROM `{PROJECT}.{DATASET}.customers` LIMIT 1", job_id=job_id_prefix + "labels")
+    job.result()
+    emulator = sluice.helper("bqemulator").url
+    listed = _get(f"{emulator}/bigquery/v2/projects/{PROJECT}/jobs?maxResults=1000&projection=full")
+    labelled = [
+        j for j in listed.get("jobs", [])
+        if (j.get("configuration", {}).get("labels") or {}).get("sluice-job") == (job_id_prefix + "labels")
+    ]
+    assert labelled, "the upstream job should carry the client's job id as a label"
+    labels = labelled[0]["configuration"]["labels"]
+    assert labels["sluice-principal"] == "e2e-agent"
+    assert labels.get("sluice-session"), labels
+    assert labelled[0]["jobReference"]["jobId"].startswith("sluice_")
+
+
+def test_a_refused_exchange_is_a_clear_403_and_nothing_runs(sluice):
+    refused = make_client(sluice.base_url, Credentials(token=agent_token(sluice, "sts-refused")))
+    with pytest.raises(exceptions.Forbidden) as info:
+        refused.query(f"SELECT 1 AS x FROM `{PROJECT}.{DATASET}.customers` LIMIT 1").result()
+    message = str(info.value)
+    assert "credential.mint" in message
+    assert "attribute condition" in message
+    refused.close()
+
+
+def test_no_token_appears_in_logs_or_answers(sluice, client, credentials):
+    job = client.query(f"SELECT id, name FROM `{PROJECT}.{DATASET}.customers` ORDER BY id LIMIT 5")
+    job.result()
+    fetched = client.get_job(job.job_id)
+    answers = json.dumps(fetched._properties) + json.dumps(job._properties)
+    record = _sts_record(sluice)
+    secrets = list(record["issued"]) + [credentials.token]
+    assert len(record["issued"]) >= 2
+    log = sluice.log_path.read_text(errors="replace")
+    assert "DEBUG" in log, "the gateway should be logging at debug level for this check"
+    for secret in secrets:
+        # Any 16-character piece of a token would be a leak.
+        pieces = {secret[i : i + 16] for i in range(0, max(1, len(secret) - 16), 8)}
+        leaked = [p for p in pieces if p in log or p in answers]
+        assert not leaked, f"a token fragment appears in the log or an answer: {leaked[:1]}"
