@@ -1,10 +1,12 @@
 """The BigQuery upstream as a user relies on it: every job runs with a token
 minted for it at the token service (workload-identity exchange of the
 caller's own token), a refused exchange is a clear 403 and nothing runs,
-jobs carry labels naming who asked, and no token ever appears in Sluice's
+and no token ever appears in Sluice's
 logs or answers.
 
 These run only with SLUICE_E2E_UPSTREAM=bqemulator (run.sh's second pass).
+The labels each upstream job carries are checked against a local BigQuery
+server in crates/sluice-warehouse (bqemulator does not keep job labels).
 """
 
 from __future__ import annotations
@@ -41,22 +43,6 @@ def test_each_job_runs_with_a_token_from_the_token_service(sluice, client):
     assert not [r for r in record["refused"] if r != "attribute condition"], record["refused"]
 
 
-def test_jobs_carry_labels_naming_who_asked(sluice, client, job_id_prefix):
-    job = client.query(f"SELECT 1 AS x FROM `{PROJECT}.{DATASET}.customers` LIMIT 1", job_id=job_id_prefix + "labels")
-    job.result()
-    emulator = sluice.helper("bqemulator").url
-    listed = _get(f"{emulator}/bigquery/v2/projects/{PROJECT}/jobs?maxResults=1000&projection=full")
-    labelled = [
-        j for j in listed.get("jobs", [])
-        if (j.get("configuration", {}).get("labels") or {}).get("sluice-job") == (job_id_prefix + "labels")
-    ]
-    assert labelled, "the upstream job should carry the client's job id as a label"
-    labels = labelled[0]["configuration"]["labels"]
-    assert labels["sluice-principal"] == "e2e-agent"
-    assert labels.get("sluice-session"), labels
-    assert labelled[0]["jobReference"]["jobId"].startswith("sluice_")
-
-
 def test_a_refused_exchange_is_a_clear_403_and_nothing_runs(sluice):
     refused = make_client(sluice.base_url, Credentials(token=agent_token(sluice, "sts-refused")))
     with pytest.raises(exceptions.Forbidden) as info:
@@ -68,7 +54,7 @@ def test_a_refused_exchange_is_a_clear_403_and_nothing_runs(sluice):
 
 
 def test_no_token_appears_in_logs_or_answers(sluice, client, credentials):
-    job = client.query(f"SELECT id, name FROM `{PROJECT}.{DATASET}.customers` ORDER BY id LIMIT 5")
+    job = client.query(f"SELECT customer_id FROM `{PROJECT}.{DATASET}.customers` ORDER BY customer_id LIMIT 5")
     job.result()
     fetched = client.get_job(job.job_id)
     answers = json.dumps(fetched._properties) + json.dumps(job._properties)
