@@ -30,35 +30,30 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
 command -v node >/dev/null || die "node not found"
 command -v npm >/dev/null || die "npm not found"
 
-# --- Python environment -----------------------------------------------------
-req_hash="$(hash_of "$HERE/requirements.txt")"
-stamp="$VENV/.requirements.sha256"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
-  echo "run.sh: creating $VENV"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-fi
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$req_hash" ]]; then
-  echo "run.sh: installing Python requirements"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$HERE/requirements.txt"
-  echo "$req_hash" >"$stamp"
-fi
+# --- Python environments ----------------------------------------------------
+# ensure_venv DIR REQUIREMENTS: (re)creates DIR and installs REQUIREMENTS,
+# only when the file changed since the last install.
+ensure_venv() {
+  local venv="$1" reqs="$2" hash stamp
+  hash="$(hash_of "$reqs")"
+  stamp="$venv/.requirements.sha256"
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    echo "run.sh: creating $venv"
+    rm -rf "$venv"
+    "$PYTHON" -m venv "$venv"
+  fi
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then
+    echo "run.sh: installing $(basename "$reqs")"
+    "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$reqs"
+    echo "$hash" >"$stamp"
+  fi
+}
 
-# --- bqemulator (the third-party BigQuery emulator used as an upstream) ------
-# In a venv of its own: it would break pytest in the first (see the file).
+ensure_venv "$VENV" "$HERE/requirements.txt"
+# bqemulator (the third-party BigQuery emulator used as an upstream) lives in
+# a venv of its own: it would break pytest in the first (see the file).
 EMU_VENV="$HERE/.venv-bqemulator"
-emu_hash="$(hash_of "$HERE/requirements-bqemulator.txt")"
-emu_stamp="$EMU_VENV/.requirements.sha256"
-if [[ ! -x "$EMU_VENV/bin/python" ]] || ! "$EMU_VENV/bin/python" -c 'import sys' 2>/dev/null; then
-  echo "run.sh: creating $EMU_VENV"
-  rm -rf "$EMU_VENV"
-  "$PYTHON" -m venv "$EMU_VENV"
-fi
-if [[ ! -f "$emu_stamp" || "$(cat "$emu_stamp")" != "$emu_hash" ]]; then
-  echo "run.sh: installing bqemulator"
-  "$EMU_VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$HERE/requirements-bqemulator.txt"
-  echo "$emu_hash" >"$emu_stamp"
-fi
+ensure_venv "$EMU_VENV" "$HERE/requirements-bqemulator.txt"
 export BQEMULATOR_PYTHON="$EMU_VENV/bin/python"
 
 # --- Node environment -------------------------------------------------------

@@ -40,6 +40,21 @@ pub async fn minter(
         None => None,
     };
     let credential = match (&settings.kind, key) {
+        (CredentialKind::ServiceAccountKey { .. }, Some(key)) => {
+            Credential::ServiceAccountKey { key }
+        }
+        (
+            CredentialKind::Impersonation {
+                service_account, ..
+            },
+            key,
+        ) => Credential::Impersonation {
+            source: key.map_or(
+                ImpersonationSource::MetadataServer,
+                ImpersonationSource::Key,
+            ),
+            service_account: service_account.clone(),
+        },
         (
             CredentialKind::WorkloadIdentity {
                 audience,
@@ -50,21 +65,7 @@ pub async fn minter(
             audience: audience.clone(),
             service_account: service_account.clone(),
         },
-        (CredentialKind::ServiceAccountKey { .. }, Some(key)) => {
-            Credential::ServiceAccountKey { key }
-        }
-        (
-            CredentialKind::Impersonation {
-                service_account, ..
-            },
-            key,
-        ) => Credential::Impersonation {
-            source: match key {
-                Some(key) => ImpersonationSource::Key(key),
-                None => ImpersonationSource::MetadataServer,
-            },
-            service_account: service_account.clone(),
-        },
+        // `secret()` names a key for this kind, so it was loaded above.
         (CredentialKind::ServiceAccountKey { key }, None) => {
             return Err(StartError::Credentials(format!(
                 "the stored key \"{key}\" could not be loaded"

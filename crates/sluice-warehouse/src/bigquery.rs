@@ -76,7 +76,7 @@ impl BigQueryWarehouse {
         let client = Client::new(
             &config.endpoint,
             config.timeout.max(MAX_HOLD + Duration::from_secs(5)),
-            config.backoff.clone(),
+            config.backoff,
         )?;
         Ok(Self {
             client,

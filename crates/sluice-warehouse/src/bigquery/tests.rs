@@ -382,7 +382,7 @@ async fn an_unreachable_or_slow_upstream_fails_within_the_deadline() {
     let mut bq = warehouse(&url, Duration::from_millis(200), Duration::from_millis(300));
     // The per-call timeout is normally raised above the longest hold; set
     // it back for the test.
-    bq.client = Client::new(&url, Duration::from_millis(200), bq.config.backoff.clone()).unwrap();
+    bq.client = Client::new(&url, Duration::from_millis(200), bq.config.backoff).unwrap();
     let err = bq.projects(&access("t")).await.unwrap_err();
     assert_eq!(err.kind, WarehouseErrorKind::Unavailable);
     assert!(err.message.contains("timed out"), "{}", err.message);
