@@ -3,6 +3,7 @@
 # real `sluice serve`.
 #
 #   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh [extra pytest args]
+#   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh --bench-upstream
 #
 # Needs python3 (>= 3.11), node (>= 20) and npm; reaches only PyPI and npm.
 # Installs into tests/e2e/.venv and tests/e2e/node/node_modules, and reinstalls
@@ -55,6 +56,11 @@ ensure_venv "$VENV" "$HERE/requirements.txt"
 EMU_VENV="$HERE/.venv-bqemulator"
 ensure_venv "$EMU_VENV" "$HERE/requirements-bqemulator.txt"
 export BQEMULATOR_PYTHON="$EMU_VENV/bin/python"
+
+if [[ "${1:-}" == "--bench-upstream" ]]; then
+  # Not a test: the benchmark of docs/benchmarks.md against bqemulator.
+  cd "$HERE" && exec "$VENV/bin/python" bench_upstream.py
+fi
 
 # --- Node environment -------------------------------------------------------
 lock_hash="$(hash_of "$NODE_DIR/package-lock.json")"

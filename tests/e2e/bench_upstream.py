@@ -1,0 +1,276 @@
+"""Benchmark: what Sluice adds in front of a BigQuery upstream.
+
+    bash tests/e2e/run.sh --bench-upstream     # installs the venvs, then runs this
+
+It starts bqemulator (seeded with the demo tables) and the local token
+service, then `sluice serve` with `warehouse.kind: bigquery` pointed at the
+emulator and workload-identity credentials (the same set-up as the suite's
+second pass), and drives both with the official Python client: the same
+queries, in the same run, straight at the emulator and through Sluice.
+
+- **Per query, steady state.** Each query as `client.query(sql).result()`
+  plus reading every row, alternating direct and through Sluice, round after
+  round. Through Sluice every job mints its own token at the token service
+  (a cold token: per-job credentials are never reused across jobs).
+- **Warm token.** `client.get_table` and `list_rows`: metadata reads reuse
+  the caller's catalog token while it is fresh, so they show the gateway
+  with a token already minted.
+- **First query of a new gateway.** A fresh `sluice serve` process and a new
+  client: nothing pooled, nothing cached.
+- **Streaming memory.** Peak resident memory (`VmHWM`) of a fresh gateway
+  process while a client reads results of one page and of many pages of
+  10,000 rows: if pages stream, the peak follows the page, not the result.
+
+Medians; ratios are Sluice / direct. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("SLUICE_E2E_UPSTREAM", "bqemulator")
+
+from conftest import LISTEN_RE, PROJECT, STS_AUDIENCE, _healthz, _upstream_config, make_client  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
+COLD_STARTS = int(os.environ.get("BENCH_COLD_STARTS", "5"))
+PAGE_ROWS = 10_000
+
+QUERIES = {
+    "count": f"SELECT COUNT(*) AS n FROM `{PROJECT}.shop.orders`",
+    "filter 100 rows": (
+        f"SELECT order_id, status, amount FROM `{PROJECT}.shop.orders` "
+        "WHERE status = 'shipped' ORDER BY order_id LIMIT 100"
+    ),
+    "join + group": (
+        f"SELECT c.signup_date, COUNT(*) AS orders FROM `{PROJECT}.shop.orders` o "
+        f"JOIN `{PROJECT}.shop.customers` c ON o.customer_id = c.customer_id "
+        "GROUP BY c.signup_date ORDER BY orders DESC, c.signup_date LIMIT 20"
+    ),
+}
+
+MEMORY_CASES = {
+    "10,000 rows (1 page)": f"SELECT * FROM `{PROJECT}.shop.orders` ORDER BY order_id LIMIT 10000",
+    "100,000 rows (10 pages)": f"SELECT * FROM `{PROJECT}.shop.orders` ORDER BY order_id",
+    "300,000 rows (30 pages)": f"SELECT * FROM `{PROJECT}.shop.events` ORDER BY event_id LIMIT 300000",
+}
+
+
+class Gateway:
+    """One `sluice serve` process on the upstream configuration."""
+
+    def __init__(self, binary: str, config: Path, work_dir: Path):
+        self.data_dir = work_dir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self.log_path = work_dir / "sluice.log"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir), "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=work_dir,
+                start_new_session=True,
+            )
+        start = self.log_path.stat().st_size
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with open(self.log_path, errors="replace") as f:
+                f.seek(start)
+                match = LISTEN_RE.search(f.read())
+            if match:
+                self.url = f"http://127.0.0.1:{match.group(1)}"
+                _healthz(self.url, time.monotonic() + 30)
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise SystemExit(f"sluice did not start; see {self.log_path}")
+
+    def token(self, binary: str) -> str:
+        args = [binary, "token", "--sub", "bench-agent", "--group", "agents", "--data-dir", str(self.data_dir), "--ttl", "2h"]
+        return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+
+    def status(self, field: str) -> int:
+        """A memory figure of the process from /proc, in KiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KeyError(field)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def bearer(token: str):
+    from google.oauth2.credentials import Credentials
+
+    return Credentials(token=token)
+
+
+def anonymous():
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - start) * 1000, result
+
+
+def run_query(client, sql: str, page_size: int | None = None) -> int:
+    rows = 0
+    for _ in client.query(sql).result(page_size=page_size):
+        rows += 1
+    return rows
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def main() -> None:
+    binary = os.environ.get("SLUICE_BIN")
+    if not binary:
+        raise SystemExit("SLUICE_BIN is not set")
+    work_dir = Path(tempfile.mkdtemp(prefix="sluice-bench-upstream-"))
+    print(f"work dir {work_dir}", file=sys.stderr)
+    config, helpers = _upstream_config(work_dir, binary)
+    emulator_url = next(h.url for h in helpers if h.name == "bqemulator")
+    sts_url = next(h.url for h in helpers if h.name == "fake-sts")
+    try:
+        report(binary, config, work_dir, emulator_url, sts_url)
+    finally:
+        for helper in helpers:
+            helper.stop()
+
+
+def sts_exchange(sts_url: str, subject_token: str) -> None:
+    """One token exchange at the local token service, as Sluice sends it."""
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "audience": STS_AUDIENCE,
+            "scope": "https://www.googleapis.com/auth/bigquery",
+            "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "subject_token": subject_token,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{sts_url}/v1/token", data=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        resp.read()
+
+
+def report(binary: str, config: Path, work_dir: Path, emulator_url: str, sts_url: str) -> None:
+    from google.cloud import bigquery
+
+    direct = make_client(emulator_url, anonymous())
+    gateway = Gateway(binary, config, work_dir)
+    token = gateway.token(binary)
+    through = make_client(gateway.url, bearer(token))
+
+    # Same answers both ways, and a warm-up of both.
+    for name, sql in QUERIES.items():
+        a = [tuple(r.values()) for r in direct.query(sql).result()]
+        b = [tuple(r.values()) for r in through.query(sql).result()]
+        if a != b:
+            raise SystemExit(f"{name}: different answers direct and through Sluice")
+
+    times: dict[str, dict[str, list[float]]] = {n: {"direct": [], "sluice": [], "dry run": []} for n in QUERIES}
+    dry_run = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
+    for i in range(ROUNDS):
+        for name, sql in QUERIES.items():
+            order = [("direct", direct), ("sluice", through)]
+            if i % 2:
+                order.reverse()
+            for side, client in order:
+                ms, _ = timed(lambda: run_query(client, sql))
+                times[name][side].append(ms)
+            ms, _ = timed(lambda: direct.query(sql, job_config=dry_run))
+            times[name]["dry run"].append(ms)
+    exchanges = [timed(lambda: sts_exchange(sts_url, token))[0] for _ in range(ROUNDS)]
+
+    table = f"`{PROJECT}.shop.orders`"
+    warm: dict[str, dict[str, list[float]]] = {
+        "tables.get": {"direct": [], "sluice": []},
+        "tabledata.list, 100 rows": {"direct": [], "sluice": []},
+    }
+    for i in range(ROUNDS):
+        for side, client in ([("direct", direct), ("sluice", through)][:: -1 if i % 2 else 1]):
+            ms, _ = timed(lambda: client.get_table(table.strip("`")))
+            warm["tables.get"][side].append(ms)
+            ms, _ = timed(lambda: list(client.list_rows(table.strip("`"), max_results=100)))
+            warm["tabledata.list, 100 rows"][side].append(ms)
+    through.close()
+    gateway.stop()
+
+    cold_sql = QUERIES["count"]
+    cold: dict[str, list[float]] = {"direct": [], "sluice": [], "sluice second": []}
+    for _ in range(COLD_STARTS):
+        gateway = Gateway(binary, config, work_dir)
+        fresh = make_client(gateway.url, bearer(gateway.token(binary)))
+        fresh_direct = make_client(emulator_url, anonymous())
+        ms, _ = timed(lambda: run_query(fresh_direct, cold_sql))
+        cold["direct"].append(ms)
+        ms, _ = timed(lambda: run_query(fresh, cold_sql))
+        cold["sluice"].append(ms)
+        ms, _ = timed(lambda: run_query(fresh, cold_sql))
+        cold["sluice second"].append(ms)
+        fresh.close()
+        fresh_direct.close()
+        gateway.stop()
+
+    memory = []
+    for name, sql in MEMORY_CASES.items():
+        gateway = Gateway(binary, config, work_dir)
+        client = make_client(gateway.url, bearer(gateway.token(binary)))
+        idle = gateway.status("VmRSS")
+        ms, rows = timed(lambda: run_query(client, sql, page_size=PAGE_ROWS))
+        peak = gateway.status("VmHWM")
+        memory.append((name, rows, ms, idle, peak))
+        client.close()
+        gateway.stop()
+
+    print(f"\nrounds={ROUNDS}, cold starts={COLD_STARTS}\n")
+    print(row("query", "direct (ms)", "through Sluice (ms)", "added (ms)", "Sluice / direct", "direct dry run (ms)"))
+    print(row("---", "---", "---", "---", "---", "---"))
+    for name, sides in {**times, **warm}.items():
+        d, s = median(sides["direct"]), median(sides["sluice"])
+        dry = f"{median(sides['dry run']):.1f}" if "dry run" in sides else ""
+        print(row(name, f"{d:.1f}", f"{s:.1f}", f"{s - d:.1f}", f"**{s / d:.2f}**", dry))
+    d, s, s2 = (median(cold[k]) for k in ("direct", "sluice", "sluice second"))
+    print(row("count, first query of a new gateway", f"{d:.1f}", f"{s:.1f}", f"{s - d:.1f}", f"**{s / d:.2f}**", ""))
+    print(row("count, second query of that gateway", f"{d:.1f}", f"{s2:.1f}", f"{s2 - d:.1f}", f"{s2 / d:.2f}", ""))
+    print(f"\none token exchange at the local token service: {median(exchanges):.1f} ms (median)")
+
+    print()
+    print(row("result", "rows", "read time (ms)", "gateway RSS idle (MiB)", "gateway peak (MiB)", "peak − idle (MiB)"))
+    print(row("---", "---", "---", "---", "---", "---"))
+    for name, rows, ms, idle, peak in memory:
+        print(row(name, f"{rows:,}", f"{ms:.0f}", f"{idle / 1024:.0f}", f"{peak / 1024:.0f}", f"{(peak - idle) / 1024:.0f}"))
+
+
+if __name__ == "__main__":
+    main()
