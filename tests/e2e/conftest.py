@@ -37,6 +37,8 @@ LISTEN_RE = re.compile(r"http://127\.0\.0\.1:(\d+)")
 UPSTREAM = os.environ.get("SLUICE_E2E_UPSTREAM", "embedded")
 HERE = Path(__file__).resolve().parent
 STS_AUDIENCE = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/e2e/providers/sluice"
+# The named credential the demo's `admins` policy picks in the upstream pass.
+STS_ADMINS_AUDIENCE = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/e2e/providers/admins"
 
 # What bqemulator does not do as BigQuery does (bqemulator/FINDINGS.md). These
 # tests run against the embedded warehouse only; the gateway's own handling of
@@ -199,10 +201,18 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
          "--project", PROJECT, "--data", str(tables)],
         work_dir,
     )
-    sts = Process("fake-sts", [sys.executable, str(HERE / "fake_sts.py"), "--audience", STS_AUDIENCE], work_dir)
+    sts = Process(
+        "fake-sts",
+        [sys.executable, str(HERE / "fake_sts.py"), "--audience", STS_AUDIENCE, "--audience", STS_ADMINS_AUDIENCE],
+        work_dir,
+    )
     demo = (HERE.parent.parent / "demo" / "sluice.yaml").read_text()
     head, rest = demo.split("warehouse:\n", 1)
     rest = rest.split("\n\n", 1)[1]
+    # Administrators run with a credential of their own (a policy's pick).
+    admins = "  - name: admins\n"
+    assert admins in rest, "the demo configuration has an admins policy"
+    rest = rest.replace(admins, admins + "    credentials: admins\n", 1)
     config = work_dir / "sluice-bqemulator.yaml"
     config.write_text(
         head
@@ -216,7 +226,13 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
         + "    kind: workload_identity\n"
         + f"    audience: {STS_AUDIENCE}\n"
         + f"    sts_url: {sts.url}/v1/token\n"
-        + "    revoke_url: none\n\n"
+        + "    revoke_url: none\n"
+        + "  named_credentials:\n"
+        + "    admins:\n"
+        + "      kind: workload_identity\n"
+        + f"      audience: {STS_ADMINS_AUDIENCE}\n"
+        + f"      sts_url: {sts.url}/v1/token\n"
+        + "      revoke_url: none\n\n"
         + rest
     )
     return config, [emulator, sts]

@@ -8,7 +8,7 @@ OAuth error shape, so a gateway that sends anything else fails the suite.
 Every issued token is recorded (the suite checks that none of them ever
 appears in Sluice's logs or answers).
 
-    python fake_sts.py --port 0 --audience AUD   # prints "listening on http://127.0.0.1:PORT"
+    python fake_sts.py --port 0 --audience AUD [--audience AUD2]   # prints "listening on http://127.0.0.1:PORT"
 """
 
 from __future__ import annotations
@@ -43,10 +43,12 @@ def _claims(jwt: str) -> dict:
 
 
 class Sts:
-    def __init__(self, audience: str):
-        self.audience = audience
+    def __init__(self, audiences: list[str]):
+        self.audiences = audiences
         self.lock = threading.Lock()
         self.issued: list[str] = []
+        # (audience, subject) of every exchange, in order.
+        self.exchanged: list[dict] = []
         self.refused: list[str] = []
         self.exchanges = 0
 
@@ -56,8 +58,8 @@ class Sts:
             return values[0] if values and len(values) == 1 else None
 
         problems = [f"{k} must be {v!r}" for k, v in EXPECTED.items() if one(k) != v]
-        if one("audience") != self.audience:
-            problems.append(f"audience must be {self.audience!r}")
+        if one("audience") not in self.audiences:
+            problems.append(f"audience must be one of {self.audiences!r}")
         if not one("scope"):
             problems.append("scope is missing")
         subject = one("subject_token") or ""
@@ -78,6 +80,7 @@ class Sts:
             token = "ya29.fake-sts-" + secrets.token_urlsafe(24)
             self.issued.append(token)
             self.exchanges += 1
+            self.exchanged.append({"audience": one("audience"), "sub": _claims(subject).get("sub")})
         return 200, {
             "access_token": token,
             "issued_token_type": EXPECTED["requested_token_type"],
@@ -112,7 +115,7 @@ def make_handler(sts: Sts):
         def do_GET(self):
             if self.path == "/record":
                 with sts.lock:
-                    return self._send(200, {"issued": sts.issued, "refused": sts.refused, "exchanges": sts.exchanges})
+                    return self._send(200, {"issued": sts.issued, "refused": sts.refused, "exchanges": sts.exchanges, "exchanged": sts.exchanged})
             self._send(404, {"error": "not_found"})
 
     return Handler
@@ -121,7 +124,7 @@ def make_handler(sts: Sts):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--audience", required=True)
+    parser.add_argument("--audience", required=True, action="append", help="a provider audience it accepts; repeatable")
     args = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(Sts(args.audience)))
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)

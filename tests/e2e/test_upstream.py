@@ -18,7 +18,7 @@ import pytest
 from google.api_core import exceptions
 from google.oauth2.credentials import Credentials
 
-from conftest import DATASET, PROJECT, agent_token, make_client
+from conftest import DATASET, PROJECT, STS_ADMINS_AUDIENCE, STS_AUDIENCE, agent_token, make_client
 
 pytestmark = pytest.mark.upstream_only
 
@@ -68,3 +68,19 @@ def test_no_token_appears_in_logs_or_answers(sluice, client, credentials):
         pieces = {secret[i : i + 16] for i in range(0, max(1, len(secret) - 16), 8)}
         leaked = [p for p in pieces if p in log or p in answers]
         assert not leaked, f"a token fragment appears in the log or an answer: {leaked[:1]}"
+
+
+def test_a_policy_picks_the_credential_its_principals_run_with(sluice, client, admin_client):
+    """The demo's `admins` policy names the credential `admins` (another
+    workload identity provider); agents use the warehouse's default."""
+    sql = f"SELECT COUNT(*) AS n FROM `{PROJECT}.{DATASET}.orders`"
+    seen = len(_sts_record(sluice)["exchanged"])
+    assert list(admin_client.query(sql).result())[0]["n"] == 100_000
+    assert list(client.query(sql).result())[0]["n"] == 100_000
+    exchanged = _sts_record(sluice)["exchanged"][seen:]
+    audiences = {(e["sub"], e["audience"]) for e in exchanged}
+    assert ("e2e-admin", STS_ADMINS_AUDIENCE) in audiences, exchanged
+    assert ("e2e-agent", STS_AUDIENCE) in audiences, exchanged
+    # Never the other way round.
+    assert ("e2e-admin", STS_AUDIENCE) not in audiences, exchanged
+    assert ("e2e-agent", STS_ADMINS_AUDIENCE) not in audiences, exchanged

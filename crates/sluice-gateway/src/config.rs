@@ -2,6 +2,7 @@
 //! (unknown keys are errors, so typos are caught), then the validated
 //! [`Config`] the gateway runs on. Every error names the file and key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +98,9 @@ pub struct RawWarehouse {
     pub require_referenced_tables: Option<bool>,
     /// BigQuery: how each job's token is minted.
     pub credentials: RawCredentials,
+    /// BigQuery: more credentials, by name, for policies that pick one
+    /// (`credentials: NAME` in a policy).
+    pub named_credentials: BTreeMap<String, RawCredentials>,
 }
 
 /// `limits:`.
@@ -197,6 +201,24 @@ impl Config {
             })
             .ok();
         let base = Self::validate_base(raw, file);
+        if let (Ok(base), Some(policy)) = (&base, &policy) {
+            for (index, name) in policy.named_credentials() {
+                let known = base.upstream.as_ref().map(|u| &u.named_credentials);
+                let reason = match known {
+                    None => "the embedded warehouse takes no credentials; remove it".to_string(),
+                    Some(known) if !known.contains_key(name) => format!(
+                        "\"{name}\" is not under warehouse.named_credentials (known: {})",
+                        known
+                            .keys()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some(_) => continue,
+                };
+                errors.push(error(&format!("policies[{index}].credentials"), reason));
+            }
+        }
         match (base, identity, policy) {
             (Ok(mut base), Some(identity), Some(policy)) if errors.is_empty() => {
                 base.identity = identity;
@@ -252,6 +274,7 @@ impl Config {
                     warehouse.retry_deadline.as_deref(),
                     warehouse.require_referenced_tables,
                     warehouse.credentials,
+                    warehouse.named_credentials,
                 )
                 .map_err(|(key, reason)| error(&key, reason))?,
             ),
@@ -395,5 +418,60 @@ mod tests {
         assert_eq!(err.key, "warehouse.kind");
         let err = parse("store: mysql://x").unwrap_err();
         assert_eq!(err.key, "store");
+    }
+
+    const UPSTREAM: &str = "warehouse:\n  kind: bigquery\n  credentials: {kind: workload_identity, audience: //iam/default}\n";
+
+    fn policy_with_credentials(name: &str) -> String {
+        format!(
+            "policies:\n  - name: p\n    who: {{groups: [g]}}\n    allow: {{read: [proj], statements: [select]}}\n    credentials: {name}\n"
+        )
+    }
+
+    #[test]
+    fn a_policy_picks_a_named_credential_that_must_exist() {
+        let named = "  named_credentials:\n    finance-reader:\n      kind: impersonation\n      service_account: finance@proj.iam.gserviceaccount.com\n      lifetime: 120s\n";
+        let yaml = format!(
+            "{UPSTREAM}{named}{}",
+            policy_with_credentials("finance-reader")
+        );
+        let config = Config::parse(&yaml, "t.yaml").unwrap();
+        let upstream = config.upstream.unwrap();
+        let finance = &upstream.named_credentials["finance-reader"];
+        assert_eq!(finance.lifetime, Duration::from_secs(120));
+        assert!(matches!(
+            &finance.kind,
+            CredentialKind::Impersonation { key: None, service_account } if service_account == "finance@proj.iam.gserviceaccount.com"
+        ));
+
+        let yaml = format!(
+            "{UPSTREAM}{named}{}",
+            policy_with_credentials("finance-writer")
+        );
+        let errors = Config::parse(&yaml, "t.yaml").unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].key, "policies[0].credentials");
+        assert!(errors.0[0].reason.contains("finance-writer"), "{errors}");
+        assert!(
+            errors.0[0].reason.contains("known: finance-reader"),
+            "{errors}"
+        );
+
+        // The embedded warehouse mints nothing: naming a credential is a mistake.
+        let errors =
+            Config::parse(&policy_with_credentials("finance-reader"), "t.yaml").unwrap_err();
+        assert_eq!(errors.0[0].key, "policies[0].credentials");
+        assert!(errors.0[0].reason.contains("embedded"), "{errors}");
+
+        // A named credential is validated like the default one, under its own key.
+        let bad = "  named_credentials:\n    broken:\n      kind: impersonation\n";
+        let err = parse(&format!("{UPSTREAM}{bad}")).unwrap_err();
+        assert_eq!(
+            err.key,
+            "warehouse.named_credentials.broken.service_account"
+        );
+        let bad = "  named_credentials:\n    \"a b\":\n      kind: workload_identity\n      audience: x\n";
+        let err = parse(&format!("{UPSTREAM}{bad}")).unwrap_err();
+        assert_eq!(err.key, "warehouse.named_credentials.a b");
     }
 }

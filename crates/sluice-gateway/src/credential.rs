@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_credentials::{AccessToken, CredentialErrorKind, Minter};
+use sluice_policy::PolicySet;
 use sluice_warehouse::Access;
 
 use crate::authenticate::Principal;
@@ -19,6 +20,10 @@ use crate::error::GatewayError;
 
 /// A token is used only while it has at least this long left.
 const FRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long a released token waits for calls still using it before it is
+/// revoked anyway (longer than any one upstream call may take).
+const REVOKE_GRACE: Duration = Duration::from_secs(120);
 
 /// What a cached token was minted for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,11 +33,23 @@ struct Purpose {
     job: Option<String>,
 }
 
+/// A minted token and the minter that made it (and may revoke it).
+#[derive(Debug, Clone)]
+struct Minted {
+    token: Arc<AccessToken>,
+    minter: Arc<Minter>,
+}
+
 /// Mints and keeps upstream tokens.
 #[derive(Debug, Default)]
 pub struct Credentials {
-    minter: Option<Arc<Minter>>,
-    tokens: Mutex<HashMap<Purpose, Arc<AccessToken>>>,
+    /// `warehouse.credentials`; none for a warehouse that needs no token.
+    default: Option<Arc<Minter>>,
+    /// `warehouse.named_credentials`, picked by policies.
+    named: HashMap<String, Arc<Minter>>,
+    /// Which policies pick which named credential.
+    policy: Arc<PolicySet>,
+    tokens: Mutex<HashMap<Purpose, Minted>>,
 }
 
 impl Credentials {
@@ -41,10 +58,50 @@ impl Credentials {
         Self::default()
     }
 
-    pub fn new(minter: Minter) -> Self {
+    /// `default` for principals whose policies name no credential, the
+    /// `named` ones for those whose policies do.
+    pub fn new(default: Minter, named: HashMap<String, Minter>, policy: Arc<PolicySet>) -> Self {
         Self {
-            minter: Some(Arc::new(minter)),
+            default: Some(Arc::new(default)),
+            named: named
+                .into_iter()
+                .map(|(name, minter)| (name, Arc::new(minter)))
+                .collect(),
+            policy,
             tokens: Mutex::default(),
+        }
+    }
+
+    /// The minter for `principal`: the named credential its matching
+    /// policies pick, else the default. Policies that pick different
+    /// credentials are refused, never resolved by picking one.
+    fn minter_for(&self, principal: &Principal) -> Result<Option<Arc<Minter>>, GatewayError> {
+        let Some(default) = &self.default else {
+            return Ok(None);
+        };
+        match self.policy.credentials_for(&principal.who()) {
+            Ok(None) => Ok(Some(default.clone())),
+            Ok(Some(name)) => match self.named.get(name) {
+                Some(minter) => Ok(Some(minter.clone())),
+                // Configuration validation rules this out.
+                None => Err(GatewayError::internal(format!(
+                    "the policies name the credential \"{name}\", which is not configured"
+                ))),
+            },
+            Err(pairs) => {
+                let named = pairs
+                    .iter()
+                    .map(|(policy, credential)| format!("policy {policy} uses {credential}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                tracing::warn!(principal = %principal.verified.name, conflict = %named, "policies pick different upstream credentials");
+                Err(GatewayError::access_denied(format!(
+                    "Access Denied: check policies.credentials: the policies matching {} pick different BigQuery credentials ({named}), \
+                     so Sluice cannot tell which one to run with and ran nothing. \
+                     Ask the Sluice administrators to make these policies agree or not overlap.",
+                    principal.verified.name
+                )))
+            }
         }
     }
 
@@ -54,14 +111,14 @@ impl Credentials {
         principal: &Principal,
         job: Option<&str>,
     ) -> Result<Access, GatewayError> {
-        let Some(minter) = &self.minter else {
+        let Some(minter) = self.minter_for(principal)? else {
             return Ok(Access::none());
         };
         let purpose = Purpose {
             principal: principal.name.clone(),
             job: job.map(str::to_string),
         };
-        if let Some(token) = self.cached(&purpose) {
+        if let Some(token) = self.cached(&purpose, &minter) {
             return Ok(Access::with_token(token));
         }
         let token = minter
@@ -83,43 +140,248 @@ impl Credentials {
             })?;
         let token = Arc::new(token);
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        tokens.retain(|_, t| t.is_fresh(Duration::ZERO));
-        tokens.insert(purpose, token.clone());
+        tokens.retain(|_, m| m.token.is_fresh(Duration::ZERO));
+        tokens.insert(
+            purpose,
+            Minted {
+                token: token.clone(),
+                minter,
+            },
+        );
         Ok(Access::with_token(token))
     }
 
-    fn cached(&self, purpose: &Purpose) -> Option<Arc<AccessToken>> {
+    fn cached(&self, purpose: &Purpose, minter: &Arc<Minter>) -> Option<Arc<AccessToken>> {
         let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         tokens
             .get(purpose)
-            .filter(|t| t.is_fresh(FRESH_MARGIN))
-            .cloned()
+            .filter(|m| Arc::ptr_eq(&m.minter, minter) && m.token.is_fresh(FRESH_MARGIN))
+            .map(|m| m.token.clone())
     }
 
     /// The job is done: its token is forgotten and, where Google allows
-    /// it, revoked in the background. A later call for the same job mints
-    /// a new one.
+    /// it, revoked in the background once no call still uses it (or after
+    /// [`REVOKE_GRACE`]). A later call for the same job mints a new one.
     pub fn release(&self, principal: &str, job: &str) {
         let purpose = Purpose {
             principal: principal.to_string(),
             job: Some(job.to_string()),
         };
-        let token = self
+        let minted = self
             .tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&purpose);
-        let (Some(token), Some(minter)) = (token, &self.minter) else {
+        let Some(Minted { token, minter }) = minted else {
             return;
         };
         if !minter.revocable() {
             return;
         }
-        let minter = minter.clone();
         tokio::spawn(async move {
+            let released = Instant::now();
+            // Calls in flight hold their own reference to the token.
+            while Arc::strong_count(&token) > 1 && released.elapsed() < REVOKE_GRACE {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             if let Err(err) = minter.revoke(&token).await {
                 tracing::warn!(error = %err.message, "could not revoke a job's upstream token; it expires on its own");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::State;
+    use axum::routing::post;
+    use sluice_credentials::{Credential, Endpoints, MinterConfig, ServiceAccountKey};
+    use sluice_policy::{RawAllow, RawGuardrails, RawPolicy, RawWho};
+
+    use super::*;
+
+    /// A token endpoint per credential (`/default/token`, `/named/token`)
+    /// and a revocation endpoint, counting calls.
+    #[derive(Default)]
+    struct Google {
+        default_mints: AtomicUsize,
+        named_mints: AtomicUsize,
+        revokes: AtomicUsize,
+    }
+
+    async fn start_google() -> (Arc<Google>, String) {
+        async fn token(google: &AtomicUsize) -> axum::Json<serde_json::Value> {
+            let n = google.fetch_add(1, Ordering::SeqCst);
+            axum::Json(serde_json::json!({
+                "access_token": format!("ya29.test-{n}"), "expires_in": 3600, "token_type": "Bearer"
+            }))
+        }
+        let google = Arc::new(Google::default());
+        let app = axum::Router::new()
+            .route(
+                "/default/token",
+                post(|State(g): State<Arc<Google>>| async move { token(&g.default_mints).await }),
+            )
+            .route(
+                "/named/token",
+                post(|State(g): State<Arc<Google>>| async move { token(&g.named_mints).await }),
+            )
+            .route(
+                "/revoke",
+                post(|State(g): State<Arc<Google>>| async move {
+                    g.revokes.fetch_add(1, Ordering::SeqCst);
+                    "{}"
+                }),
+            )
+            .with_state(google.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (google, url)
+    }
+
+    fn key_minter(google: &str, path: &str) -> Minter {
+        let fixture = include_str!("../../sluice-credentials/tests/fixtures/service-account.json");
+        let json = fixture.replace(
+            "https://token-uri.invalid/token",
+            &format!("{google}/{path}/token"),
+        );
+        let key = ServiceAccountKey::from_json(json.as_bytes()).unwrap();
+        Minter::new(MinterConfig {
+            credential: Credential::ServiceAccountKey { key: Arc::new(key) },
+            endpoints: Endpoints {
+                sts_url: format!("{google}/sts"),
+                iam_credentials_url: google.to_string(),
+                metadata_url: google.to_string(),
+                revoke_url: Some(format!("{google}/revoke")),
+            },
+            scopes: vec!["https://www.googleapis.com/auth/bigquery".into()],
+            lifetime: Duration::from_secs(300),
+            timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    fn policy(name: &str, group: &str, credentials: Option<&str>) -> RawPolicy {
+        RawPolicy {
+            name: name.into(),
+            who: RawWho {
+                groups: vec![group.into()],
+                principals: Vec::new(),
+            },
+            allow: RawAllow {
+                read: vec!["proj".into()],
+                write: Vec::new(),
+                statements: vec!["select".into()],
+            },
+            credentials: credentials.map(str::to_string),
+            ..RawPolicy::default()
+        }
+    }
+
+    async fn credentials() -> (Arc<Google>, Credentials) {
+        let (google, url) = start_google().await;
+        let policies = PolicySet::build(
+            &[
+                policy("staff", "staff", None),
+                policy("finance", "finance", Some("finance-reader")),
+                policy("ops", "ops", Some("ops-reader")),
+            ],
+            &RawGuardrails::default(),
+        )
+        .unwrap();
+        let named = HashMap::from([
+            ("finance-reader".to_string(), key_minter(&url, "named")),
+            ("ops-reader".to_string(), key_minter(&url, "named")),
+        ]);
+        let credentials = Credentials::new(key_minter(&url, "default"), named, Arc::new(policies));
+        (google, credentials)
+    }
+
+    fn principal(subject: &str, groups: &[&str]) -> Principal {
+        Principal::new(
+            sluice_identity::Principal {
+                name: subject.into(),
+                issuer: "https://issuer.test".into(),
+                subject: subject.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                run: None,
+                session: None,
+            },
+            "caller.jwt.token",
+        )
+    }
+
+    #[tokio::test]
+    async fn the_policies_pick_the_credential_and_a_conflict_mints_nothing() {
+        let (google, credentials) = credentials().await;
+        let staff = principal("alice", &["staff"]);
+        let finance = principal("bob", &["finance", "staff"]);
+        let both = principal("carol", &["finance", "ops"]);
+
+        let access = credentials.access(&staff, Some("job-1")).await.unwrap();
+        assert!(access.token().is_some());
+        assert_eq!(google.default_mints.load(Ordering::SeqCst), 1);
+        assert_eq!(google.named_mints.load(Ordering::SeqCst), 0);
+
+        credentials.access(&finance, Some("job-2")).await.unwrap();
+        assert_eq!(google.default_mints.load(Ordering::SeqCst), 1);
+        assert_eq!(google.named_mints.load(Ordering::SeqCst), 1);
+
+        let refused = credentials.access(&both, Some("job-3")).await.unwrap_err();
+        let message = refused.to_string();
+        assert!(message.contains("policies.credentials"), "{message}");
+        assert!(message.contains("finance uses finance-reader"), "{message}");
+        assert!(message.contains("ops uses ops-reader"), "{message}");
+        assert_eq!(google.named_mints.load(Ordering::SeqCst), 1);
+        assert_eq!(google.default_mints.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_serves_one_principal_and_job_and_is_revoked_after_its_last_use() {
+        let (google, credentials) = credentials().await;
+        let alice = principal("alice", &["staff"]);
+        let mallory = principal("mallory", &["staff"]);
+
+        let first = credentials.access(&alice, Some("job-1")).await.unwrap();
+        let again = credentials.access(&alice, Some("job-1")).await.unwrap();
+        let other = credentials.access(&mallory, Some("job-1")).await.unwrap();
+        let next_job = credentials.access(&alice, Some("job-2")).await.unwrap();
+        let secret = |a: &Access| a.token().unwrap().secret().to_string();
+        assert_eq!(secret(&first), secret(&again), "reused within the job");
+        assert_ne!(
+            secret(&first),
+            secret(&other),
+            "never shared between principals"
+        );
+        assert_ne!(
+            secret(&first),
+            secret(&next_job),
+            "never shared between jobs"
+        );
+        assert_eq!(google.default_mints.load(Ordering::SeqCst), 3);
+
+        // The job is done while a call still holds its token: it is not
+        // revoked under that call's feet…
+        drop(again);
+        credentials.release(&alice.name, "job-1");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(google.revokes.load(Ordering::SeqCst), 0);
+        // …but as soon as the call is over.
+        drop(first);
+        for _ in 0..50 {
+            if google.revokes.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(google.revokes.load(Ordering::SeqCst), 1);
+        // A later call for the job mints afresh.
+        let after = credentials.access(&alice, Some("job-1")).await.unwrap();
+        assert_ne!(secret(&after), secret(&other));
+        assert_eq!(google.default_mints.load(Ordering::SeqCst), 4);
     }
 }

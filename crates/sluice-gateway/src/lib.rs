@@ -92,7 +92,7 @@ impl Gateway {
         }
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path).await?);
         if let Some(upstream) = &config.upstream {
-            let minter = secrets::minter(&config, upstream, &store).await?;
+            let credentials = secrets::credentials(&config, upstream, &store).await?;
             let warehouse = BigQueryWarehouse::new(BigQueryConfig {
                 endpoint: upstream.endpoint.clone(),
                 location: upstream.location.clone(),
@@ -103,12 +103,7 @@ impl Gateway {
                     deadline: upstream.retry_deadline,
                 },
             })?;
-            return Self::with_credentials(
-                config,
-                Arc::new(warehouse),
-                store,
-                Credentials::new(minter),
-            );
+            return Self::with_credentials(config, Arc::new(warehouse), store, credentials);
         }
         let warehouse: Arc<dyn Warehouse> = Arc::new(
             EmbeddedWarehouse::open(EmbeddedConfig {

@@ -4,6 +4,7 @@
 //! at start-up, so a missing key or a wrong master key stops the gateway
 //! with a clear message instead of failing queries later.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_credentials::{
@@ -11,8 +12,8 @@ use sluice_credentials::{
 };
 use sluice_store::{MASTER_KEY_ENV, MasterKey, SecretStore, Store};
 
-use crate::StartError;
-use crate::config::{Config, CredentialKind, UpstreamConfig};
+use crate::config::{Config, CredentialConfig, CredentialKind, UpstreamConfig};
+use crate::{Credentials, StartError};
 
 /// The master key: `SLUICE_MASTER_KEY`, else the configured file.
 pub fn master_key(config: &Config) -> Result<MasterKey, sluice_store::SecretError> {
@@ -28,13 +29,34 @@ pub fn secret_store(
     Ok(SecretStore::new(store, master_key(config)?))
 }
 
-/// The minter the configured credential kind needs.
-pub async fn minter(
+/// The credentials of the BigQuery upstream: a minter for
+/// `warehouse.credentials` and one for each of `warehouse.named_credentials`,
+/// chosen per principal by the policies.
+pub async fn credentials(
     config: &Config,
     upstream: &UpstreamConfig,
     store: &Arc<dyn Store>,
+) -> Result<Credentials, StartError> {
+    let default = minter(config, &upstream.credentials, store).await?;
+    let mut named = HashMap::new();
+    for (name, settings) in &upstream.named_credentials {
+        let minter = minter(config, settings, store).await.map_err(|e| match e {
+            StartError::Credentials(message) => {
+                StartError::Credentials(format!("named credential \"{name}\": {message}"))
+            }
+            other => other,
+        })?;
+        named.insert(name.clone(), minter);
+    }
+    Ok(Credentials::new(default, named, config.policy.clone()))
+}
+
+/// The minter one credential block needs.
+async fn minter(
+    config: &Config,
+    settings: &CredentialConfig,
+    store: &Arc<dyn Store>,
 ) -> Result<Minter, StartError> {
-    let settings = &upstream.credentials;
     let key = match settings.kind.secret() {
         Some(name) => Some(Arc::new(load_key(config, store, name).await?)),
         None => None,

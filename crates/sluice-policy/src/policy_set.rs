@@ -44,6 +44,8 @@ pub(crate) struct Policy {
     pub(crate) statements: Vec<DenyRule>,
     pub(crate) deny: Vec<DenyRule>,
     pub(crate) limits: Limits,
+    /// The named upstream credential, if the policy picks one.
+    credentials: Option<String>,
 }
 
 /// A name of a deny list or `allow.statements` with the kind and flag
@@ -130,6 +132,34 @@ impl PolicySet {
             .any(|pattern| pattern.matches_project(project))
     }
 
+    /// The named upstream credential `who` runs with: the one the matching
+    /// policies that name a credential agree on, or `None` when none of
+    /// them names one (the warehouse's default credential).
+    ///
+    /// Policies that name different credentials for the same principal
+    /// are a conflict: the error lists each `(policy, credential)` pair,
+    /// and the gateway refuses rather than pick one.
+    pub fn credentials_for(&self, who: &Who<'_>) -> Result<Option<&str>, Vec<(&str, &str)>> {
+        let named: Vec<(&str, &str)> = self
+            .matching(who)
+            .filter_map(|p| Some((p.name.as_str(), p.credentials.as_deref()?)))
+            .collect();
+        match named.first() {
+            None => Ok(None),
+            Some((_, first)) if named.iter().all(|(_, c)| c == first) => Ok(Some(first)),
+            Some(_) => Err(named),
+        }
+    }
+
+    /// Every `(policy, credential)` pair the policies name, for the
+    /// gateway to check against its configured credentials.
+    pub fn named_credentials(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.policies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i, p.credentials.as_deref()?)))
+    }
+
     pub(crate) fn matching<'s>(&'s self, who: &Who<'_>) -> impl Iterator<Item = &'s Policy> {
         let who = *who;
         self.policies
@@ -205,6 +235,7 @@ fn build_policy(raw: &RawPolicy, key: &str, errors: &mut Vec<PolicyError>) -> Po
         ),
         deny: names(&raw.deny, &format!("{key}.deny"), true, errors),
         limits: limits(&raw.limits, &format!("{key}.limits"), errors),
+        credentials: raw.credentials.clone(),
     }
 }
 

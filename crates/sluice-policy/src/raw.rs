@@ -39,6 +39,11 @@ pub struct RawPolicy {
     /// Free text for administrators.
     #[serde(default)]
     pub description: Option<String>,
+    /// The upstream credential this policy's principals run with: a name
+    /// under `warehouse.named_credentials` (checked by the gateway). None
+    /// uses `warehouse.credentials`.
+    #[serde(default)]
+    pub credentials: Option<String>,
 }
 
 /// Whom a policy applies to: a principal matches when it is in one of the

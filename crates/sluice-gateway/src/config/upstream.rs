@@ -2,6 +2,7 @@
 //! is, how patient to be with it, and how Sluice gets the short-lived
 //! token each job runs with.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,7 +57,10 @@ pub struct UpstreamConfig {
     /// some: real BigQuery always reports them, so a missing list means the
     /// cross-check cannot be made.
     pub require_referenced_tables: bool,
+    /// The default credential.
     pub credentials: CredentialConfig,
+    /// Credentials a policy picks by name (`credentials: NAME`).
+    pub named_credentials: BTreeMap<String, CredentialConfig>,
 }
 
 /// How a job's token is minted.
@@ -105,15 +109,60 @@ pub fn validate(
     timeout: Option<&str>,
     retry_deadline: Option<&str>,
     require_referenced_tables: Option<bool>,
-    raw: RawCredentials,
+    credentials: RawCredentials,
+    named_credentials: BTreeMap<String, RawCredentials>,
 ) -> Result<UpstreamConfig, (String, String)> {
-    let duration = |key: &str, text: Option<&str>, default: Duration| match text {
-        None => Ok(default),
-        Some(text) => parse_duration(text).map_err(|e| (key.to_string(), e)),
-    };
     let endpoint = endpoint.unwrap_or_else(|| "https://bigquery.googleapis.com".into());
     url("warehouse.endpoint", &endpoint)?;
-    let missing = |key: &str, why: &str| (format!("warehouse.credentials.{key}"), why.to_string());
+    let credentials = credential_config("warehouse.credentials", credentials)?;
+    let mut named = BTreeMap::new();
+    for (name, raw) in named_credentials {
+        let key = format!("warehouse.named_credentials.{name}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err((
+                key,
+                "a credential name uses letters, digits, - and _ only".into(),
+            ));
+        }
+        named.insert(name, credential_config(&key, raw)?);
+    }
+    Ok(UpstreamConfig {
+        endpoint,
+        location,
+        timeout: duration("warehouse.timeout", timeout, Duration::from_secs(60))?,
+        retry_deadline: duration(
+            "warehouse.retry_deadline",
+            retry_deadline,
+            Duration::from_secs(30),
+        )?,
+        require_referenced_tables: require_referenced_tables.unwrap_or(true),
+        credentials,
+        named_credentials: named,
+    })
+}
+
+fn duration(
+    key: &str,
+    text: Option<&str>,
+    default: Duration,
+) -> Result<Duration, (String, String)> {
+    match text {
+        None => Ok(default),
+        Some(text) => parse_duration(text).map_err(|e| (key.to_string(), e)),
+    }
+}
+
+/// Validates one credential block at `prefix` (`warehouse.credentials` or
+/// `warehouse.named_credentials.NAME`).
+fn credential_config(
+    prefix: &str,
+    raw: RawCredentials,
+) -> Result<CredentialConfig, (String, String)> {
+    let missing = |key: &str, why: &str| (format!("{prefix}.{key}"), why.to_string());
     let kind = match raw.kind.as_deref() {
         Some("workload_identity") => CredentialKind::WorkloadIdentity {
             audience: raw.audience.clone().ok_or_else(|| {
@@ -160,7 +209,7 @@ pub fn validate(
         }
     };
     let lifetime = duration(
-        "warehouse.credentials.lifetime",
+        &format!("{prefix}.lifetime"),
         raw.lifetime.as_deref(),
         Duration::from_secs(300),
     )?;
@@ -181,36 +230,25 @@ pub fn validate(
         Some(u) => Some(u.to_string()),
         None => Some("https://oauth2.googleapis.com/revoke".into()),
     };
-    url("warehouse.credentials.sts_url", &sts_url)?;
+    url(&format!("{prefix}.sts_url"), &sts_url)?;
     url(
-        "warehouse.credentials.iam_credentials_url",
+        &format!("{prefix}.iam_credentials_url"),
         &iam_credentials_url,
     )?;
-    url("warehouse.credentials.metadata_url", &metadata_url)?;
+    url(&format!("{prefix}.metadata_url"), &metadata_url)?;
     if let Some(revoke) = &revoke_url {
-        url("warehouse.credentials.revoke_url", revoke)?;
+        url(&format!("{prefix}.revoke_url"), revoke)?;
     }
-    Ok(UpstreamConfig {
-        endpoint,
-        location,
-        timeout: duration("warehouse.timeout", timeout, Duration::from_secs(60))?,
-        retry_deadline: duration(
-            "warehouse.retry_deadline",
-            retry_deadline,
-            Duration::from_secs(30),
-        )?,
-        require_referenced_tables: require_referenced_tables.unwrap_or(true),
-        credentials: CredentialConfig {
-            kind,
-            lifetime,
-            scopes: raw
-                .scopes
-                .unwrap_or_else(|| vec!["https://www.googleapis.com/auth/bigquery".into()]),
-            sts_url,
-            iam_credentials_url,
-            metadata_url,
-            revoke_url,
-        },
+    Ok(CredentialConfig {
+        kind,
+        lifetime,
+        scopes: raw
+            .scopes
+            .unwrap_or_else(|| vec!["https://www.googleapis.com/auth/bigquery".into()]),
+        sts_url,
+        iam_credentials_url,
+        metadata_url,
+        revoke_url,
     })
 }
 

@@ -20,6 +20,23 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
     let warehouse = &gateway.warehouse;
     let policy = &gateway.config.policy;
     let who = cx.principal.who();
+    // Decide first: a call the policy refuses mints no token.
+    match &cx.call {
+        ApiCall::DatasetsGet { project, dataset } | ApiCall::TablesList { project, dataset } => {
+            may_see_dataset(gateway, cx, project, dataset)?;
+        }
+        ApiCall::TablesGet {
+            project,
+            dataset,
+            table,
+        }
+        | ApiCall::TabledataList {
+            project,
+            dataset,
+            table,
+        } => may_read(gateway, cx, project, dataset, table)?,
+        _ => {}
+    }
     let access = gateway.credentials.access(&cx.principal, None).await?;
     let access = &access;
     match &cx.call {
@@ -64,12 +81,10 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             Ok(json(body))
         }
         ApiCall::DatasetsGet { project, dataset } => {
-            may_see_dataset(gateway, cx, project, dataset)?;
             let info = warehouse.get_dataset(access, project, dataset).await?;
             Ok(json(resources::dataset(&info, base_url)))
         }
         ApiCall::TablesList { project, dataset } => {
-            may_see_dataset(gateway, cx, project, dataset)?;
             let tables: Vec<Value> = warehouse
                 .list_tables(access, project, dataset)
                 .await?
@@ -94,7 +109,6 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             dataset,
             table,
         } => {
-            may_read(gateway, cx, project, dataset, table)?;
             let info = warehouse
                 .get_table(access, &TableRef::new(project, dataset, table))
                 .await?;
@@ -104,10 +118,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             project,
             dataset,
             table,
-        } => {
-            may_read(gateway, cx, project, dataset, table)?;
-            tabledata_list(gateway, cx, access, TableRef::new(project, dataset, table)).await
-        }
+        } => tabledata_list(gateway, cx, access, TableRef::new(project, dataset, table)).await,
         _ => Err(GatewayError::internal(
             "a job method reached the metadata handler",
         )),

@@ -473,3 +473,65 @@ fn ddl_objects_that_are_not_tables_need_allow_write() {
     // Temporary functions live in the session only.
     assert!(allowed("CREATE TEMP FUNCTION f(x INT64) AS (x); SELECT f(1)").is_allowed());
 }
+
+// ---- upstream credentials -------------------------------------------------
+
+#[test]
+fn the_matching_policies_choose_the_upstream_credential() {
+    let mut finance = policy("finance", &["finance"], &["proj.finance"], &[], &["select"]);
+    finance.credentials = Some("finance-reader".into());
+    let mut finance_audit = policy("finance-audit", &["auditors"], &["proj.finance"], &[], &[]);
+    finance_audit.credentials = Some("finance-reader".into());
+    let mut ops = policy("ops", &["ops"], &["proj.ops"], &[], &["select"]);
+    ops.credentials = Some("ops-reader".into());
+    let plain = policy("everyone", &["staff"], &["proj.public"], &[], &["select"]);
+    let set = PolicySet::build(
+        &[finance, finance_audit, ops, plain],
+        &RawGuardrails::default(),
+    )
+    .unwrap();
+    let choose = |groups: &[&str]| {
+        let groups = strings(groups);
+        set.credentials_for(&Who {
+            name: "tester",
+            groups: &groups,
+        })
+        .map(|c| c.map(str::to_owned))
+        .map_err(|pairs| {
+            pairs
+                .iter()
+                .map(|(p, c)| format!("{p}={c}"))
+                .collect::<Vec<_>>()
+        })
+    };
+    // No policy names one: the warehouse's default.
+    assert_eq!(choose(&["staff"]), Ok(None));
+    assert_eq!(choose(&[]), Ok(None));
+    // A policy that names one wins over those that name none.
+    assert_eq!(
+        choose(&["finance", "staff"]),
+        Ok(Some("finance-reader".into()))
+    );
+    // Two policies naming the same one agree.
+    assert_eq!(
+        choose(&["finance", "auditors"]),
+        Ok(Some("finance-reader".into()))
+    );
+    // Two different ones: a conflict naming both, never a pick.
+    assert_eq!(
+        choose(&["finance", "ops"]),
+        Err(vec![
+            "finance=finance-reader".to_owned(),
+            "ops=ops-reader".to_owned()
+        ])
+    );
+    let named: Vec<_> = set.named_credentials().collect();
+    assert_eq!(
+        named,
+        vec![
+            (0, "finance-reader"),
+            (1, "finance-reader"),
+            (2, "ops-reader")
+        ]
+    );
+}
