@@ -135,6 +135,20 @@ class SluiceServer:
     def helper(self, name: str) -> "Process | None":
         return next((h for h in getattr(self, "helpers", []) if h.name == name), None)
 
+    def restart(self) -> None:
+        """Stops the gateway process and starts it again on the same
+        configuration, data folder and helpers (the emulator keeps running);
+        the new process listens on a new port."""
+        proc = self.process
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        args, env, work_dir = self.launch
+        self.process, port = _launch(args, env, work_dir, self.log_path)
+        if port is None:
+            raise RuntimeError(f"sluice did not come back after a restart\n{self.log_tail()}")
+        self.base_url = f"http://127.0.0.1:{port}"
+        _healthz(self.base_url, time.monotonic() + 30)
+
     def stop(self) -> None:
         for helper in getattr(self, "helpers", []):
             helper.stop()
@@ -238,6 +252,34 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
     return config, [emulator, sts]
 
 
+def _launch(args: list[str], env: dict, work_dir: Path, log_path: Path) -> tuple[subprocess.Popen, int | None]:
+    """Starts `sluice serve`, appending to `log_path`, and waits for the
+    port it listens on (None if it never says)."""
+    start = log_path.stat().st_size if log_path.exists() else 0
+    log_file = open(log_path, "ab")  # closed when the process is reaped
+    proc = subprocess.Popen(
+        args,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=work_dir,
+        env=env,
+        start_new_session=True,
+    )
+    log_file.close()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with open(log_path, errors="replace") as f:
+            f.seek(start)
+            match = LISTEN_RE.search(f.read())
+        if match:
+            return proc, int(match.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    return proc, None
+
+
 def _start_sluice(work_dir: Path) -> SluiceServer:
     external = os.environ.get("SLUICE_URL")
     if external:
@@ -268,31 +310,10 @@ def _start_sluice(work_dir: Path) -> SluiceServer:
     elif UPSTREAM != "embedded":
         pytest.exit(f"SLUICE_E2E_UPSTREAM={UPSTREAM!r}: use embedded or bqemulator", returncode=2)
     log_path = work_dir / "sluice.log"
-    log_file = open(log_path, "wb")  # closed when the process is reaped
-    proc = subprocess.Popen(
-        args,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=work_dir,
-        env=env,
-        start_new_session=True,
-    )
-    log_file.close()
-
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    port = None
-    while time.monotonic() < deadline:
-        match = LISTEN_RE.search(log_path.read_text(errors="replace"))
-        if match:
-            port = int(match.group(1))
-            break
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-
+    proc, port = _launch(args, env, work_dir, log_path)
     server = SluiceServer(f"http://127.0.0.1:{port}", proc, log_path, data_dir)
     server.helpers = helpers
+    server.launch = (args, env, work_dir)
     failure = None
     if port is None:
         if proc.poll() is not None:

@@ -12,13 +12,24 @@ server in crates/sluice-warehouse (bqemulator does not keep job labels).
 from __future__ import annotations
 
 import json
+import tempfile
 import urllib.request
+from pathlib import Path
 
 import pytest
 from google.api_core import exceptions
 from google.oauth2.credentials import Credentials
 
-from conftest import DATASET, PROJECT, STS_ADMINS_AUDIENCE, STS_AUDIENCE, agent_token, make_client
+from conftest import (
+    DATASET,
+    PROJECT,
+    STS_ADMINS_AUDIENCE,
+    STS_AUDIENCE,
+    SluiceServer,
+    _launch,
+    agent_token,
+    make_client,
+)
 
 pytestmark = pytest.mark.upstream_only
 
@@ -84,3 +95,40 @@ def test_a_policy_picks_the_credential_its_principals_run_with(sluice, client, a
     # Never the other way round.
     assert ("e2e-admin", STS_AUDIENCE) not in audiences, exchanged
     assert ("e2e-agent", STS_ADMINS_AUDIENCE) not in audiences, exchanged
+
+
+@pytest.fixture
+def own_gateway(sluice):
+    """A second gateway of its own (own data folder and store) in front of
+    the same emulator and token service, free to be restarted."""
+    args, env, _ = sluice.launch
+    work_dir = Path(tempfile.mkdtemp(prefix="sluice-restart-", dir=sluice.data_dir.parent))
+    data_dir = work_dir / "data"
+    data_dir.mkdir()
+    args = list(args)
+    args[args.index("--data-dir") + 1] = str(data_dir)
+    log_path = work_dir / "sluice.log"
+    proc, port = _launch(args, env, work_dir, log_path)
+    assert port is not None, log_path.read_text(errors="replace")[-3000:]
+    server = SluiceServer(f"http://127.0.0.1:{port}", proc, log_path, data_dir)
+    server.launch = (args, env, work_dir)
+    yield server
+    server.stop()
+
+
+def test_a_finished_jobs_results_are_read_after_a_gateway_restart(own_gateway):
+    token = Credentials(token=agent_token(own_gateway))
+    before = make_client(own_gateway.base_url, token)
+    sql = f"SELECT order_id FROM `{PROJECT}.{DATASET}.orders` ORDER BY order_id LIMIT 2500"
+    job = before.query(sql)
+    expected = [row["order_id"] for row in job.result(page_size=1000)]
+    assert len(expected) == 2500
+    before.close()
+
+    own_gateway.restart()
+
+    after = make_client(own_gateway.base_url, token)
+    again = after.get_job(job.job_id, location=job.location)
+    assert again.state == "DONE"
+    assert [row["order_id"] for row in again.result(page_size=1000)] == expected
+    after.close()

@@ -204,7 +204,10 @@ impl Jobs {
         job_id: &str,
     ) -> Result<JobRecord, GatewayError> {
         match self.store.get_job(project_id, job_id).await? {
-            Some(job) if job.principal == principal.name => Ok(job),
+            Some(job) if job.principal == principal.name => {
+                self.warehouse.resume(&job.warehouse_key, &job.project_id);
+                Ok(job)
+            }
             _ => Err(GatewayError::not_found(format!(
                 "Not found: Job {project_id}:{}.{job_id}",
                 self.location

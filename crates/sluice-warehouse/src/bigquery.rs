@@ -429,6 +429,23 @@ impl Warehouse for BigQueryWarehouse {
         })
     }
 
+    /// After a restart the job map is empty, but the job's upstream id is
+    /// derived from its key and it runs in the configured location: the
+    /// gateway's record is enough to find it again.
+    fn resume(&self, job_key: &str, project: &str) {
+        let (Ok(key), Ok(project)) = (segment(job_key), segment(project)) else {
+            return;
+        };
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.entry(job_key.to_string())
+            .or_insert_with(|| UpstreamJob {
+                project: project.to_string(),
+                job_id: Self::upstream_job_id(key),
+                location: self.config.location.clone(),
+                started: std::time::Instant::now(),
+            });
+    }
+
     async fn cancel_query(&self, access: &Access, job_key: &str) -> Result<(), WarehouseError> {
         let job = self.job(job_key)?;
         let path = format!("/projects/{}/jobs/{}/cancel", job.project, job.job_id);

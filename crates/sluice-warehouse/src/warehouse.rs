@@ -131,4 +131,10 @@ pub trait Warehouse: Send + Sync + std::fmt::Debug {
 
     /// Stops a running job; a finished one is left as it is.
     async fn cancel_query(&self, access: &Access, job_key: &str) -> Result<(), WarehouseError>;
+
+    /// The gateway has job `job_key`, started in `project`, in its records
+    /// (perhaps from before a restart). A warehouse whose jobs outlive the
+    /// gateway process (BigQuery) finds the job again from this; one whose
+    /// executions die with it does nothing, and later calls say `NotFound`.
+    fn resume(&self, _job_key: &str, _project: &str) {}
 }

@@ -415,3 +415,50 @@ fn names_that_could_change_the_path_are_refused() {
     }
     assert!(segment("my-project.example:team").is_ok());
 }
+
+#[tokio::test]
+async fn a_job_is_found_again_by_a_new_gateway_process() {
+    let (fake, url) = start_fake().await;
+    let access = access("ya29.job-token");
+    let before = warehouse(&url, Duration::from_secs(5), Duration::from_secs(5));
+    script(
+        &fake,
+        vec![(StatusCode::OK, json!({"status": {"state": "RUNNING"}}))],
+    );
+    before.start_query(&access, "k9", &query()).await.unwrap();
+    drop(before);
+
+    // A restarted gateway's warehouse knows nothing of the job…
+    let after = warehouse(&url, Duration::from_secs(5), Duration::from_secs(5));
+    let err = after
+        .result_page(&access, "k9", 0, 10, 1 << 20)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, WarehouseErrorKind::NotFound);
+    // …until the gateway's job record says where it runs.
+    after.resume("k9", "demo");
+    script(
+        &fake,
+        vec![(
+            StatusCode::OK,
+            json!({"totalRows": "1", "rows": [{"f": [{"v": "a"}]}]}),
+        )],
+    );
+    let page = after
+        .result_page(&access, "k9", 0, 10, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(page.total_rows, 1);
+    let seen = fake.seen.lock().unwrap().clone();
+    let last = seen.last().unwrap();
+    assert_eq!(last.path, "/bigquery/v2/projects/demo/queries/sluice_k9");
+    assert!(last.query.contains("location=US"), "{}", last.query);
+    // A record that could not be a job is ignored.
+    after.resume("../k", "demo");
+    assert!(
+        after
+            .result_page(&access, "../k", 0, 1, 1 << 20)
+            .await
+            .is_err()
+    );
+}
