@@ -103,6 +103,19 @@ fn cross_check(
              so Sluice cannot confirm its analysis and the query was not run. Try again; if it persists, report it to the Sluice administrators.",
         ));
     }
+    if let Some(expected) = expected_statement_type(facts)
+        && !plan.statement_type.is_empty()
+        && !expected.matches(&plan.statement_type)
+    {
+        tracing::warn!(principal = %principal.verified.name, reported = %plan.statement_type, expected = ?expected, "the warehouse reports another kind of statement");
+        return Err(GatewayError::access_denied(format!(
+            "Access Denied: check analysis.cross_check: the warehouse's dry run says this is a {} statement, \
+             but Sluice's analysis of the SQL found {}, so the decision cannot be trusted and the query was not run. \
+             If the query is ordinary, report it to the Sluice administrators.",
+            plan.statement_type,
+            expected.describe(),
+        )));
+    }
     for table in &plan.referenced_tables {
         let reported = comparable(&[&table.project_id, &table.dataset_id, &table.table_id]);
         let found = seen.iter().any(|name| {
@@ -122,6 +135,62 @@ fn cross_check(
         }
     }
     Ok(())
+}
+
+/// The `statementType` BigQuery's dry run should report for what analysis
+/// found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExpectedType {
+    /// Exactly this type.
+    Exactly(&'static str),
+    /// A type with this prefix (`CREATE_TABLE`, `CREATE_TABLE_AS_SELECT`, …).
+    Prefix(&'static str),
+}
+
+impl ExpectedType {
+    fn matches(self, reported: &str) -> bool {
+        match self {
+            Self::Exactly(t) => reported.eq_ignore_ascii_case(t),
+            Self::Prefix(p) => reported
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p)),
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::Exactly("SCRIPT") => "several statements (a script)".into(),
+            Self::Exactly(t) => format!("a {t} statement"),
+            Self::Prefix(p) => format!("a {}… statement", p.trim_end_matches('_')),
+        }
+    }
+}
+
+/// What the dry run must call the request, when analysis can say: several
+/// statements are a `SCRIPT`; one statement has the type of its kind. Kinds
+/// whose BigQuery name analysis cannot predict expect nothing.
+fn expected_statement_type(facts: &QueryFacts) -> Option<ExpectedType> {
+    use ExpectedType::{Exactly, Prefix};
+    use sluice_sql::StatementKind as K;
+    match facts.statements.as_slice() {
+        [] => None,
+        [one] => match &one.kind {
+            K::Query => Some(Exactly("SELECT")),
+            K::Insert => Some(Exactly("INSERT")),
+            K::Update { .. } => Some(Exactly("UPDATE")),
+            K::Delete { .. } => Some(Exactly("DELETE")),
+            K::Merge => Some(Exactly("MERGE")),
+            K::Truncate => Some(Exactly("TRUNCATE_TABLE")),
+            K::Create { .. } => Some(Prefix("CREATE_")),
+            K::Alter { .. } => Some(Prefix("ALTER_")),
+            K::Drop { .. } => Some(Prefix("DROP_")),
+            K::Grant => Some(Exactly("GRANT")),
+            K::Revoke => Some(Exactly("REVOKE")),
+            K::ExportData => Some(Exactly("EXPORT_DATA")),
+            _ => None,
+        },
+        _ => Some(Exactly("SCRIPT")),
+    }
 }
 
 /// The effective `maximumBytesBilled`: the smaller of the caller's and the

@@ -3,6 +3,8 @@
 
 #[path = "facade/harness.rs"]
 mod harness;
+#[path = "facade/upstream.rs"]
+mod upstream;
 
 use harness::{PEOPLE, TestGateway, assert_error, run_query};
 use serde_json::{Value, json};
