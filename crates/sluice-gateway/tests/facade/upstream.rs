@@ -115,7 +115,10 @@ async fn gateway(dir: &std::path::Path, google: &str) -> TestGateway {
     TestGateway::start_with(dir, |config| config.upstream = upstream).await
 }
 
-fn dry_run(google: &Google, bytes: u64, tables: &[(&str, &str, &str)], statement: &str) {
+/// A table as `(project, dataset, table)`.
+type Table = (&'static str, &'static str, &'static str);
+
+fn dry_run(google: &Google, bytes: u64, tables: &[Table], statement: &str) {
     let tables: Vec<Value> = tables
         .iter()
         .map(|(p, d, t)| json!({"projectId": p, "datasetId": d, "tableId": t}))
@@ -184,7 +187,7 @@ async fn a_dry_run_that_disagrees_with_the_analysis_runs_nothing() {
     let gw = gateway(dir.path(), &url).await;
     let token = gw.token_for("agent", &["testers"]);
     let sql = "SELECT id FROM proj.ds.people";
-    let cases: &[(&[(&str, &str, &str)], &str, &str)] = &[
+    let cases: &[(&[Table], &str, &str)] = &[
         // A table analysis did not see (a view's base table, a hidden reference).
         (
             &[("proj", "ds", "people"), ("proj", "hr", "salaries")],
