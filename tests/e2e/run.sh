@@ -82,8 +82,31 @@ if [[ -z "${SLUICE_URL:-}" ]]; then
   (cd "$HERE" && SLUICE_E2E_UPSTREAM=bqemulator "$VENV/bin/python" -m pytest -q "$@") || status=1
 fi
 
-echo "run.sh: Node suite"
-(cd "$NODE_DIR" && node --test) || status=1
+echo "run.sh: Node suite, embedded warehouse"
+(cd "$NODE_DIR" && SLUICE_E2E_UPSTREAM=embedded node --test) || status=1
+
+if [[ -z "${SLUICE_URL:-}" ]]; then
+  echo "run.sh: Node suite, BigQuery upstream against bqemulator"
+  stack_out="$(mktemp)"
+  (cd "$HERE" && exec "$VENV/bin/python" upstream_stack.py) >"$stack_out" &
+  stack_pid=$!
+  config=""
+  for _ in $(seq 1 900); do
+    config="$(sed -n 's/^config //p' "$stack_out")"
+    [[ -n "$config" ]] && break
+    kill -0 "$stack_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if [[ -n "$config" ]]; then
+    (cd "$NODE_DIR" && SLUICE_E2E_UPSTREAM=bqemulator SLUICE_CONFIG="$config" node --test) || status=1
+  else
+    echo "run.sh: the upstream stack (bqemulator, token service) did not start" >&2
+    status=1
+  fi
+  kill "$stack_pid" 2>/dev/null || true
+  wait "$stack_pid" 2>/dev/null || true
+  rm -f "$stack_out"
+fi
 
 if [[ $status -ne 0 ]]; then
   echo "run.sh: FAILED" >&2

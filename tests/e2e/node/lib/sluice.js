@@ -5,6 +5,7 @@
 // Environment:
 //   SLUICE_URL  base URL of a running gateway to reuse (optional)
 //   SLUICE_BIN  path to the sluice binary (required unless SLUICE_URL is set)
+//   SLUICE_CONFIG  optional: a configuration for `sluice serve --config`
 
 const {spawn, execFileSync} = require('node:child_process');
 const fs = require('node:fs');
@@ -76,7 +77,11 @@ async function startSluice() {
   fs.mkdirSync(dataDir);
   const logFile = path.join(workDir, 'sluice.log');
   const logFd = fs.openSync(logFile, 'a');
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir];
+  // The BigQuery upstream pass: run.sh starts bqemulator and the token
+  // service (upstream_stack.py) and passes the configuration that uses them.
+  if (process.env.SLUICE_CONFIG) args.push('--config', process.env.SLUICE_CONFIG);
+  const child = spawn(bin, args, {
     cwd: workDir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

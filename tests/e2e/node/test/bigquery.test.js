@@ -8,6 +8,9 @@ const {startSluice, makeClient, agentToken} = require('../lib/sluice');
 const CUSTOMERS_ROWS = 10000;
 const ORDERS_ROWS = 100000;
 const T = {timeout: 120_000};
+// run.sh's second pass forwards to bqemulator (see ../bqemulator/FINDINGS.md).
+const UPSTREAM = process.env.SLUICE_E2E_UPSTREAM || 'embedded';
+const EMULATOR_GAP = reason => ({...T, skip: UPSTREAM === 'bqemulator' && `against bqemulator: ${reason}`});
 
 let server;
 let bq;
@@ -180,7 +183,7 @@ describe('createQueryJob + getQueryResults (jobs.insert)', () => {
     assert.equal(rows[0].n, 10);
   });
 
-  test('dry run', T, async () => {
+  test('dry run', EMULATOR_GAP('bqemulator reports totalBytesProcessed as 0'), async () => {
     const [job] = await bq.createQueryJob({
       query: 'SELECT customer_id FROM `demo.shop.customers`',
       dryRun: true,
