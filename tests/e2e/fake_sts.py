@@ -1,4 +1,6 @@
-"""A local Security Token Service for the end-to-end suite.
+"""A local Security Token Service for the end-to-end suite, with Google's
+OAuth token endpoint for service-account keys (`/token`) and its revocation
+endpoint (`/revoke`).
 
 It speaks Google STS's token exchange (RFC 8693) and checks every request
 the way Google does: the grant type, the audience Sluice is configured
@@ -47,10 +49,50 @@ class Sts:
         self.audiences = audiences
         self.lock = threading.Lock()
         self.issued: list[str] = []
-        # (audience, subject) of every exchange, in order.
-        self.exchanged: list[dict] = []
         self.refused: list[str] = []
         self.exchanges = 0
+        # (audience, subject) of every exchange, in order.
+        self.exchanged: list[dict] = []
+        # Tokens issued for service-account key assertions, and revoked ones.
+        self.key_tokens: list[str] = []
+        self.revoked: list[str] = []
+
+    def jwt_bearer(self, form: dict[str, list[str]], token_uri: str) -> tuple[int, dict]:
+        """Google's OAuth token endpoint for a service-account key: a JWT-bearer
+        grant whose assertion names the account (`iss`), this endpoint
+        (`aud`), a scope, and lives at most an hour. (The signature is checked
+        against a fake endpoint in crates/sluice-credentials.)"""
+        grant = form.get("grant_type", [""])[0]
+        assertion = form.get("assertion", [""])[0]
+        claims = _claims(assertion) if assertion.count(".") == 2 else {}
+        problems = []
+        if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            problems.append("grant_type must be jwt-bearer")
+        if not str(claims.get("iss", "")).endswith(".iam.gserviceaccount.com"):
+            problems.append("iss must be the service account")
+        if claims.get("aud") != token_uri:
+            problems.append(f"aud must be {token_uri}")
+        if "bigquery" not in str(claims.get("scope", "")):
+            problems.append("scope must include BigQuery")
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int) or not 0 < exp - iat <= 3600:
+            problems.append("iat/exp must span at most an hour")
+        with self.lock:
+            if problems:
+                self.refused.append("; ".join(problems))
+                return 400, {"error": "invalid_grant", "error_description": "; ".join(problems)}
+            token = "ya29.fake-key-" + secrets.token_urlsafe(24)
+            self.issued.append(token)
+            self.key_tokens.append(token)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+
+    def revoke(self, form: dict[str, list[str]]) -> tuple[int, dict]:
+        token = form.get("token", [""])[0]
+        with self.lock:
+            if token not in self.issued:
+                return 400, {"error": "invalid_token"}
+            self.revoked.append(token)
+        return 200, {}
 
     def exchange(self, form: dict[str, list[str]]) -> tuple[int, dict]:
         def one(name: str) -> str | None:
@@ -105,17 +147,31 @@ def make_handler(sts: Sts):
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
-            if self.path != "/v1/token":
+            if self.path not in ("/v1/token", "/token", "/revoke"):
                 return self._send(404, {"error": "not_found"})
             if not self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
                 return self._send(400, {"error": "invalid_request", "error_description": "form body expected"})
-            status, body = sts.exchange(urllib.parse.parse_qs(raw, keep_blank_values=True))
+            form = urllib.parse.parse_qs(raw, keep_blank_values=True)
+            if self.path == "/token":
+                host, port = self.server.server_address[:2]
+                status, body = sts.jwt_bearer(form, f"http://{host}:{port}/token")
+            elif self.path == "/revoke":
+                status, body = sts.revoke(form)
+            else:
+                status, body = sts.exchange(form)
             self._send(status, body)
 
         def do_GET(self):
             if self.path == "/record":
                 with sts.lock:
-                    return self._send(200, {"issued": sts.issued, "refused": sts.refused, "exchanges": sts.exchanges, "exchanged": sts.exchanged})
+                    return self._send(200, {
+                            "issued": sts.issued,
+                            "refused": sts.refused,
+                            "exchanges": sts.exchanges,
+                            "exchanged": sts.exchanged,
+                            "key_tokens": sts.key_tokens,
+                            "revoked": sts.revoked,
+                        })
             self._send(404, {"error": "not_found"})
 
     return Handler

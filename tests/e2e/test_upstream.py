@@ -12,7 +12,11 @@ server in crates/sluice-warehouse (bqemulator does not keep job labels).
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -132,3 +136,75 @@ def test_a_finished_jobs_results_are_read_after_a_gateway_restart(own_gateway):
     assert again.state == "DONE"
     assert [row["order_id"] for row in again.result(page_size=1000)] == expected
     after.close()
+
+
+KEY_FIXTURE = Path(__file__).resolve().parents[2] / "crates/sluice-credentials/tests/fixtures/service-account.json"
+
+
+def test_a_stored_key_mints_each_jobs_token_and_the_file_can_go(sluice, tmp_path):
+    """The `service_account_key` path as an operator runs it: a master key,
+    `sluice secrets put`, the key file deleted, then `sluice serve` signs a
+    JWT-bearer assertion per job at the key's token_uri and revokes the
+    token once the job's last page is read."""
+    binary = os.environ["SLUICE_BIN"]
+    sts_url = sluice.helper("fake-sts").url
+    run = lambda *args: subprocess.run([binary, *map(str, args)], check=True, capture_output=True, text=True)
+
+    master = tmp_path / "master.key"
+    run("secrets", "init-key", "--out", master)
+    key = json.loads(KEY_FIXTURE.read_text())
+    key["token_uri"] = f"{sts_url}/token"
+    key_file = tmp_path / "bq-reader.json"
+    key_file.write_text(json.dumps(key))
+
+    args, env, _ = sluice.launch
+    session_config = Path(args[args.index("--config") + 1]).read_text()
+    head, rest = session_config.split("  credentials:\n", 1)
+    rest = rest[rest.index("  named_credentials:\n"):]
+    config = tmp_path / "sluice-key.yaml"
+    config.write_text(
+        head
+        + "  credentials:\n"
+        + "    kind: service_account_key\n"
+        + "    key: bq-reader\n"
+        + f"    revoke_url: {sts_url}/revoke\n"
+        + rest
+        + f"\nsecrets:\n  master_key_file: {master}\n"
+    )
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    run("secrets", "put", "bq-reader", "--file", key_file, "--config", config, "--data-dir", data_dir)
+    key_file.unlink()
+    listed = run("secrets", "list", "--config", config, "--data-dir", data_dir).stdout
+    assert "bq-reader" in listed and "PRIVATE KEY" not in listed
+
+    # Nothing of the private key is on disk in the store.
+    secret = key["private_key"].replace("\n", "")
+    pieces = {secret[i : i + 16] for i in range(40, len(secret) - 40, 16)}
+    for path in data_dir.glob("sluice.db*"):
+        stored = path.read_bytes()
+        assert not [p for p in pieces if p.encode() in stored], f"{path.name} holds key material"
+
+    args = [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--config", str(config)]
+    proc, port = _launch(args, env, tmp_path, tmp_path / "sluice.log")
+    assert port is not None, (tmp_path / "sluice.log").read_text(errors="replace")[-3000:]
+    server = SluiceServer(f"http://127.0.0.1:{port}", proc, tmp_path / "sluice.log", data_dir)
+    try:
+        client = make_client(server.base_url, Credentials(token=agent_token(server)))
+        before = _sts_record(sluice)
+        rows = list(client.query(f"SELECT COUNT(*) AS n FROM `{PROJECT}.{DATASET}.customers`").result())
+        assert rows[0]["n"] == 10_000
+        minted = [t for t in _sts_record(sluice)["key_tokens"] if t not in before["key_tokens"]]
+        assert minted, "the job's token came from the key's token endpoint"
+        # The job's token is revoked once its result has been read.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not set(minted) & set(_sts_record(sluice)["revoked"]):
+            time.sleep(0.1)
+        assert set(minted) & set(_sts_record(sluice)["revoked"]), "no job token was revoked"
+        client.close()
+    finally:
+        server.stop()
+    log = (tmp_path / "sluice.log").read_text(errors="replace")
+    assert not [p for p in pieces if p in log]
+    assert not [t for t in minted if t[-16:] in log]
+    assert not re.search(r"BEGIN PRIVATE KEY", log)
