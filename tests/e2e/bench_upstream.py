@@ -64,6 +64,9 @@ MEMORY_CASES = {
 }
 
 
+RUNNING: list["Gateway"] = []
+
+
 class Gateway:
     """One `sluice serve` process on the upstream configuration."""
 
@@ -71,6 +74,7 @@ class Gateway:
         self.data_dir = work_dir / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.log_path = work_dir / "sluice.log"
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir), "--config", str(config)],
@@ -80,7 +84,7 @@ class Gateway:
                 cwd=work_dir,
                 start_new_session=True,
             )
-        start = self.log_path.stat().st_size
+        RUNNING.append(self)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with open(self.log_path, errors="replace") as f:
@@ -93,6 +97,7 @@ class Gateway:
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
+        self.stop()
         raise SystemExit(f"sluice did not start; see {self.log_path}")
 
     def token(self, binary: str) -> str:
@@ -107,6 +112,8 @@ class Gateway:
         raise KeyError(field)
 
     def stop(self) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -160,6 +167,8 @@ def main() -> None:
     try:
         report(binary, config, work_dir, emulator_url, sts_url)
     finally:
+        for gateway in list(RUNNING):
+            gateway.stop()
         for helper in helpers:
             helper.stop()
 

@@ -215,11 +215,15 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
          "--project", PROJECT, "--data", str(tables)],
         work_dir,
     )
-    sts = Process(
-        "fake-sts",
-        [sys.executable, str(HERE / "fake_sts.py"), "--audience", STS_AUDIENCE, "--audience", STS_ADMINS_AUDIENCE],
-        work_dir,
-    )
+    try:
+        sts = Process(
+            "fake-sts",
+            [sys.executable, str(HERE / "fake_sts.py"), "--audience", STS_AUDIENCE, "--audience", STS_ADMINS_AUDIENCE],
+            work_dir,
+        )
+    except BaseException:
+        emulator.stop()
+        raise
     demo = (HERE.parent.parent / "demo" / "sluice.yaml").read_text()
     head, rest = demo.split("warehouse:\n", 1)
     rest = rest.split("\n\n", 1)[1]

@@ -90,8 +90,12 @@ if [[ -z "${SLUICE_URL:-}" ]]; then
   stack_out="$(mktemp)"
   (cd "$HERE" && exec "$VENV/bin/python" upstream_stack.py) >"$stack_out" &
   stack_pid=$!
+  # The stack stops the emulator and token service when it is stopped,
+  # also when this script is interrupted.
+  trap 'kill "$stack_pid" 2>/dev/null || true' EXIT
   config=""
-  for _ in $(seq 1 900); do
+  # Until it says where its configuration is, or exits (10 minutes at most).
+  for _ in $(seq 1 3000); do
     config="$(sed -n 's/^config //p' "$stack_out")"
     [[ -n "$config" ]] && break
     kill -0 "$stack_pid" 2>/dev/null || break
@@ -105,6 +109,7 @@ if [[ -z "${SLUICE_URL:-}" ]]; then
   fi
   kill "$stack_pid" 2>/dev/null || true
   wait "$stack_pid" 2>/dev/null || true
+  trap - EXIT
   rm -f "$stack_out"
 fi
 

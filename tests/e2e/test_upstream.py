@@ -113,11 +113,13 @@ def own_gateway(sluice):
     args[args.index("--data-dir") + 1] = str(data_dir)
     log_path = work_dir / "sluice.log"
     proc, port = _launch(args, env, work_dir, log_path)
-    assert port is not None, log_path.read_text(errors="replace")[-3000:]
     server = SluiceServer(f"http://127.0.0.1:{port}", proc, log_path, data_dir)
     server.launch = (args, env, work_dir)
-    yield server
-    server.stop()
+    try:
+        assert port is not None, log_path.read_text(errors="replace")[-3000:]
+        yield server
+    finally:
+        server.stop()
 
 
 def test_a_finished_jobs_results_are_read_after_a_gateway_restart(own_gateway):
@@ -187,9 +189,9 @@ def test_a_stored_key_mints_each_jobs_token_and_the_file_can_go(sluice, tmp_path
 
     args = [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--config", str(config)]
     proc, port = _launch(args, env, tmp_path, tmp_path / "sluice.log")
-    assert port is not None, (tmp_path / "sluice.log").read_text(errors="replace")[-3000:]
     server = SluiceServer(f"http://127.0.0.1:{port}", proc, tmp_path / "sluice.log", data_dir)
     try:
+        assert port is not None, (tmp_path / "sluice.log").read_text(errors="replace")[-3000:]
         client = make_client(server.base_url, Credentials(token=agent_token(server)))
         before = _sts_record(sluice)
         rows = list(client.query(f"SELECT COUNT(*) AS n FROM `{PROJECT}.{DATASET}.customers`").result())

@@ -22,7 +22,8 @@ use crate::error::GatewayError;
 const FRESH_MARGIN: Duration = Duration::from_secs(60);
 
 /// How long a released token waits for calls still using it before it is
-/// revoked anyway (longer than any one upstream call may take).
+/// revoked anyway, unless [`Credentials::with_revoke_grace`] says (the
+/// gateway sets it to the longest an upstream call may take).
 const REVOKE_GRACE: Duration = Duration::from_secs(120);
 
 /// What a cached token was minted for.
@@ -50,6 +51,7 @@ pub struct Credentials {
     /// Which policies pick which named credential.
     policy: Arc<PolicySet>,
     tokens: Mutex<HashMap<Purpose, Minted>>,
+    revoke_grace: Duration,
 }
 
 impl Credentials {
@@ -69,7 +71,14 @@ impl Credentials {
                 .collect(),
             policy,
             tokens: Mutex::default(),
+            revoke_grace: REVOKE_GRACE,
         }
+    }
+
+    /// Released tokens wait at most `grace` for calls still using them.
+    pub fn with_revoke_grace(mut self, grace: Duration) -> Self {
+        self.revoke_grace = grace;
+        self
     }
 
     /// The minter for `principal`: the named credential its matching
@@ -161,7 +170,7 @@ impl Credentials {
 
     /// The job is done: its token is forgotten and, where Google allows
     /// it, revoked in the background once no call still uses it (or after
-    /// [`REVOKE_GRACE`]). A later call for the same job mints a new one.
+    /// the revoke grace). A later call for the same job mints a new one.
     pub fn release(&self, principal: &str, job: &str) {
         let purpose = Purpose {
             principal: principal.to_string(),
@@ -178,10 +187,11 @@ impl Credentials {
         if !minter.revocable() {
             return;
         }
+        let grace = self.revoke_grace;
         tokio::spawn(async move {
             let released = Instant::now();
             // Calls in flight hold their own reference to the token.
-            while Arc::strong_count(&token) > 1 && released.elapsed() < REVOKE_GRACE {
+            while Arc::strong_count(&token) > 1 && released.elapsed() < grace {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             if let Err(err) = minter.revoke(&token).await {

@@ -103,8 +103,10 @@ fn cross_check(
              so Sluice cannot confirm its analysis and the query was not run. Try again; if it persists, report it to the Sluice administrators.",
         ));
     }
+    // Real BigQuery always names the statement type; an endpoint that does
+    // not (require_tables off) is trusted on tables alone.
     if let Some(expected) = expected_statement_type(facts)
-        && !plan.statement_type.is_empty()
+        && (require_tables || !plan.statement_type.is_empty())
         && !expected.matches(&plan.statement_type)
     {
         tracing::warn!(principal = %principal.verified.name, reported = %plan.statement_type, expected = ?expected, "the warehouse reports another kind of statement");
@@ -143,6 +145,8 @@ fn cross_check(
 enum ExpectedType {
     /// Exactly this type.
     Exactly(&'static str),
+    /// One of these types.
+    OneOf(&'static [&'static str]),
     /// A type with this prefix (`CREATE_TABLE`, `CREATE_TABLE_AS_SELECT`, …).
     Prefix(&'static str),
 }
@@ -151,6 +155,7 @@ impl ExpectedType {
     fn matches(self, reported: &str) -> bool {
         match self {
             Self::Exactly(t) => reported.eq_ignore_ascii_case(t),
+            Self::OneOf(types) => types.iter().any(|t| reported.eq_ignore_ascii_case(t)),
             Self::Prefix(p) => reported
                 .get(..p.len())
                 .is_some_and(|head| head.eq_ignore_ascii_case(p)),
@@ -161,17 +166,29 @@ impl ExpectedType {
         match self {
             Self::Exactly("SCRIPT") => "several statements (a script)".into(),
             Self::Exactly(t) => format!("a {t} statement"),
+            Self::OneOf(types) => format!("a {} statement", types.join(" or ")),
             Self::Prefix(p) => format!("a {}… statement", p.trim_end_matches('_')),
         }
     }
 }
 
-/// What the dry run must call the request, when analysis can say: several
-/// statements are a `SCRIPT`; one statement has the type of its kind. Kinds
+/// What the dry run must call the request, when analysis can say: one
+/// statement has the type of its kind; temporary functions followed by one
+/// query are a `SELECT` (BigQuery does not count them as a script; `SCRIPT`
+/// is accepted too); any other several statements are a `SCRIPT`. Kinds
 /// whose BigQuery name analysis cannot predict expect nothing.
 fn expected_statement_type(facts: &QueryFacts) -> Option<ExpectedType> {
-    use ExpectedType::{Exactly, Prefix};
-    use sluice_sql::StatementKind as K;
+    use ExpectedType::{Exactly, OneOf, Prefix};
+    use sluice_sql::{ObjectKind, StatementKind as K};
+    let temporary_function = |s: &sluice_sql::StatementFacts| {
+        matches!(
+            s.kind,
+            K::Create {
+                object: ObjectKind::Function,
+                ..
+            }
+        ) && s.object.as_deref().is_some_and(|name| !name.contains('.'))
+    };
     match facts.statements.as_slice() {
         [] => None,
         [one] => match &one.kind {
@@ -184,11 +201,14 @@ fn expected_statement_type(facts: &QueryFacts) -> Option<ExpectedType> {
             K::Create { .. } => Some(Prefix("CREATE_")),
             K::Alter { .. } => Some(Prefix("ALTER_")),
             K::Drop { .. } => Some(Prefix("DROP_")),
-            K::Grant => Some(Exactly("GRANT")),
-            K::Revoke => Some(Exactly("REVOKE")),
-            K::ExportData => Some(Exactly("EXPORT_DATA")),
+            K::ExportData => Some(Prefix("EXPORT_")),
+            K::LoadData => Some(Exactly("LOAD_DATA")),
+            K::Call => Some(Exactly("CALL")),
             _ => None,
         },
+        [leading @ .., last] if last.kind == K::Query && leading.iter().all(temporary_function) => {
+            Some(OneOf(&["SELECT", "SCRIPT"]))
+        }
         _ => Some(Exactly("SCRIPT")),
     }
 }
@@ -199,5 +219,91 @@ pub fn bytes_billed_cap(asked: Option<u64>, limits: &Limits) -> Option<u64> {
     match (asked, limits.max_bytes_billed) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expected(sql: &str) -> Option<ExpectedType> {
+        let facts = sluice_sql::analyze(
+            sql,
+            &sluice_sql::Defaults {
+                project: "proj".into(),
+                dataset: Some("ds".into()),
+            },
+        );
+        expected_statement_type(&facts)
+    }
+
+    /// What analysis expects, against the `statementType` BigQuery's dry
+    /// run reports for each statement.
+    #[test]
+    fn the_dry_runs_statement_type_is_expected_from_the_analysis() {
+        let agrees = [
+            ("SELECT 1", "SELECT"),
+            ("WITH t AS (SELECT 1 AS x) SELECT x FROM t", "SELECT"),
+            ("(SELECT 1) UNION ALL (SELECT 2)", "SELECT"),
+            ("INSERT INTO t (x) VALUES (1)", "INSERT"),
+            ("UPDATE t SET x = 1 WHERE x = 2", "UPDATE"),
+            ("DELETE FROM t WHERE x = 1", "DELETE"),
+            (
+                "MERGE t USING s ON t.x = s.x WHEN MATCHED THEN DELETE",
+                "MERGE",
+            ),
+            ("TRUNCATE TABLE t", "TRUNCATE_TABLE"),
+            ("CREATE TABLE t (x INT64)", "CREATE_TABLE"),
+            ("CREATE TABLE t AS SELECT 1 AS x", "CREATE_TABLE_AS_SELECT"),
+            ("CREATE VIEW v AS SELECT 1 AS x", "CREATE_VIEW"),
+            ("DROP TABLE t", "DROP_TABLE"),
+            ("ALTER TABLE t ADD COLUMN y INT64", "ALTER_TABLE"),
+            (
+                "EXPORT DATA OPTIONS (uri = 'gs://b/*.csv', format = 'CSV') AS SELECT 1 AS x",
+                "EXPORT_DATA",
+            ),
+            ("SELECT 1; SELECT 2", "SCRIPT"),
+            // Temporary functions before one query are not a script.
+            (
+                "CREATE TEMP FUNCTION f(x INT64) AS (x + 1); SELECT f(1)",
+                "SELECT",
+            ),
+            (
+                "CREATE TEMP FUNCTION f(x INT64) AS (x + 1); SELECT f(1)",
+                "SCRIPT",
+            ),
+        ];
+        for (sql, reported) in agrees {
+            let expected = expected(sql).unwrap_or_else(|| panic!("{sql}: no expectation"));
+            assert!(
+                expected.matches(reported),
+                "{sql}: {expected:?} vs {reported}"
+            );
+        }
+        let disagrees = [
+            ("SELECT 1", "DELETE"),
+            ("SELECT 1", "SCRIPT"),
+            ("SELECT 1", ""),
+            ("WITH t AS (SELECT 1 AS x) SELECT x FROM t", "INSERT"),
+            ("DELETE FROM t WHERE x = 1", "SELECT"),
+            ("SELECT 1; SELECT 2", "SELECT"),
+            ("CREATE TABLE t (x INT64)", "DROP_TABLE"),
+            (
+                "CREATE TEMP FUNCTION f(x INT64) AS (x + 1); SELECT f(1)",
+                "DELETE",
+            ),
+            // A permanent function makes a script.
+            (
+                "CREATE FUNCTION ds.f(x INT64) AS (x + 1); SELECT ds.f(1)",
+                "SELECT",
+            ),
+        ];
+        for (sql, reported) in disagrees {
+            let expected = expected(sql).unwrap_or_else(|| panic!("{sql}: no expectation"));
+            assert!(
+                !expected.matches(reported),
+                "{sql}: {expected:?} vs {reported}"
+            );
+        }
     }
 }

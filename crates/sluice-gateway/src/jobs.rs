@@ -238,10 +238,11 @@ impl Jobs {
             Ok(status) => status,
             Err(err) if err.kind == WarehouseErrorKind::NotFound => {
                 // The warehouse no longer knows the execution (a restart
-                // interrupted it): the job ends, it does not hang.
+                // interrupted it, or BigQuery never started or no longer
+                // keeps it): the job ends, it does not hang.
                 QueryStatus::Failed(sluice_warehouse::WarehouseError::new(
                     WarehouseErrorKind::Stopped,
-                    "The job was interrupted when Sluice restarted; run the query again.",
+                    "The job is no longer known to the warehouse (interrupted by a restart of Sluice, or expired); run the query again.",
                 ))
             }
             Err(err) => return Err(err.into()),

@@ -48,7 +48,11 @@ pub async fn credentials(
         })?;
         named.insert(name.clone(), minter);
     }
-    Ok(Credentials::new(default, named, config.policy.clone()))
+    // A call in flight may take its timeout on every retry until the
+    // retry deadline; a released token waits that long for it.
+    let longest_call = upstream.timeout.max(sluice_warehouse::bigquery::MAX_HOLD);
+    Ok(Credentials::new(default, named, config.policy.clone())
+        .with_revoke_grace(longest_call + upstream.retry_deadline))
 }
 
 /// The minter one credential block needs.

@@ -399,6 +399,11 @@ impl Warehouse for BigQueryWarehouse {
                         other => other,
                     });
             }
+            // BigQuery has no such job (it was never started, or it has
+            // expired): for the gateway, the execution is gone.
+            Err(err) if matches!(err.kind, WarehouseErrorKind::Upstream { status: 404, .. }) => {
+                return Err(WarehouseError::not_found(err.message));
+            }
             Err(err) => return Err(err),
         };
         if page.job_complete != Some(true) {

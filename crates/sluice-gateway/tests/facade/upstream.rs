@@ -232,3 +232,35 @@ async fn an_estimate_over_the_policy_limit_runs_nothing() {
     assert!(google.jobs.lock().unwrap().is_empty(), "nothing ran");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_metadata_call_the_policy_refuses_mints_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (google, url) = start_google().await;
+    let gw = gateway(dir.path(), &url).await;
+    let outsider = format!("Bearer {}", gw.token_for("outsider", &["outsiders"]));
+    let auth = [("authorization", outsider.as_str())];
+    for path in [
+        "/bigquery/v2/projects/proj/datasets/ds/tables/people",
+        "/bigquery/v2/projects/proj/datasets/ds/tables/people/data",
+        "/bigquery/v2/projects/proj/datasets/ds",
+        "/bigquery/v2/projects/proj/datasets/ds/tables",
+    ] {
+        let (status, error) = gw.call("GET", path, None, &auth).await;
+        assert_error(status, &error, 403, "accessDenied");
+    }
+    assert!(google.issued.lock().unwrap().is_empty(), "no token minted");
+
+    // An allowed call does mint (the fake then knows no such table).
+    let (status, _) = gw
+        .call(
+            "GET",
+            "/bigquery/v2/projects/proj/datasets/public/tables/notes",
+            None,
+            &auth,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(google.issued.lock().unwrap().len(), 1);
+    gw.stop().await;
+}

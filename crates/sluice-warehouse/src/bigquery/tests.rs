@@ -453,7 +453,8 @@ async fn a_job_is_found_again_by_a_new_gateway_process() {
     let last = seen.last().unwrap();
     assert_eq!(last.path, "/bigquery/v2/projects/demo/queries/sluice_k9");
     assert!(last.query.contains("location=US"), "{}", last.query);
-    // A record that could not be a job is ignored.
+    // A record that could not be a job is ignored, and nothing is sent.
+    let sent = fake.seen.lock().unwrap().len();
     after.resume("../k", "demo");
     assert!(
         after
@@ -461,4 +462,21 @@ async fn a_job_is_found_again_by_a_new_gateway_process() {
             .await
             .is_err()
     );
+    assert_eq!(fake.seen.lock().unwrap().len(), sent);
+
+    // A recorded job BigQuery does not have (never started, or expired) is
+    // gone, not an error forever: the gateway then ends it.
+    after.resume("k10", "demo");
+    script(
+        &fake,
+        vec![(
+            StatusCode::NOT_FOUND,
+            bigquery_error(404, "notFound", "Not found: Job demo:US.sluice_k10"),
+        )],
+    );
+    let err = after
+        .wait_query(&access, "k10", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, WarehouseErrorKind::NotFound);
 }
