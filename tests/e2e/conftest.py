@@ -37,8 +37,10 @@ LISTEN_RE = re.compile(r"http://127\.0\.0\.1:(\d+)")
 UPSTREAM = os.environ.get("SLUICE_E2E_UPSTREAM", "embedded")
 HERE = Path(__file__).resolve().parent
 STS_AUDIENCE = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/e2e/providers/sluice"
-# The named credential the demo's `admins` policy picks in the upstream pass.
+# The named credential the demo's `admins` policy picks in the upstream pass:
+# another provider, then impersonation of a service account of its own.
 STS_ADMINS_AUDIENCE = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/e2e/providers/admins"
+ADMINS_SERVICE_ACCOUNT = "e2e-admins@demo-project.iam.gserviceaccount.com"
 
 # What bqemulator does not do as BigQuery does (bqemulator/FINDINGS.md). These
 # tests run against the embedded warehouse only; the gateway's own handling of
@@ -249,7 +251,10 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
         + "    admins:\n"
         + "      kind: workload_identity\n"
         + f"      audience: {STS_ADMINS_AUDIENCE}\n"
+        + f"      service_account: {ADMINS_SERVICE_ACCOUNT}\n"
+        + "      lifetime: 300s\n"
         + f"      sts_url: {sts.url}/v1/token\n"
+        + f"      iam_credentials_url: {sts.url}\n"
         + "      revoke_url: none\n\n"
         + rest
     )

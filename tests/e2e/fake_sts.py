@@ -1,6 +1,6 @@
 """A local Security Token Service for the end-to-end suite, with Google's
-OAuth token endpoint for service-account keys (`/token`) and its revocation
-endpoint (`/revoke`).
+OAuth token endpoint for service-account keys (`/token`), its revocation
+endpoint (`/revoke`) and IAM Credentials' `generateAccessToken`.
 
 It speaks Google STS's token exchange (RFC 8693) and checks every request
 the way Google does: the grant type, the audience Sluice is configured
@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import secrets
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -56,6 +58,8 @@ class Sts:
         # Tokens issued for service-account key assertions, and revoked ones.
         self.key_tokens: list[str] = []
         self.revoked: list[str] = []
+        # generateAccessToken calls: the account, scope and lifetime asked.
+        self.impersonated: list[dict] = []
 
     def jwt_bearer(self, form: dict[str, list[str]], token_uri: str) -> tuple[int, dict]:
         """Google's OAuth token endpoint for a service-account key: a JWT-bearer
@@ -85,6 +89,30 @@ class Sts:
             self.issued.append(token)
             self.key_tokens.append(token)
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+
+    def generate_access_token(self, account: str, bearer: str, body: dict) -> tuple[int, dict]:
+        """IAM Credentials generateAccessToken: the caller must hold a token
+        this service issued (a federated one), ask for a scope and a lifetime
+        of at most an hour."""
+        lifetime = str(body.get("lifetime", ""))
+        problems = []
+        with self.lock:
+            known = bearer in self.issued
+        if not known:
+            return 401, {"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}}
+        if not body.get("scope"):
+            problems.append("scope is missing")
+        if not (lifetime.endswith("s") and lifetime[:-1].isdigit() and 0 < int(lifetime[:-1]) <= 3600):
+            problems.append("lifetime must be Ns, at most 3600s")
+        if problems:
+            return 400, {"error": {"code": 400, "message": "; ".join(problems), "status": "INVALID_ARGUMENT"}}
+        expires = time.time() + int(lifetime[:-1])
+        token = "ya29.fake-sa-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.issued.append(token)
+            self.impersonated.append({"service_account": account, "scope": body["scope"], "lifetime": lifetime})
+        expire_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        return 200, {"accessToken": token, "expireTime": expire_time}
 
     def revoke(self, form: dict[str, list[str]]) -> tuple[int, dict]:
         token = form.get("token", [""])[0]
@@ -147,6 +175,14 @@ def make_handler(sts: Sts):
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
+            impersonate = re.fullmatch(r"/v1/projects/-/serviceAccounts/([^/:]+):generateAccessToken", self.path)
+            if impersonate:
+                bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                try:
+                    body = json.loads(raw or "{}")
+                except ValueError:
+                    body = {}
+                return self._send(*sts.generate_access_token(impersonate.group(1), bearer, body))
             if self.path not in ("/v1/token", "/token", "/revoke"):
                 return self._send(404, {"error": "not_found"})
             if not self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
@@ -171,6 +207,7 @@ def make_handler(sts: Sts):
                             "exchanged": sts.exchanged,
                             "key_tokens": sts.key_tokens,
                             "revoked": sts.revoked,
+                            "impersonated": sts.impersonated,
                         })
             self._send(404, {"error": "not_found"})
 

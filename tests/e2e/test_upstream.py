@@ -25,6 +25,7 @@ from google.api_core import exceptions
 from google.oauth2.credentials import Credentials
 
 from conftest import (
+    ADMINS_SERVICE_ACCOUNT,
     DATASET,
     PROJECT,
     STS_ADMINS_AUDIENCE,
@@ -87,12 +88,20 @@ def test_no_token_appears_in_logs_or_answers(sluice, client, credentials):
 
 def test_a_policy_picks_the_credential_its_principals_run_with(sluice, client, admin_client):
     """The demo's `admins` policy names the credential `admins` (another
-    workload identity provider); agents use the warehouse's default."""
+    workload identity provider, then impersonation of a service account with
+    generateAccessToken); agents use the warehouse's default."""
     sql = f"SELECT COUNT(*) AS n FROM `{PROJECT}.{DATASET}.orders`"
-    seen = len(_sts_record(sluice)["exchanged"])
-    assert list(admin_client.query(sql).result())[0]["n"] == 100_000
+    before = _sts_record(sluice)
+    seen, impersonated = len(before["exchanged"]), len(before["impersonated"])
     assert list(client.query(sql).result())[0]["n"] == 100_000
-    exchanged = _sts_record(sluice)["exchanged"][seen:]
+    assert len(_sts_record(sluice)["impersonated"]) == impersonated, "agents impersonate nobody"
+    assert list(admin_client.query(sql).result())[0]["n"] == 100_000
+    record = _sts_record(sluice)
+    calls = record["impersonated"][impersonated:]
+    assert calls, "the admins' jobs ran as the impersonated service account"
+    assert {c["service_account"] for c in calls} == {ADMINS_SERVICE_ACCOUNT}
+    assert {c["lifetime"] for c in calls} == {"300s"}
+    exchanged = record["exchanged"][seen:]
     audiences = {(e["sub"], e["audience"]) for e in exchanged}
     assert ("e2e-admin", STS_ADMINS_AUDIENCE) in audiences, exchanged
     assert ("e2e-agent", STS_AUDIENCE) in audiences, exchanged
