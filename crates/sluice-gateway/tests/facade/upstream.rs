@@ -104,15 +104,19 @@ async fn start_google() -> (Arc<Google>, String) {
     (google, url)
 }
 
-/// A gateway forwarding to the fake, minting by workload identity there.
-async fn gateway(dir: &std::path::Path, google: &str) -> TestGateway {
+/// A gateway (in its own temporary folder) forwarding to a new fake,
+/// minting by workload identity there.
+async fn gateway() -> (tempfile::TempDir, Arc<Google>, TestGateway) {
+    let dir = tempfile::tempdir().unwrap();
+    let (google, url) = start_google().await;
     let yaml = format!(
-        "warehouse:\n  kind: bigquery\n  endpoint: {google}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/t\n    sts_url: {google}/v1/token\n    revoke_url: none\n"
+        "warehouse:\n  kind: bigquery\n  endpoint: {url}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/t\n    sts_url: {url}/v1/token\n    revoke_url: none\n"
     );
     let upstream = sluice_gateway::Config::parse(&yaml, "upstream.yaml")
         .unwrap()
         .upstream;
-    TestGateway::start_with(dir, |config| config.upstream = upstream).await
+    let gw = TestGateway::start_with(dir.path(), |config| config.upstream = upstream).await;
+    (dir, google, gw)
 }
 
 /// A table as `(project, dataset, table)`.
@@ -144,9 +148,7 @@ async fn query(gw: &TestGateway, token: &str, sql: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn an_allowed_query_runs_upstream_with_its_own_token_the_byte_cap_and_labels() {
-    let dir = tempfile::tempdir().unwrap();
-    let (google, url) = start_google().await;
-    let gw = gateway(dir.path(), &url).await;
+    let (_dir, google, gw) = gateway().await;
     dry_run(&google, 50, &[("proj", "ds", "people")], "SELECT");
     let token = gw.token_for("frugal-agent", &["frugal"]);
 
@@ -182,9 +184,7 @@ async fn an_allowed_query_runs_upstream_with_its_own_token_the_byte_cap_and_labe
 
 #[tokio::test]
 async fn a_dry_run_that_disagrees_with_the_analysis_runs_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (google, url) = start_google().await;
-    let gw = gateway(dir.path(), &url).await;
+    let (_dir, google, gw) = gateway().await;
     let token = gw.token_for("agent", &["testers"]);
     let sql = "SELECT id FROM proj.ds.people";
     let cases: &[(&[Table], &str, &str)] = &[
@@ -220,9 +220,7 @@ async fn a_dry_run_that_disagrees_with_the_analysis_runs_nothing() {
 
 #[tokio::test]
 async fn an_estimate_over_the_policy_limit_runs_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (google, url) = start_google().await;
-    let gw = gateway(dir.path(), &url).await;
+    let (_dir, google, gw) = gateway().await;
     dry_run(&google, 10_000, &[("proj", "ds", "people")], "SELECT");
     let token = gw.token_for("frugal-agent", &["frugal"]);
     let (status, error) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
@@ -235,9 +233,7 @@ async fn an_estimate_over_the_policy_limit_runs_nothing() {
 
 #[tokio::test]
 async fn a_metadata_call_the_policy_refuses_mints_no_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let (google, url) = start_google().await;
-    let gw = gateway(dir.path(), &url).await;
+    let (_dir, google, gw) = gateway().await;
     let outsider = format!("Bearer {}", gw.token_for("outsider", &["outsiders"]));
     let auth = [("authorization", outsider.as_str())];
     for path in [
