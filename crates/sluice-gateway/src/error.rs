@@ -148,25 +148,15 @@ impl GatewayError {
             .and_then(|m| m.as_str())
             .unwrap_or("The job failed")
             .to_string();
-        let (status, reason) = match reason {
-            "invalidQuery" => (StatusCode::BAD_REQUEST, "invalidQuery"),
-            "invalid" => (StatusCode::BAD_REQUEST, "invalid"),
-            "notFound" => (StatusCode::NOT_FOUND, "notFound"),
-            "accessDenied" => (StatusCode::FORBIDDEN, "accessDenied"),
-            "quotaExceeded" => (StatusCode::FORBIDDEN, "quotaExceeded"),
-            "bytesBilledLimitExceeded" => (StatusCode::BAD_REQUEST, "bytesBilledLimitExceeded"),
-            "stopped" => (StatusCode::BAD_REQUEST, "stopped"),
-            "resourcesExceeded" => (StatusCode::BAD_REQUEST, "resourcesExceeded"),
-            "notImplemented" => (StatusCode::NOT_IMPLEMENTED, "notImplemented"),
-            other => match sluice_warehouse::bigquery::known_reason(other) {
-                // An upstream job's own reason, passed on.
-                Some(known) => (
-                    StatusCode::from_u16(sluice_warehouse::bigquery::reason_status(known))
-                        .unwrap_or(StatusCode::BAD_REQUEST),
-                    known,
-                ),
-                None => (StatusCode::INTERNAL_SERVER_ERROR, "internalError"),
-            },
+        // A job's own reason (the warehouse's, or BigQuery's) is passed on
+        // with the status BigQuery answers it with.
+        let (status, reason) = match sluice_warehouse::bigquery::known_reason(reason) {
+            Some(known) => (
+                StatusCode::from_u16(sluice_warehouse::bigquery::reason_status(known))
+                    .unwrap_or(StatusCode::BAD_REQUEST),
+                known,
+            ),
+            None => (StatusCode::INTERNAL_SERVER_ERROR, "internalError"),
         };
         Self {
             status,

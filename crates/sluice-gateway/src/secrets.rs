@@ -61,42 +61,29 @@ async fn minter(
     settings: &CredentialConfig,
     store: &Arc<dyn Store>,
 ) -> Result<Minter, StartError> {
-    let key = match settings.kind.secret() {
-        Some(name) => Some(Arc::new(load_key(config, store, name).await?)),
-        None => None,
-    };
-    let credential = match (&settings.kind, key) {
-        (CredentialKind::ServiceAccountKey { .. }, Some(key)) => {
-            Credential::ServiceAccountKey { key }
-        }
-        (
-            CredentialKind::Impersonation {
-                service_account, ..
-            },
+    let credential = match &settings.kind {
+        CredentialKind::ServiceAccountKey { key } => Credential::ServiceAccountKey {
+            key: Arc::new(load_key(config, store, key).await?),
+        },
+        CredentialKind::Impersonation {
             key,
-        ) => Credential::Impersonation {
-            source: key.map_or(
-                ImpersonationSource::MetadataServer,
-                ImpersonationSource::Key,
-            ),
+            service_account,
+        } => Credential::Impersonation {
+            source: match key {
+                Some(name) => {
+                    ImpersonationSource::Key(Arc::new(load_key(config, store, name).await?))
+                }
+                None => ImpersonationSource::MetadataServer,
+            },
             service_account: service_account.clone(),
         },
-        (
-            CredentialKind::WorkloadIdentity {
-                audience,
-                service_account,
-            },
-            _,
-        ) => Credential::WorkloadIdentity {
+        CredentialKind::WorkloadIdentity {
+            audience,
+            service_account,
+        } => Credential::WorkloadIdentity {
             audience: audience.clone(),
             service_account: service_account.clone(),
         },
-        // `secret()` names a key for this kind, so it was loaded above.
-        (CredentialKind::ServiceAccountKey { key }, None) => {
-            return Err(StartError::Credentials(format!(
-                "the stored key \"{key}\" could not be loaded"
-            )));
-        }
     };
     Minter::new(MinterConfig {
         credential,

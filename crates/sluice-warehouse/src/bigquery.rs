@@ -203,6 +203,16 @@ fn segment(name: &str) -> Result<&str, WarehouseError> {
     }
 }
 
+/// `/projects/P/datasets/D/tables/T`, each name checked.
+fn table_path(table: &TableRef) -> Result<String, WarehouseError> {
+    Ok(format!(
+        "/projects/{}/datasets/{}/tables/{}",
+        segment(&table.project_id)?,
+        segment(&table.dataset_id)?,
+        segment(&table.table_id)?
+    ))
+}
+
 #[async_trait]
 impl Warehouse for BigQueryWarehouse {
     async fn projects(&self, access: &Access) -> Result<Vec<String>, WarehouseError> {
@@ -269,12 +279,7 @@ impl Warehouse for BigQueryWarehouse {
         access: &Access,
         table: &TableRef,
     ) -> Result<TableInfo, WarehouseError> {
-        let path = format!(
-            "/projects/{}/datasets/{}/tables/{}",
-            segment(&table.project_id)?,
-            segment(&table.dataset_id)?,
-            segment(&table.table_id)?
-        );
+        let path = table_path(table)?;
         let entry: Value = self.client.get(access, &path, &[]).await?;
         wire::table(&entry, self.location())
     }
@@ -287,12 +292,7 @@ impl Warehouse for BigQueryWarehouse {
         max_rows: usize,
         selected_fields: Option<&[String]>,
     ) -> Result<RowPage, WarehouseError> {
-        let path = format!(
-            "/projects/{}/datasets/{}/tables/{}/data",
-            segment(&table.project_id)?,
-            segment(&table.dataset_id)?,
-            segment(&table.table_id)?
-        );
+        let path = format!("{}/data", table_path(table)?);
         let mut query = vec![
             ("startIndex", start.to_string()),
             ("maxResults", max_rows.to_string()),

@@ -91,17 +91,6 @@ pub enum CredentialKind {
     },
 }
 
-impl CredentialKind {
-    /// The stored secret this kind needs, if any.
-    pub fn secret(&self) -> Option<&str> {
-        match self {
-            Self::ServiceAccountKey { key } => Some(key),
-            Self::Impersonation { key, .. } => key.as_deref(),
-            Self::WorkloadIdentity { .. } => None,
-        }
-    }
-}
-
 /// Validates `warehouse:` for `kind: bigquery`; errors are `(key, reason)`.
 pub fn validate(
     endpoint: Option<String>,
