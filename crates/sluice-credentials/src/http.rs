@@ -16,8 +16,6 @@ use crate::{AccessToken, CredentialError};
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Google's error text quoted in a message is cut to this length.
 const MAX_DETAIL_CHARS: usize = 400;
-const FIRST_PAUSE: Duration = Duration::from_millis(200);
-const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 /// The content type of OAuth token requests.
 pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -114,9 +112,8 @@ impl Transport {
     ) -> Result<Answer, CredentialError> {
         let started = Instant::now();
         let backoff = Backoff {
-            initial: FIRST_PAUSE,
-            max: LONGEST_PAUSE,
             deadline: budget.remaining(),
+            ..Backoff::default()
         };
         if backoff.deadline.is_zero() {
             return Err(CredentialError::unavailable(format!(

@@ -14,8 +14,6 @@ use crate::http::{Answer, Budget, Call, FORM, Transport, form, json_object, oaut
 use crate::{AccessToken, CredentialError, ServiceAccountKey};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-/// Google accepts assertions valid for at most an hour.
-const MAX_ASSERTION_SECS: u64 = 3600;
 
 /// Exchanges an assertion signed with `key` for a token with `scopes`.
 ///
@@ -82,7 +80,9 @@ fn assertion(
         "scope": scopes.join(" "),
         "aud": key.token_uri(),
         "iat": issued_at,
-        "exp": issued_at + lifetime.as_secs().min(MAX_ASSERTION_SECS),
+        // `lifetime` is at most an hour, the longest assertion Google
+        // accepts (`Minter::new` caps it).
+        "exp": issued_at + lifetime.as_secs(),
     });
     let signing_input = format!(
         "{}.{}",

@@ -147,15 +147,11 @@ impl Minter {
         source: &ImpersonationSource,
         service_account: &str,
     ) -> Result<AccessToken, CredentialError> {
-        let (source_token, grantee) = match source {
-            ImpersonationSource::Key(key) => (
-                self.source_token(budget, source).await?,
-                Grantee::ServiceAccount(key.client_email()),
-            ),
-            ImpersonationSource::MetadataServer => {
-                (self.source_token(budget, source).await?, Grantee::Attached)
-            }
+        let grantee = match source {
+            ImpersonationSource::Key(key) => Grantee::ServiceAccount(key.client_email()),
+            ImpersonationSource::MetadataServer => Grantee::Attached,
         };
+        let source_token = self.source_token(budget, source).await?;
         let request = self.impersonation(service_account, grantee);
         let token =
             iam::generate_access_token(&self.transport, budget, &request, &source_token).await;

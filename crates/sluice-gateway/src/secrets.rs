@@ -86,7 +86,6 @@ async fn minter(
         },
     };
     Minter::new(MinterConfig {
-        credential,
         endpoints: Endpoints {
             sts_url: settings.sts_url.clone(),
             iam_credentials_url: settings.iam_credentials_url.clone(),
@@ -95,8 +94,8 @@ async fn minter(
         },
         scopes: settings.scopes.clone(),
         lifetime: settings.lifetime,
-        timeout: std::time::Duration::from_secs(10),
-        deadline: std::time::Duration::from_secs(20),
+        // Call timeouts and the deadline: the minter's own defaults.
+        ..MinterConfig::new(credential)
     })
     .map_err(|e| StartError::Credentials(e.message))
 }

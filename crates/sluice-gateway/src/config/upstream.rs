@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use sluice_credentials::{BIGQUERY_SCOPE, Endpoints, MAX_LIFETIME};
 use sluice_identity::parse_duration;
 
 /// `warehouse.credentials:` as written.
@@ -202,22 +203,20 @@ fn credential_config(
         raw.lifetime.as_deref(),
         Duration::from_secs(300),
     )?;
-    if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(3600) {
+    if lifetime < Duration::from_secs(60) || lifetime > MAX_LIFETIME {
         return Err(missing("lifetime", "must be between 60s and 1h"));
     }
-    let sts_url = raw
-        .sts_url
-        .unwrap_or_else(|| "https://sts.googleapis.com/v1/token".into());
+    // Google's own endpoints unless configured.
+    let google = Endpoints::default();
+    let sts_url = raw.sts_url.unwrap_or(google.sts_url);
     let iam_credentials_url = raw
         .iam_credentials_url
-        .unwrap_or_else(|| "https://iamcredentials.googleapis.com".into());
-    let metadata_url = raw
-        .metadata_url
-        .unwrap_or_else(|| "http://metadata.google.internal".into());
+        .unwrap_or(google.iam_credentials_url);
+    let metadata_url = raw.metadata_url.unwrap_or(google.metadata_url);
     let revoke_url = match raw.revoke_url.as_deref() {
         Some("none") => None,
         Some(u) => Some(u.to_string()),
-        None => Some("https://oauth2.googleapis.com/revoke".into()),
+        None => google.revoke_url,
     };
     url(&format!("{prefix}.sts_url"), &sts_url)?;
     url(
@@ -231,9 +230,7 @@ fn credential_config(
     Ok(CredentialConfig {
         kind,
         lifetime,
-        scopes: raw
-            .scopes
-            .unwrap_or_else(|| vec!["https://www.googleapis.com/auth/bigquery".into()]),
+        scopes: raw.scopes.unwrap_or_else(|| vec![BIGQUERY_SCOPE.into()]),
         sts_url,
         iam_credentials_url,
         metadata_url,
