@@ -4,6 +4,7 @@
 use std::error::Error as _;
 use std::time::{Duration, SystemTime};
 
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -17,7 +18,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Google's error text quoted in a message is cut to this length.
 const MAX_DETAIL_CHARS: usize = 400;
 /// The content type of OAuth token requests.
-pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// The HTTP client of one minter and its per-call timeout.
 #[derive(Debug)]
@@ -100,6 +101,24 @@ impl Transport {
 
     pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// POSTs an OAuth form (`fields`, zeroized after) to `call.url`, with
+    /// [`Transport::send`]'s retries.
+    pub(crate) async fn send_form(
+        &self,
+        call: &Call<'_>,
+        budget: &Budget,
+        fields: &[(&str, &str)],
+    ) -> Result<Answer, CredentialError> {
+        let form = Zeroizing::new(form(fields)?);
+        self.send(call, budget, || {
+            self.client()
+                .post(call.url)
+                .header(CONTENT_TYPE, FORM)
+                .body(form.to_string())
+        })
+        .await
     }
 
     /// Sends the request `build` makes, again after connection failures,

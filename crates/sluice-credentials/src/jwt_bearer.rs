@@ -6,11 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::http::{Answer, Budget, Call, FORM, Transport, form, json_object, oauth_token};
+use crate::http::{Answer, Budget, Call, Transport, json_object, oauth_token};
 use crate::{AccessToken, CredentialError, ServiceAccountKey};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -27,23 +26,17 @@ pub(crate) async fn mint(
     lifetime: Duration,
 ) -> Result<AccessToken, CredentialError> {
     let assertion = assertion(key, scopes, lifetime, SystemTime::now())?;
-    let form = Zeroizing::new(form(&[
-        ("grant_type", GRANT_TYPE),
-        ("assertion", &assertion),
-    ])?);
     let call = Call {
         service: "Google's token endpoint",
         url: key.token_uri(),
         secrets: &[&assertion],
     };
     let answer = transport
-        .send(&call, budget, || {
-            transport
-                .client()
-                .post(key.token_uri())
-                .header(CONTENT_TYPE, FORM)
-                .body(form.to_string())
-        })
+        .send_form(
+            &call,
+            budget,
+            &[("grant_type", GRANT_TYPE), ("assertion", &assertion)],
+        )
         .await?;
     match answer {
         Answer::Success(body) => oauth_token(&mut json_object(&body, &call)?, &call, lifetime),

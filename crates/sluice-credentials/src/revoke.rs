@@ -2,10 +2,8 @@
 //! job it was minted for is done.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::header::CONTENT_TYPE;
-use zeroize::Zeroizing;
 
-use crate::http::{Answer, Budget, Call, FORM, Transport, form};
+use crate::http::{Answer, Budget, Call, Transport};
 use crate::{AccessToken, CredentialError};
 
 /// Revokes `token`. A token Google already considers invalid (expired or
@@ -16,7 +14,6 @@ pub(crate) async fn revoke(
     revoke_url: &str,
     token: &AccessToken,
 ) -> Result<(), CredentialError> {
-    let form = Zeroizing::new(form(&[("token", token.secret())])?);
     let call = Call {
         service: "Google's revocation endpoint",
         url: revoke_url,
@@ -25,13 +22,7 @@ pub(crate) async fn revoke(
     let valid_until =
         || DateTime::<Utc>::from(token.expires_at()).to_rfc3339_opts(SecondsFormat::Secs, true);
     let answer = transport
-        .send(&call, budget, || {
-            transport
-                .client()
-                .post(revoke_url)
-                .header(CONTENT_TYPE, FORM)
-                .body(form.to_string())
-        })
+        .send_form(&call, budget, &[("token", token.secret())])
         .await
         .map_err(|mut error| {
             error.message.push_str(&format!(

@@ -4,13 +4,9 @@
 
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
-use zeroize::Zeroizing;
 
-use crate::http::{
-    Answer, Budget, Call, FORM, Transport, form, json_object, not_a_token, oauth_token,
-};
+use crate::http::{Answer, Budget, Call, Transport, json_object, not_a_token, oauth_token};
 use crate::{AccessToken, CredentialError};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -37,27 +33,24 @@ pub(crate) async fn exchange(
     exchange: &Exchange<'_>,
     subject_token: &str,
 ) -> Result<AccessToken, CredentialError> {
-    let form = Zeroizing::new(form(&[
-        ("grant_type", GRANT_TYPE),
-        ("audience", exchange.audience),
-        ("scope", exchange.scope),
-        ("requested_token_type", ACCESS_TOKEN_TYPE),
-        ("subject_token", subject_token),
-        ("subject_token_type", JWT_TOKEN_TYPE),
-    ])?);
     let call = Call {
         service: "Security Token Service",
         url: exchange.sts_url,
         secrets: &[subject_token],
     };
     let answer = transport
-        .send(&call, budget, || {
-            transport
-                .client()
-                .post(exchange.sts_url)
-                .header(CONTENT_TYPE, FORM)
-                .body(form.to_string())
-        })
+        .send_form(
+            &call,
+            budget,
+            &[
+                ("grant_type", GRANT_TYPE),
+                ("audience", exchange.audience),
+                ("scope", exchange.scope),
+                ("requested_token_type", ACCESS_TOKEN_TYPE),
+                ("subject_token", subject_token),
+                ("subject_token_type", JWT_TOKEN_TYPE),
+            ],
+        )
         .await?;
     match answer {
         Answer::Success(body) => {
