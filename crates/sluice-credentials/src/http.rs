@@ -13,6 +13,9 @@ use zeroize::Zeroizing;
 use crate::retry::{Backoff, with_retries};
 use crate::{AccessToken, CredentialError};
 
+/// A failed attempt of one token request.
+type Attempt = crate::retry::Attempt<CredentialError>;
+
 /// Token responses are a few hundred bytes; anything far larger is not one.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Google's error text quoted in a message is cut to this length.
@@ -65,21 +68,6 @@ pub(crate) enum Answer {
     /// 4xx: the service refused. `detail` is its error code and text, or the
     /// bare status when it gave none.
     Refused { status: StatusCode, detail: String },
-}
-
-/// A failed attempt, and whether another one may succeed.
-struct Attempt {
-    transient: bool,
-    error: CredentialError,
-}
-
-impl Attempt {
-    fn transient(error: CredentialError) -> Self {
-        Self {
-            transient: true,
-            error,
-        }
-    }
 }
 
 impl Transport {

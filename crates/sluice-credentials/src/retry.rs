@@ -45,6 +45,25 @@ impl Backoff {
     }
 }
 
+/// A failed attempt: whether another one may succeed, and the error to
+/// report if none does. `|a: &Attempt<_>| a.transient` is the matching
+/// `is_transient` of [`with_retries`].
+#[derive(Debug)]
+pub struct Attempt<E> {
+    pub transient: bool,
+    pub error: E,
+}
+
+impl<E> Attempt<E> {
+    /// A failure another attempt may not have.
+    pub fn transient(error: E) -> Self {
+        Self {
+            transient: true,
+            error,
+        }
+    }
+}
+
 /// Runs `op` until it succeeds, fails with an error `is_transient` rejects,
 /// or the next pause would end past `backoff.deadline`; the last error is
 /// returned then. Each attempt should bound its own duration (a request

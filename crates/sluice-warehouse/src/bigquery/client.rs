@@ -48,13 +48,8 @@ pub fn known_reason(reason: &str) -> Option<&'static str> {
     KNOWN_REASONS.iter().copied().find(|known| *known == reason)
 }
 
-/// A failed attempt: whether another may succeed, and the error to report
-/// if none does.
-#[derive(Debug)]
-pub struct Attempt {
-    transient: bool,
-    error: WarehouseError,
-}
+/// A failed attempt of one call.
+type Attempt = sluice_credentials::retry::Attempt<WarehouseError>;
 
 /// The REST client for one endpoint.
 #[derive(Debug, Clone)]
