@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,16 @@ from pathlib import Path
 
 os.environ.setdefault("SLUICE_E2E_UPSTREAM", "bqemulator")
 
-from conftest import LISTEN_RE, PROJECT, STS_AUDIENCE, _healthz, _upstream_config, make_client  # noqa: E402
+from conftest import (  # noqa: E402
+    PROJECT,
+    STS_AUDIENCE,
+    SluiceServer,
+    _healthz,
+    _launch,
+    _upstream_config,
+    agent_token,
+    make_client,
+)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 COLD_STARTS = int(os.environ.get("BENCH_COLD_STARTS", "5"))
@@ -64,62 +72,40 @@ MEMORY_CASES = {
 }
 
 
-RUNNING: list["Gateway"] = []
+RUNNING: list[SluiceServer] = []
 
 
-class Gateway:
+def start_gateway(binary: str, config: Path, work_dir: Path) -> SluiceServer:
     """One `sluice serve` process on the upstream configuration."""
+    data_dir = work_dir / "data"
+    data_dir.mkdir(exist_ok=True)
+    log_path = work_dir / "sluice.log"
+    args = [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--config", str(config)]
+    process, port = _launch(args, dict(os.environ), work_dir, log_path)
+    server = SluiceServer(f"http://127.0.0.1:{port}", process, log_path, data_dir)
+    RUNNING.append(server)
+    if port is None:
+        stop(server)
+        raise SystemExit(f"sluice did not start; see {log_path}")
+    _healthz(server.base_url, time.monotonic() + 30)
+    return server
 
-    def __init__(self, binary: str, config: Path, work_dir: Path):
-        self.data_dir = work_dir / "data"
-        self.data_dir.mkdir(exist_ok=True)
-        self.log_path = work_dir / "sluice.log"
-        start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir), "--config", str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=work_dir,
-                start_new_session=True,
-            )
-        RUNNING.append(self)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with open(self.log_path, errors="replace") as f:
-                f.seek(start)
-                match = LISTEN_RE.search(f.read())
-            if match:
-                self.url = f"http://127.0.0.1:{match.group(1)}"
-                _healthz(self.url, time.monotonic() + 30)
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise SystemExit(f"sluice did not start; see {self.log_path}")
 
-    def token(self, binary: str) -> str:
-        args = [binary, "token", "--sub", "bench-agent", "--group", "agents", "--data-dir", str(self.data_dir), "--ttl", "2h"]
-        return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+def stop(server: SluiceServer) -> None:
+    RUNNING.remove(server)
+    server.stop()
 
-    def status(self, field: str) -> int:
-        """A memory figure of the process from /proc, in KiB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        raise KeyError(field)
 
-    def stop(self) -> None:
-        if self in RUNNING:
-            RUNNING.remove(self)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def token(server: SluiceServer) -> str:
+    return agent_token(server, "bench-agent")
+
+
+def kib(server: SluiceServer, field: str) -> int:
+    """A memory figure of the gateway process from /proc, in KiB."""
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
 
 def bearer(token: str):
@@ -168,7 +154,7 @@ def main() -> None:
         report(binary, config, work_dir, emulator_url, sts_url)
     finally:
         for gateway in list(RUNNING):
-            gateway.stop()
+            stop(gateway)
         for helper in helpers:
             helper.stop()
 
@@ -196,9 +182,9 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str, sts_url
     from google.cloud import bigquery
 
     direct = make_client(emulator_url, anonymous())
-    gateway = Gateway(binary, config, work_dir)
-    token = gateway.token(binary)
-    through = make_client(gateway.url, bearer(token))
+    gateway = start_gateway(binary, config, work_dir)
+    caller = token(gateway)
+    through = make_client(gateway.base_url, bearer(caller))
 
     # Same answers both ways, and a warm-up of both.
     for name, sql in QUERIES.items():
@@ -219,7 +205,7 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str, sts_url
                 times[name][side].append(ms)
             ms, _ = timed(lambda: direct.query(sql, job_config=dry_run))
             times[name]["dry run"].append(ms)
-    exchanges = [timed(lambda: sts_exchange(sts_url, token))[0] for _ in range(ROUNDS)]
+    exchanges = [timed(lambda: sts_exchange(sts_url, caller))[0] for _ in range(ROUNDS)]
 
     table = f"`{PROJECT}.shop.orders`"
     warm: dict[str, dict[str, list[float]]] = {
@@ -233,13 +219,13 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str, sts_url
             ms, _ = timed(lambda: list(client.list_rows(table.strip("`"), max_results=100)))
             warm["tabledata.list, 100 rows"][side].append(ms)
     through.close()
-    gateway.stop()
+    stop(gateway)
 
     cold_sql = QUERIES["count"]
     cold: dict[str, list[float]] = {"direct": [], "sluice": [], "sluice second": []}
     for _ in range(COLD_STARTS):
-        gateway = Gateway(binary, config, work_dir)
-        fresh = make_client(gateway.url, bearer(gateway.token(binary)))
+        gateway = start_gateway(binary, config, work_dir)
+        fresh = make_client(gateway.base_url, bearer(token(gateway)))
         fresh_direct = make_client(emulator_url, anonymous())
         ms, _ = timed(lambda: run_query(fresh_direct, cold_sql))
         cold["direct"].append(ms)
@@ -249,18 +235,18 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str, sts_url
         cold["sluice second"].append(ms)
         fresh.close()
         fresh_direct.close()
-        gateway.stop()
+        stop(gateway)
 
     memory = []
     for name, sql in MEMORY_CASES.items():
-        gateway = Gateway(binary, config, work_dir)
-        client = make_client(gateway.url, bearer(gateway.token(binary)))
-        idle = gateway.status("VmRSS")
+        gateway = start_gateway(binary, config, work_dir)
+        client = make_client(gateway.base_url, bearer(token(gateway)))
+        idle = kib(gateway, "VmRSS")
         ms, rows = timed(lambda: run_query(client, sql, page_size=PAGE_ROWS))
-        peak = gateway.status("VmHWM")
+        peak = kib(gateway, "VmHWM")
         memory.append((name, rows, ms, idle, peak))
         client.close()
-        gateway.stop()
+        stop(gateway)
 
     print(f"\nrounds={ROUNDS}, cold starts={COLD_STARTS}\n")
     print(row("query", "direct (ms)", "through Sluice (ms)", "added (ms)", "Sluice / direct", "direct dry run (ms)"))
