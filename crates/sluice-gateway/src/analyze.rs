@@ -28,21 +28,32 @@ fn defaults(request: &QueryRequest) -> Defaults {
 }
 
 /// The dotted form of a table name in which analysis facts and warehouse
-/// references are compared: `INFORMATION_SCHEMA` in upper case, the rest
-/// as written (BigQuery names are case-sensitive).
+/// references are compared: as written (BigQuery names are
+/// case-sensitive), except what BigQuery reads ignoring case in an
+/// `INFORMATION_SCHEMA` name: `INFORMATION_SCHEMA` and the view after it
+/// in upper case, a `region-…` qualifier before it in lower case.
 pub fn comparable(parts: &[&str]) -> String {
-    parts
+    let segments: Vec<&str> = parts.iter().flat_map(|part| part.split('.')).collect();
+    let schema = segments
         .iter()
-        .flat_map(|part| part.split('.'))
-        .map(|segment| {
-            if segment.eq_ignore_ascii_case("INFORMATION_SCHEMA") {
-                "INFORMATION_SCHEMA".to_owned()
-            } else {
-                segment.to_owned()
-            }
+        .position(|segment| segment.eq_ignore_ascii_case("INFORMATION_SCHEMA"));
+    segments
+        .iter()
+        .enumerate()
+        .map(|(at, segment)| match schema {
+            Some(schema) if at >= schema => segment.to_ascii_uppercase(),
+            Some(schema) if at + 1 == schema && is_region(segment) => segment.to_ascii_lowercase(),
+            _ => (*segment).to_owned(),
         })
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// A region qualifier of `INFORMATION_SCHEMA` (`region-us`).
+fn is_region(segment: &str) -> bool {
+    segment
+        .get(..7)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("region-"))
 }
 
 #[cfg(test)]
@@ -79,6 +90,16 @@ mod tests {
         assert_eq!(
             comparable(&["demo", "shop", "INFORMATION_SCHEMA.TABLES"]),
             comparable(&["demo", "shop.information_schema", "TABLES"])
+        );
+        assert_eq!(
+            comparable(&["demo", "Region-US.information_schema", "jobs"]),
+            "demo.region-us.INFORMATION_SCHEMA.JOBS"
+        );
+        // Outside INFORMATION_SCHEMA names keep their case.
+        assert_eq!(comparable(&["demo", "Shop", "Orders"]), "demo.Shop.Orders");
+        assert_eq!(
+            comparable(&["demo", "Shop.INFORMATION_SCHEMA", "tables"]),
+            "demo.Shop.INFORMATION_SCHEMA.TABLES"
         );
     }
 }

@@ -1,15 +1,15 @@
 //! The estimate and decide phases for a query: analyze the SQL, let the
 //! policy refuse what it can refuse on the facts alone (guardrails, tables,
-//! statement kinds), then dry-run the query, cross-check the tables the
-//! warehouse reports against the analysis, and decide again with the
-//! estimate (byte limits).
+//! routines, statement kinds), then dry-run the query, cross-check the
+//! tables and routines the warehouse reports against the analysis, and
+//! decide again with the estimate (byte limits).
 //!
 //! A refusal is 403 `accessDenied` whose message names the policy and rule;
 //! the query is never started.
 
 use sluice_policy::{Decision, Estimate, Limits};
-use sluice_sql::QueryFacts;
-use sluice_warehouse::{DryRun, QueryRequest};
+use sluice_sql::{ObjectKind, QueryFacts, RoutineName, StatementKind};
+use sluice_warehouse::{DryRun, QueryRequest, RoutineRef};
 
 use crate::Gateway;
 use crate::analyze::{analyze, comparable};
@@ -32,6 +32,13 @@ pub async fn admit(
     request: &QueryRequest,
 ) -> Result<Admitted, GatewayError> {
     let facts = analyze(request);
+    if let Some(exceeded) = &facts.limit_exceeded {
+        // Refused before parsing: nothing was analyzed, so nothing runs.
+        return Err(GatewayError::invalid_query(format!(
+            "Query not analyzed: {exceeded}. Sluice runs only SQL it can analyze within these \
+             bounds, so the query was not run."
+        )));
+    }
     let policy = &gateway.config.policy;
     let who = principal.who();
     let first = policy.decide(&who, &facts, None);
@@ -77,13 +84,22 @@ pub fn enforce(decision: Decision, principal: &Principal) -> Result<(), GatewayE
     )))
 }
 
-/// Every table the warehouse says the query reads must be one analysis
-/// found; otherwise the decision was made on the wrong facts.
+/// The longest `referencedTables` list that can be trusted to be whole.
+/// BigQuery's REST reference for `JobStatistics2.referencedTables` says
+/// that queries referencing more than 50 tables do not have a complete
+/// list; a list of 50 may be one cut short.
+const LISTED_TABLES_LIMIT: usize = 50;
+
+/// Every table the warehouse says the query reads, and every routine it
+/// says the query calls, must be one analysis found; otherwise the
+/// decision was made on the wrong facts.
 ///
-/// With `require_tables`, a dry run that lists no table although analysis
-/// found tables the query reads (other than `INFORMATION_SCHEMA` views,
-/// which BigQuery does not list) also fails closed: the cross-check could
-/// not be made.
+/// A query of [`LISTED_TABLES_LIMIT`] tables or more (by the dry run's
+/// count or the analysis's) fails closed: BigQuery may have left off the
+/// very table analysis missed. With `require_tables`, a dry run that lists
+/// no table although analysis found tables the query reads (other than
+/// `INFORMATION_SCHEMA` views, which BigQuery does not list) also fails
+/// closed: the cross-check could not be made.
 fn cross_check(
     facts: &QueryFacts,
     plan: &DryRun,
@@ -95,8 +111,22 @@ fn cross_check(
         .iter()
         .map(|t| comparable(&[&t.project, &t.dataset, &t.table]))
         .collect();
-    let reads_tables = seen.iter().any(|name| !name.contains("information_schema"));
-    if require_tables && plan.referenced_tables.is_empty() && reads_tables {
+    // BigQuery lists no INFORMATION_SCHEMA view, so those are not counted.
+    let listable = facts
+        .reads
+        .iter()
+        .filter(|t| !t.is_information_schema())
+        .count();
+    let tables = plan.referenced_tables.len().max(listable);
+    if tables >= LISTED_TABLES_LIMIT {
+        tracing::warn!(principal = %principal.verified.name, tables, "too many tables to cross-check");
+        return Err(GatewayError::access_denied(format!(
+            "Access Denied: check analysis.cross_check: the query reads {tables} tables, and BigQuery's dry run \
+             lists a query's tables completely only below {LISTED_TABLES_LIMIT}, so Sluice cannot confirm its analysis \
+             and the query was not run. Split the query so that each part reads fewer than {LISTED_TABLES_LIMIT} tables."
+        )));
+    }
+    if require_tables && plan.referenced_tables.is_empty() && listable > 0 {
         tracing::warn!(principal = %principal.verified.name, "the dry run listed no tables");
         return Err(GatewayError::access_denied(
             "Access Denied: check analysis.cross_check: the warehouse's dry run did not list the tables the query reads, \
@@ -136,7 +166,62 @@ fn cross_check(
             )));
         }
     }
+    for routine in &plan.referenced_routines {
+        if !analysis_found_routine(facts, routine) {
+            tracing::warn!(principal = %principal.verified.name, routine = %routine, "the warehouse reports a routine analysis did not find");
+            return Err(GatewayError::access_denied(format!(
+                "Access Denied: check analysis.cross_check: the warehouse reports that the query calls routine {routine}, \
+                 which Sluice's analysis of the SQL did not find, so the decision cannot be trusted and the query was not run. \
+                 Call every routine by its dataset-qualified name; a view or routine that calls other routines is refused this way too. \
+                 If the query is ordinary, report it to the Sluice administrators."
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Whether analysis saw the routine the dry run reports: a persistent
+/// routine the SQL calls or creates, or a temporary function the request
+/// creates (BigQuery keeps those in a hidden dataset, `_…`). Routine ids
+/// are compared ignoring case, as BigQuery resolves them; project and
+/// dataset exactly.
+fn analysis_found_routine(facts: &QueryFacts, routine: &RoutineRef) -> bool {
+    let same = |project: &str, dataset: &str, name: &str| {
+        project == routine.project_id
+            && dataset == routine.dataset_id
+            && name.eq_ignore_ascii_case(&routine.routine_id)
+    };
+    let called = facts.routines.iter().any(|called| match called {
+        RoutineName::Persistent {
+            project,
+            dataset,
+            name,
+        } => same(project, dataset, name),
+        RoutineName::BuiltIn(_) => false,
+    });
+    let created = facts.statements.iter().any(|statement| {
+        let Some(object) = statement.object.as_deref() else {
+            return false;
+        };
+        if statement.temporary {
+            return routine.dataset_id.starts_with('_')
+                && object.eq_ignore_ascii_case(&routine.routine_id);
+        }
+        let routine_ddl = matches!(
+            statement.kind,
+            StatementKind::Create {
+                object: ObjectKind::Function | ObjectKind::Procedure,
+                ..
+            }
+        );
+        let mut parts = object.splitn(3, '.');
+        routine_ddl
+            && matches!(
+                (parts.next(), parts.next(), parts.next()),
+                (Some(p), Some(d), Some(n)) if same(p, d, n)
+            )
+    });
+    called || created
 }
 
 /// The `statementType` BigQuery's dry run should report for what analysis
@@ -179,15 +264,16 @@ impl ExpectedType {
 /// whose BigQuery name analysis cannot predict expect nothing.
 fn expected_statement_type(facts: &QueryFacts) -> Option<ExpectedType> {
     use ExpectedType::{Exactly, OneOf, Prefix};
-    use sluice_sql::{ObjectKind, StatementKind as K};
+    use StatementKind as K;
     let temporary_function = |s: &sluice_sql::StatementFacts| {
-        matches!(
-            s.kind,
-            K::Create {
-                object: ObjectKind::Function,
-                ..
-            }
-        ) && s.object.as_deref().is_some_and(|name| !name.contains('.'))
+        s.temporary
+            && matches!(
+                s.kind,
+                K::Create {
+                    object: ObjectKind::Function,
+                    ..
+                }
+            )
     };
     match facts.statements.as_slice() {
         [] => None,

@@ -2,6 +2,8 @@
 //! [`PolicySet::decide_read`], one function per step of the decision
 //! order, each appending what it checked to the trace.
 
+mod routines;
+
 use sluice_sql::{ObjectKind, QueryFacts, StatementFacts, StatementKind, TableName};
 
 use crate::bytes::human_bytes;
@@ -47,12 +49,17 @@ impl PolicySet {
     ///    too: a dataset needs an `allow.write` pattern covering the whole
     ///    dataset (`proj` or `proj.ds`), a routine or model one matching
     ///    its `project.dataset.name`; an object name that cannot be read
-    ///    as either is denied.
-    /// 6. **Limits**: each limit is the smallest any matching policy sets.
+    ///    as either is denied. A temporary function of the request writes
+    ///    nothing.
+    /// 6. **Routines**: every routine called (a persistent function, table
+    ///    function or procedure, or a built-in billed outside the byte
+    ///    limit such as `AI.GENERATE`) must match an `allow.routines`
+    ///    entry of a matching policy ⇒ else rule `policies.allow.routines`.
+    /// 7. **Limits**: each limit is the smallest any matching policy sets.
     ///    Only with `Some(estimate)` (after the dry run) are bytes checked:
     ///    an estimate above `max_bytes_billed` ⇒ rule
     ///    `limits.max_bytes_billed`.
-    /// 7. **Allow** with the effective limits, rule `allow`.
+    /// 8. **Allow** with the effective limits, rule `allow`.
     pub fn decide(
         &self,
         who: &Who<'_>,
@@ -87,17 +94,28 @@ impl PolicySet {
                 return denied;
             }
         }
+        for routine in &facts.routines {
+            if let Some(denied) = run.check_routine(routine) {
+                return denied;
+            }
+        }
         let limits = match run.check_limits(estimate) {
             Ok(limits) => limits,
             Err(denied) => return *denied,
         };
         let kinds = facts.kind_names().join(", ");
-        let summary = format!(
+        let mut summary = format!(
             "{} ({kinds}), {} read, {} written",
             count(facts.statements.len(), "statement"),
             count(facts.reads.len(), "table"),
             count(facts.writes.len(), "table"),
         );
+        if !facts.routines.is_empty() {
+            summary.push_str(&format!(
+                ", {} called",
+                count(facts.routines.len(), "routine")
+            ));
+        }
         run.allow(limits, summary)
     }
 
@@ -409,12 +427,14 @@ impl Run<'_> {
         else {
             return None;
         };
+        if statement.temporary {
+            // A temporary function lives only as long as the request.
+            return None;
+        }
         let object = statement.object.as_deref()?;
         let parts: Vec<&str> = object.split('.').collect();
         match (kind, parts.as_slice()) {
             (ObjectKind::Schema, [project, dataset]) => self.check_dataset(project, dataset),
-            // A temporary function is named by one part and lives only in the session.
-            (ObjectKind::Function, [_]) => None,
             (ObjectKind::Schema, _) => self.deny_object(index, statement, object),
             (_, [project, dataset, name]) => {
                 let table = TableName::new(*project, *dataset, *name);

@@ -105,7 +105,7 @@ pub struct Decision {
     /// The rule that decided: `guardrails.deny.<name>`, `default-deny`,
     /// `analysis.incomplete`, `policies.allow.statements`,
     /// `policies.allow.read`, `policies.allow.write`,
-    /// `limits.max_bytes_billed`, or `allow`.
+    /// `policies.allow.routines`, `limits.max_bytes_billed`, or `allow`.
     pub rule: String,
     /// For a deny, the user-facing explanation: the policy and rule, the
     /// offending statement or table, why, and what to do next. For an

@@ -33,6 +33,14 @@
 //! literally (`demo.region-us.INFORMATION_SCHEMA.JOBS`). Segments may hold
 //! letters, digits, `_`, `-`, `$` and `*`.
 //!
+//! # Routines
+//!
+//! `allow.routines` names the routines a principal may call: persistent
+//! functions, table functions and procedures as `project.dataset.routine`,
+//! and built-ins billed outside the query's byte limit as `ML.FUNCTION`,
+//! `AI.FUNCTION` or `OBJ.FUNCTION` (each segment a glob; no prefix form).
+//! A call of any other routine is denied (rule `policies.allow.routines`).
+//!
 //! # Decision order
 //!
 //! Deny beats allow, and what no policy allows is denied; see
@@ -49,6 +57,7 @@ mod names;
 mod pattern;
 mod policy_set;
 mod raw;
+mod routines;
 
 pub use bytes::parse_byte_size;
 pub use decision::{Decision, Estimate, Limits, TraceStep, Verdict, Who};

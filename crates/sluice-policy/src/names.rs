@@ -152,7 +152,7 @@ pub(crate) fn describe_flag(flag: &str, facts: &QueryFacts) -> String {
         "external_query" => {
             "the SQL calls EXTERNAL_QUERY (SQL run on a federated database)".to_owned()
         }
-        "javascript_udf" => "the SQL defines a JavaScript UDF".to_owned(),
+        "javascript_udf" => "the SQL defines a JavaScript UDF or calls a persistent function, whose language the SQL does not show (it may be JavaScript or Python)".to_owned(),
         "temporary_function" => "the SQL defines a temporary function".to_owned(),
         "wildcard_table" => "the SQL reads a wildcard table (`*` or _TABLE_SUFFIX)".to_owned(),
         "information_schema" => "the SQL reads an INFORMATION_SCHEMA view".to_owned(),
@@ -356,6 +356,7 @@ mod tests {
                 object: ObjectKind::Table,
             },
             object: Some("proj.shop.customers".to_owned()),
+            temporary: false,
         };
         assert_eq!(
             describe_statement(0, &drop),
@@ -367,6 +368,7 @@ mod tests {
                 or_replace: true,
             },
             object: None,
+            temporary: false,
         };
         assert_eq!(
             describe_statement(2, &create),

@@ -8,6 +8,7 @@ use crate::glob::glob_match;
 use crate::names::{expand, guardrail_names, statement_names};
 use crate::pattern::TablePattern;
 use crate::raw::{RawGuardrails, RawLimits, RawPolicy};
+use crate::routines::RoutinePattern;
 
 /// One mistake in the policy configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +43,8 @@ pub(crate) struct Policy {
     pub(crate) write: Vec<TablePattern>,
     /// Entries of `allow.statements` as written, with the kinds each grants.
     pub(crate) statements: Vec<DenyRule>,
+    /// Routines that may be called.
+    pub(crate) routines: Vec<RoutinePattern>,
     pub(crate) deny: Vec<DenyRule>,
     pub(crate) limits: Limits,
     /// The named upstream credential, if the policy picks one.
@@ -82,7 +85,8 @@ impl PolicySet {
     ///   `analysis`), unique among policies;
     /// - `who` must name at least one group or principal pattern, none of
     ///   them empty;
-    /// - table patterns must be valid (see the crate docs);
+    /// - table patterns must be valid (see the crate docs), and so must
+    ///   routine names (`project.dataset.routine` or `ML.FUNCTION`, …);
     /// - statement and guardrail names must be known
     ///   ([`statement_names`], [`guardrail_names`]);
     /// - limits must be valid sizes, greater than zero.
@@ -233,6 +237,11 @@ fn build_policy(raw: &RawPolicy, key: &str, errors: &mut Vec<PolicyError>) -> Po
             false,
             errors,
         ),
+        routines: routines(
+            &raw.allow.routines,
+            &format!("{key}.allow.routines"),
+            errors,
+        ),
         deny: names(&raw.deny, &format!("{key}.deny"), true, errors),
         limits: limits(&raw.limits, &format!("{key}.limits"), errors),
         credentials: raw.credentials.clone(),
@@ -243,6 +252,19 @@ fn patterns(raw: &[String], key: &str, errors: &mut Vec<PolicyError>) -> Vec<Tab
     raw.iter()
         .enumerate()
         .filter_map(|(i, text)| match TablePattern::parse(text) {
+            Ok(pattern) => Some(pattern),
+            Err(reason) => {
+                errors.push(error(format!("{key}[{i}]"), reason));
+                None
+            }
+        })
+        .collect()
+}
+
+fn routines(raw: &[String], key: &str, errors: &mut Vec<PolicyError>) -> Vec<RoutinePattern> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, text)| match RoutinePattern::parse(text) {
             Ok(pattern) => Some(pattern),
             Err(reason) => {
                 errors.push(error(format!("{key}[{i}]"), reason));

@@ -13,7 +13,10 @@ use serde::de::{self, Deserializer, Visitor};
 /// - name: agents-read
 ///   description: Agents may read the shop and public datasets.
 ///   who: { groups: [agents] }
-///   allow: { read: ["proj.shop.*", "proj.public_*"], statements: [select] }
+///   allow:
+///     read: ["proj.shop.*", "proj.public_*"]
+///     statements: [select]
+///     routines: ["proj.udfs.*", "AI.GENERATE"]
 ///   deny: [wildcard_table]
 ///   limits: { max_bytes_billed: 50GiB, max_rows: 100000 }
 /// ```
@@ -73,6 +76,12 @@ pub struct RawAllow {
     /// Statement names of [`crate::statement_names`]; empty allows nothing.
     #[serde(default)]
     pub statements: Vec<String>,
+    /// Routines that may be called: persistent functions, table functions
+    /// and procedures as `project.dataset.routine`, and built-ins billed
+    /// outside the byte limit as `ML.FUNCTION`, `AI.FUNCTION` or
+    /// `OBJ.FUNCTION`; each segment a glob. Empty allows none.
+    #[serde(default)]
+    pub routines: Vec<String>,
 }
 
 /// Limits of a policy; where several matching policies set one, the

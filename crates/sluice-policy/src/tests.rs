@@ -27,6 +27,7 @@ fn policy(
             read: strings(read),
             write: strings(write),
             statements: strings(statements),
+            routines: Vec::new(),
         },
         ..RawPolicy::default()
     }
@@ -106,4 +107,5 @@ fn assert_denied(decision: &Decision, rule: &str) {
 }
 
 mod decisions;
+mod routines;
 mod validation;

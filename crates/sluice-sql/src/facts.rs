@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::name::TableName;
+use crate::routine::RoutineName;
 
 /// The request's defaults that unqualified names resolve against
 /// (`jobs.insert`'s `defaultDataset`, the job's project).
@@ -33,6 +34,13 @@ pub struct QueryFacts {
     /// Functions called, upper-cased, qualified as written
     /// (`SAFE.PARSE_DATE`, `MYDATASET.MY_UDF`).
     pub functions: BTreeSet<String>,
+    /// Routines called that policy must allow by name: persistent
+    /// functions, table functions and procedures (`project.dataset.name`,
+    /// however they are called: in an expression, in `FROM`, by `|> CALL`
+    /// or `CALL`), and built-ins billed outside the query's byte limit
+    /// (`AI.GENERATE`, `ML.GENERATE_TEXT`). Temporary functions of the
+    /// request and ordinary built-ins are not routines.
+    pub routines: BTreeSet<RoutineName>,
     /// Facts guardrails look for.
     pub flags: BTreeSet<Flag>,
     /// Why the facts are not complete; empty when they are.
@@ -41,6 +49,10 @@ pub struct QueryFacts {
     /// (the facts are then incomplete too); a query that does not parse is
     /// answered as bad SQL unless a guardrail already refuses it.
     pub syntax_error: Option<String>,
+    /// Set when the text is over one of the analysis limits
+    /// ([`crate::LIMITS`]) and was refused before parsing; the facts are
+    /// then incomplete too, with no statements.
+    pub limit_exceeded: Option<crate::LimitExceeded>,
 }
 
 impl QueryFacts {
@@ -64,6 +76,10 @@ pub struct StatementFacts {
     /// as possible (`project.dataset` for a schema, `project.dataset.name`
     /// for a table, view or routine, as written for a temporary function).
     pub object: Option<String>,
+    /// The object lives only as long as the request: a temporary function
+    /// created, or one the request created and drops again. Such a
+    /// statement writes nothing that outlasts the request.
+    pub temporary: bool,
 }
 
 /// What a statement does. [`StatementKind::name`] gives the stable name
@@ -216,7 +232,9 @@ pub enum Flag {
     DynamicSql,
     /// `EXTERNAL_QUERY`: SQL runs on a federated database.
     ExternalQuery,
-    /// A JavaScript UDF is defined.
+    /// A JavaScript UDF is defined, or a persistent function is called:
+    /// its language cannot be seen from the SQL, so it may be JavaScript
+    /// (or Python) and counts as such. Table functions are SQL only.
     JavascriptUdf,
     /// A temporary function is defined.
     TemporaryFunction,

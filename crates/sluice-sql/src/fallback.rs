@@ -23,6 +23,7 @@ pub(crate) fn classify(sql: &str, facts: &mut QueryFacts) {
             facts.statements.push(StatementFacts {
                 kind: StatementKind::Other("unparsed".to_owned()),
                 object: None,
+                temporary: false,
             });
             return;
         }
@@ -102,7 +103,11 @@ fn push_words(words: &[&str], has_where: bool, facts: &mut QueryFacts) {
     if words.contains(&"EXTERNAL_QUERY") {
         facts.flags.insert(Flag::ExternalQuery);
     }
-    facts.statements.push(StatementFacts { kind, object: None });
+    facts.statements.push(StatementFacts {
+        kind,
+        object: None,
+        temporary: false,
+    });
 }
 
 fn kind_of(words: &[&str], has_where: bool) -> StatementKind {

@@ -15,16 +15,21 @@
 
 mod facts;
 mod fallback;
+mod limits;
 mod name;
+mod routine;
 mod walk;
 
 pub use facts::{
     Defaults, Flag, ObjectKind, QueryFacts, ScriptKind, StatementFacts, StatementKind,
 };
+pub use limits::{LIMITS, LimitExceeded, SqlLimits};
 pub use name::TableName;
+pub use routine::{RoutineName, SPENDING_NAMESPACES};
 
 use sqlparser::dialect::BigQueryDialect;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Tokenizer;
 
 /// The longest SQL text analyzed; longer text is reported incomplete
 /// without being parsed, so one request cannot make the gateway spend
@@ -33,6 +38,27 @@ pub const MAX_SQL_BYTES: usize = 1024 * 1024;
 
 /// How deep `EXECUTE IMMEDIATE` of a constant string is followed.
 const MAX_DYNAMIC_DEPTH: usize = 3;
+
+/// The parser's messages quote the offending token, which can be as long
+/// as the SQL: keep refusals and log lines short, and SQL literals out.
+fn shortened(message: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    if message.chars().count() <= MAX_CHARS {
+        return message.to_owned();
+    }
+    let kept: String = message.chars().take(MAX_CHARS).collect();
+    format!("{kept}…")
+}
+
+/// Check `sql` against the analysis limits ([`LIMITS`]) without parsing
+/// it, for any other component that parses SQL (the embedded warehouse).
+/// Text that does not even tokenize passes: its parser reports that.
+pub fn check_limits(sql: &str) -> Result<(), LimitExceeded> {
+    match Tokenizer::new(&BigQueryDialect, sql).tokenize_with_location() {
+        Ok(tokens) => limits::check(&tokens, &LIMITS),
+        Err(_) => Ok(()),
+    }
+}
 
 /// Analyze BigQuery-dialect `sql` with the request's `defaults`.
 ///
@@ -53,10 +79,33 @@ pub(crate) fn analyze_at_depth(sql: &str, defaults: &Defaults, depth: usize) -> 
         ));
         return facts;
     }
-    // The parser keeps its default recursion limit, so deeply nested input
-    // ends as a parse error rather than a stack overflow. A panic inside the
-    // parser is a bug there; it still must not take the gateway down.
-    let parsed = std::panic::catch_unwind(|| Parser::parse_sql(&BigQueryDialect, sql));
+    // The work a text may cause is bounded on its tokens before anything
+    // is parsed (see `limits`): a tree too deep to walk or even drop on a
+    // worker's stack is never built. The parser keeps its own recursion
+    // limit for nested brackets and subqueries. A panic inside the parser
+    // is a bug there; it still must not take the gateway down.
+    let parsed = std::panic::catch_unwind(|| {
+        let tokens = Tokenizer::new(&BigQueryDialect, sql).tokenize_with_location()?;
+        if let Err(exceeded) = limits::check(&tokens, &LIMITS) {
+            return Ok(Err(exceeded));
+        }
+        Parser::new(&BigQueryDialect)
+            .with_tokens_with_locations(tokens)
+            .parse_statements()
+            .map(Ok)
+    });
+    let parsed = match parsed {
+        Ok(Ok(Err(exceeded))) => {
+            facts
+                .incomplete
+                .push(format!("SQL was not analyzed: {exceeded}"));
+            facts.limit_exceeded = Some(exceeded);
+            return facts;
+        }
+        Ok(Ok(Ok(statements))) => Ok(Ok(statements)),
+        Ok(Err(err)) => Ok(Err(err)),
+        Err(panic) => Err(panic),
+    };
     match parsed {
         Ok(Ok(statements)) => {
             let mut walker = walk::Walker::new(defaults, depth);
@@ -67,11 +116,12 @@ pub(crate) fn analyze_at_depth(sql: &str, defaults: &Defaults, depth: usize) -> 
             }
         }
         Ok(Err(err)) => {
-            facts
-                .incomplete
-                .push(format!("SQL could not be parsed: {err}"));
+            facts.incomplete.push(format!(
+                "SQL could not be parsed: {}",
+                shortened(&err.to_string())
+            ));
             if depth == 0 {
-                facts.syntax_error = Some(err.to_string());
+                facts.syntax_error = Some(shortened(&err.to_string()));
             }
             fallback::classify(sql, &mut facts);
         }

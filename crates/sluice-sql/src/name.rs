@@ -12,6 +12,9 @@ use crate::facts::Defaults;
 
 const INFORMATION_SCHEMA: &str = "INFORMATION_SCHEMA";
 
+/// The longest name part BigQuery allows (a table name: 1,024 bytes).
+const MAX_PART_BYTES: usize = 1024;
+
 /// A fully qualified table (or view) name.
 ///
 /// `INFORMATION_SCHEMA` views keep their qualifier in `dataset`:
@@ -52,6 +55,12 @@ impl TableName {
         let written = parts.join(".");
         if parts.iter().any(|p| p.is_empty()) {
             return Err(format!("table name `{written}` has an empty part"));
+        }
+        if let Some((table, qualifiers)) = parts.split_last() {
+            for part in qualifiers {
+                check_part(part, false, &written)?;
+            }
+            check_part(table, true, &written)?;
         }
         if let Some(at) = parts
             .iter()
@@ -108,6 +117,50 @@ impl TableName {
     /// True for a wildcard table (`events_*`).
     pub fn is_wildcard(&self) -> bool {
         self.table.ends_with('*')
+    }
+}
+
+/// Why `part` of the name `written` cannot be trusted to name what
+/// BigQuery will resolve, if it cannot.
+///
+/// BigQuery decodes backslash escapes in quoted names (`` `a\x41` `` is
+/// `aA`) and the parser does not, so a name with a backslash is not
+/// analyzed. Otherwise a part may hold no more than BigQuery allows in a
+/// table name: letters and digits of any script, `_`, `-` and inner
+/// spaces; a `*` only at the end of a table (a wildcard table, when
+/// `wildcard` is true). Control characters, quotes, `$` partition
+/// decorators, leading or trailing spaces and the like would let
+/// analysis and the warehouse read one name as two different things.
+/// Project and dataset names allow less than this; a name BigQuery
+/// rejects cannot run, so the looser check loses nothing.
+pub(crate) fn check_part(part: &str, wildcard: bool, written: &str) -> Result<(), String> {
+    if part.contains('\\') {
+        return Err(format!(
+            "name `{written}` holds a backslash escape, which analysis does not decode"
+        ));
+    }
+    if part.len() > MAX_PART_BYTES {
+        return Err(format!(
+            "a part of name `{written}` is longer than BigQuery allows ({MAX_PART_BYTES} bytes)"
+        ));
+    }
+    if part.trim() != part {
+        return Err(format!(
+            "name `{written}` has a part with leading or trailing space"
+        ));
+    }
+    let last = part.len().saturating_sub(1);
+    let bad = part.char_indices().find(|&(at, c)| {
+        let allowed = c.is_alphanumeric()
+            || matches!(c, '_' | '-' | ' ')
+            || (c == '*' && wildcard && at == last);
+        !allowed
+    });
+    match bad {
+        Some((_, c)) => Err(format!(
+            "name `{written}` contains {c:?}, which BigQuery does not allow there"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -191,6 +244,41 @@ mod tests {
         );
         assert!(resolved(&["a", "b", "c", "INFORMATION_SCHEMA", "X"], None).starts_with("error: "));
         assert!(resolved(&["INFORMATION_SCHEMA"], None).starts_with("error: "));
+    }
+
+    #[test]
+    fn names_bigquery_would_read_differently_are_errors() {
+        for parts in [
+            &["shop", "a\\nb"][..],
+            &["shop", "a\\`b"],
+            &["shop", "a\nb"],
+            &["shop", "a\u{0}b"],
+            &["shop", " orders"],
+            &["shop", "orders "],
+            &["shop", "t$20240101"],
+            &["shop", "a'b"],
+            &["sh*p", "orders"],
+            &["shop", "ev*nts"],
+            &["p:q", "shop", "orders"],
+        ] {
+            let got = resolved(parts, None);
+            assert!(got.starts_with("error: "), "{parts:?}: {got}");
+        }
+        assert!(resolved(&["shop", &"x".repeat(1025)], None).starts_with("error: "));
+    }
+
+    #[test]
+    fn names_bigquery_allows_resolve() {
+        assert_eq!(
+            resolved(&["shop", "kundenbestände"], None),
+            "home.shop.kundenbestände"
+        );
+        assert_eq!(resolved(&["shop", "my table"], None), "home.shop.my table");
+        assert_eq!(resolved(&["shop", "events_*"], None), "home.shop.events_*");
+        assert_eq!(
+            resolved(&["other-proj", "shop", "orders-2024"], None),
+            "other-proj.shop.orders-2024"
+        );
     }
 
     #[test]

@@ -1,25 +1,33 @@
 //! The walk over a parsed AST that builds [`QueryFacts`].
 //!
 //! sqlparser's visitor reaches every statement (nested ones too), query,
-//! table factor, relation name and expression. Statements decide what is
-//! written; table factors in `FROM`/`JOIN`/`USING` are the reads. Any
-//! relation name the visitor reports that neither accounted for is counted
-//! as a read, so a construct this walk does not know errs towards more
-//! tables, not fewer.
+//! `SELECT`, table factor, relation name and expression. Statements decide
+//! what is written ([`statements`], [`ddl`]); queries, `SELECT`s and table factors
+//! have their clauses checked ([`queries`]); table factors in
+//! `FROM`/`JOIN`/`USING` are the reads. Any relation name the visitor
+//! reports that neither accounted for is counted as a read, so a construct
+//! this walk does not know errs towards more tables, not fewer.
+//!
+//! Every statement, query and `SELECT` the walk accepts is destructured
+//! with all of its fields named, so a field a later sqlparser adds does not
+//! compile until this walk decides what it means; a field of another SQL
+//! dialect that is present makes the facts incomplete.
+
+mod ddl;
+mod queries;
+mod statements;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CreateFunction, Expr, FromTable, FunctionArg, FunctionArgExpr,
-    FunctionArguments, ObjectName, ObjectNamePart, ObjectType, Query, SchemaName, Statement,
-    TableFactor, TableObject, Visit, Visitor,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName,
+    ObjectNamePart, Query, Select, Statement, TableFactor, Visit, Visitor,
 };
 
-use crate::facts::{
-    Defaults, Flag, ObjectKind, QueryFacts, ScriptKind, StatementFacts, StatementKind,
-};
-use crate::name::TableName;
+use crate::facts::{Defaults, Flag, QueryFacts, StatementFacts, StatementKind};
+use crate::name::{TableName, check_part};
+use crate::routine::{Callee, RoutineName, callee, persistent_routine};
 use crate::{MAX_DYNAMIC_DEPTH, analyze_at_depth};
 
 /// Names visible as CTEs at one level of query nesting.
@@ -43,20 +51,27 @@ pub(crate) struct Walker<'a> {
     cte_bodies: HashMap<usize, Frame>,
     /// Relation names already classified, by address.
     accounted: HashSet<usize>,
+    /// Temporary functions created so far, upper-cased (function names
+    /// are case-insensitive).
+    temporary_functions: HashSet<String>,
 }
 
 fn addr<T>(value: &T) -> usize {
     std::ptr::from_ref(value) as usize
 }
 
+/// The dot-separated parts of a name as BigQuery reads it: a quoted part
+/// holding dots (`` `p.d.f` ``) is several parts. `None` for a name with a
+/// computed part.
 fn parts(name: &ObjectName) -> Option<Vec<&str>> {
-    name.0
-        .iter()
-        .map(|part| match part {
-            ObjectNamePart::Identifier(ident) => Some(ident.value.as_str()),
-            ObjectNamePart::Function(_) => None,
-        })
-        .collect()
+    let mut parts = Vec::with_capacity(name.0.len());
+    for part in &name.0 {
+        match part {
+            ObjectNamePart::Identifier(ident) => parts.extend(ident.value.split('.')),
+            ObjectNamePart::Function(_) => return None,
+        }
+    }
+    Some(parts)
 }
 
 fn upper_name(name: &ObjectName) -> String {
@@ -73,6 +88,7 @@ impl<'a> Walker<'a> {
             pushed_per_query: Vec::new(),
             cte_bodies: HashMap::new(),
             accounted: HashSet::new(),
+            temporary_functions: HashSet::new(),
         }
     }
 
@@ -91,6 +107,14 @@ impl<'a> Walker<'a> {
         let reason = reason.into();
         if !self.facts.incomplete.contains(&reason) {
             self.facts.incomplete.push(reason);
+        }
+    }
+
+    /// A clause analysis does not follow (most belong to other SQL
+    /// dialects): present, it makes the facts incomplete.
+    fn unsupported(&mut self, present: bool, clause: &str) {
+        if present {
+            self.incomplete(format!("{clause} is not analyzed"));
         }
     }
 
@@ -131,27 +155,60 @@ impl<'a> Walker<'a> {
         Some(shown)
     }
 
-    /// A DDL object that is not a table (schema, routine, model): resolved
-    /// for display only.
-    fn object(&mut self, name: &ObjectName, is_schema: bool) -> String {
+    /// A dataset named by DDL: `project.dataset`, for display and for
+    /// policy's dataset check.
+    fn schema(&mut self, name: &ObjectName) -> String {
         self.accounted.insert(addr(name));
         let Some(parts) = parts(name) else {
-            self.incomplete(format!("object name `{name}` is computed"));
+            self.incomplete(format!("dataset name `{name}` is computed"));
             return name.to_string();
         };
-        let project = self.defaults.project.as_str();
-        match (is_schema, parts.as_slice()) {
-            (true, [dataset]) => format!("{project}.{dataset}"),
-            (true, [project, dataset]) => format!("{project}.{dataset}"),
-            (false, [_, _] | [_, _, _]) => match TableName::resolve(&parts, self.defaults) {
-                Ok(name) => name.to_string(),
-                Err(_) => name.to_string(),
-            },
-            _ => {
-                if is_schema {
-                    self.incomplete(format!("schema name `{name}` is not understood"));
-                }
-                name.to_string()
+        let written = parts.join(".");
+        let resolved = match parts.as_slice() {
+            [dataset] => Ok((self.defaults.project.as_str(), *dataset)),
+            [project, dataset] => Ok((*project, *dataset)),
+            _ => Err(format!("dataset name `{written}` is not understood")),
+        };
+        let checked = resolved.and_then(|(project, dataset)| {
+            check_part(project, false, &written)?;
+            check_part(dataset, false, &written)?;
+            Ok(format!("{project}.{dataset}"))
+        });
+        checked.unwrap_or_else(|why| {
+            self.incomplete(why);
+            written
+        })
+    }
+
+    /// A persistent routine created, dropped or called by a statement,
+    /// resolved for display and for policy's write check.
+    fn routine(&mut self, name: &ObjectName) -> Option<RoutineName> {
+        self.accounted.insert(addr(name));
+        let Some(parts) = parts(name) else {
+            self.incomplete(format!("routine name `{name}` is computed"));
+            return None;
+        };
+        match persistent_routine(&parts, self.defaults) {
+            Ok(routine) => Some(routine),
+            Err(why) => {
+                self.incomplete(why);
+                None
+            }
+        }
+    }
+
+    /// What a called name stands for; `None` (and incomplete facts) when
+    /// it cannot be read.
+    fn callee(&mut self, name: &ObjectName) -> Option<Callee> {
+        let Some(parts) = parts(name) else {
+            self.incomplete(format!("function name `{name}` is computed"));
+            return None;
+        };
+        match callee(&parts, self.defaults) {
+            Ok(found) => Some(found),
+            Err(why) => {
+                self.incomplete(why);
+                None
             }
         }
     }
@@ -179,297 +236,15 @@ impl<'a> Walker<'a> {
     }
 
     fn push(&mut self, kind: StatementKind, object: Option<String>) {
-        self.facts.statements.push(StatementFacts { kind, object });
+        self.push_statement(kind, object, false);
     }
 
-    fn classify(&mut self, statement: &Statement) {
-        use StatementKind as K;
-        match statement {
-            Statement::Query(_) => self.push(K::Query, None),
-            Statement::Insert(insert) => {
-                let object = match &insert.table {
-                    TableObject::TableName(name) => self.write(name),
-                    _ => {
-                        self.incomplete("INSERT into a table function is not analyzed");
-                        None
-                    }
-                };
-                self.push(K::Insert, object);
-            }
-            Statement::Update(update) => {
-                let has_where = update.selection.is_some();
-                if !has_where {
-                    self.facts.flags.insert(Flag::UpdateWithoutWhere);
-                }
-                let object = self.dml_target(&update.table.relation);
-                self.push(K::Update { has_where }, object);
-            }
-            Statement::Delete(delete) => {
-                let has_where = delete.selection.is_some();
-                if !has_where {
-                    self.facts.flags.insert(Flag::DeleteWithoutWhere);
-                }
-                let mut object = None;
-                for name in &delete.tables {
-                    object = self.write(name);
-                    self.read(name);
-                }
-                let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) =
-                    &delete.from;
-                if let Some(first) = from.first() {
-                    object = object.or_else(|| self.dml_target(&first.relation));
-                }
-                self.push(K::Delete { has_where }, object);
-            }
-            Statement::Merge(merge) => {
-                let object = self.dml_target(&merge.table);
-                self.push(K::Merge, object);
-            }
-            Statement::Truncate(truncate) => {
-                let mut object = None;
-                for target in &truncate.table_names {
-                    object = self.write(&target.name);
-                }
-                self.push(K::Truncate, object);
-            }
-            Statement::CreateTable(create) => {
-                let object = self.write(&create.name);
-                if let Some(like) = &create.like {
-                    let (sqlparser::ast::CreateTableLikeKind::Parenthesized(like)
-                    | sqlparser::ast::CreateTableLikeKind::Plain(like)) = like;
-                    self.read(&like.name);
-                }
-                if let Some(clone) = &create.clone {
-                    self.read(clone);
-                }
-                let kind = K::Create {
-                    object: ObjectKind::Table,
-                    or_replace: create.or_replace,
-                };
-                self.push(kind, object);
-            }
-            Statement::CreateView(view) => {
-                let object = self.write(&view.name);
-                let kind = if view.materialized {
-                    ObjectKind::MaterializedView
-                } else {
-                    ObjectKind::View
-                };
-                let or_replace = view.or_replace;
-                self.push(
-                    K::Create {
-                        object: kind,
-                        or_replace,
-                    },
-                    object,
-                );
-            }
-            Statement::CreateFunction(function) => self.create_function(function),
-            Statement::CreateProcedure { name, .. } => {
-                let object = self.object(name, false);
-                let kind = K::Create {
-                    object: ObjectKind::Procedure,
-                    or_replace: false,
-                };
-                self.push(kind, Some(object));
-            }
-            Statement::CreateSchema { schema_name, .. } => {
-                let object = match schema_name {
-                    SchemaName::Simple(name) | SchemaName::NamedAuthorization(name, _) => {
-                        Some(self.object(name, true))
-                    }
-                    SchemaName::UnnamedAuthorization(_) => {
-                        self.incomplete("CREATE SCHEMA without a name");
-                        None
-                    }
-                };
-                let kind = K::Create {
-                    object: ObjectKind::Schema,
-                    or_replace: false,
-                };
-                self.push(kind, object);
-            }
-            Statement::AlterTable(alter) => {
-                let object = self.write(&alter.name);
-                self.push(
-                    K::Alter {
-                        object: ObjectKind::Table,
-                    },
-                    object,
-                );
-            }
-            Statement::AlterView { name, .. } => {
-                let object = self.write(name);
-                self.push(
-                    K::Alter {
-                        object: ObjectKind::View,
-                    },
-                    object,
-                );
-            }
-            Statement::AlterSchema(alter) => {
-                let object = self.object(&alter.name, true);
-                self.push(
-                    K::Alter {
-                        object: ObjectKind::Schema,
-                    },
-                    Some(object),
-                );
-            }
-            Statement::Drop {
-                object_type, names, ..
-            } => self.drop(*object_type, names),
-            Statement::DropFunction(drop) => {
-                let mut object = None;
-                for desc in &drop.func_desc {
-                    object = Some(self.object(&desc.name, false));
-                }
-                self.push(
-                    K::Drop {
-                        object: ObjectKind::Function,
-                    },
-                    object,
-                );
-            }
-            Statement::DropProcedure { proc_desc, .. } => {
-                let mut object = None;
-                for desc in proc_desc {
-                    object = Some(self.object(&desc.name, false));
-                }
-                self.push(
-                    K::Drop {
-                        object: ObjectKind::Procedure,
-                    },
-                    object,
-                );
-            }
-            Statement::Grant(_) => {
-                self.incomplete("GRANT objects and grantees are not analyzed");
-                self.push(K::Grant, None);
-            }
-            Statement::Revoke(_) => {
-                self.incomplete("REVOKE objects and grantees are not analyzed");
-                self.push(K::Revoke, None);
-            }
-            Statement::ExportData(_) => self.push(K::ExportData, None),
-            Statement::LoadData { .. } => {
-                self.incomplete("LOAD DATA is not analyzed");
-                self.push(K::LoadData, None);
-            }
-            Statement::Call(function) => {
-                let object = self.object(&function.name, false);
-                self.incomplete(format!(
-                    "CALL {object} runs a procedure whose body is not analyzed"
-                ));
-                self.push(K::Call, Some(object));
-            }
-            Statement::Execute {
-                immediate: true,
-                parameters,
-                ..
-            } => self.execute_immediate(parameters),
-            Statement::StartTransaction {
-                begin,
-                transaction,
-                statements,
-                exception,
-                ..
-            } => {
-                let block = *begin
-                    && transaction.is_none()
-                    && (!statements.is_empty() || exception.is_some());
-                let kind = if block {
-                    ScriptKind::Begin
-                } else {
-                    ScriptKind::Transaction
-                };
-                self.push(K::Script(kind), None);
-            }
-            Statement::Commit { .. } | Statement::Rollback { .. } => {
-                self.push(K::Script(ScriptKind::Transaction), None);
-            }
-            Statement::Declare { .. } => self.push(K::Script(ScriptKind::Declare), None),
-            Statement::Set(_) => self.push(K::Script(ScriptKind::Set), None),
-            Statement::If(_) => self.push(K::Script(ScriptKind::If), None),
-            Statement::Case(_) => self.push(K::Script(ScriptKind::Case), None),
-            Statement::While(_) => self.push(K::Script(ScriptKind::Loop), None),
-            Statement::Raise(_) => self.push(K::Script(ScriptKind::Raise), None),
-            Statement::Return(_) => self.push(K::Script(ScriptKind::Return), None),
-            Statement::Assert { .. } => self.push(K::Script(ScriptKind::Assert), None),
-            other => {
-                let keyword = other
-                    .to_string()
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_lowercase();
-                self.incomplete(format!(
-                    "`{}` statements are not analyzed",
-                    keyword.to_uppercase()
-                ));
-                self.push(K::Other(keyword), None);
-            }
-        }
-    }
-
-    /// The target of `UPDATE`, `DELETE` or `MERGE`: written, and read too
-    /// (the visit of the table factor records the read).
-    fn dml_target(&mut self, factor: &TableFactor) -> Option<String> {
-        match factor {
-            TableFactor::Table {
-                name, args: None, ..
-            } => self.write(name),
-            _ => {
-                self.incomplete("DML target is not a plain table");
-                None
-            }
-        }
-    }
-
-    fn drop(&mut self, object_type: ObjectType, names: &[ObjectName]) {
-        let object = match object_type {
-            ObjectType::Table => ObjectKind::Table,
-            ObjectType::View => ObjectKind::View,
-            ObjectType::MaterializedView => ObjectKind::MaterializedView,
-            ObjectType::Schema | ObjectType::Database => ObjectKind::Schema,
-            _ => ObjectKind::Other,
-        };
-        let mut shown = None;
-        for name in names {
-            shown = match object {
-                ObjectKind::Table | ObjectKind::View | ObjectKind::MaterializedView => {
-                    self.write(name)
-                }
-                ObjectKind::Schema => Some(self.object(name, true)),
-                _ => {
-                    self.incomplete(format!("DROP {object_type} is not analyzed"));
-                    Some(self.object(name, false))
-                }
-            };
-        }
-        self.push(StatementKind::Drop { object }, shown);
-    }
-
-    fn create_function(&mut self, function: &CreateFunction) {
-        let javascript = function
-            .language
-            .as_ref()
-            .is_some_and(|l| l.value.eq_ignore_ascii_case("js"));
-        if javascript {
-            self.facts.flags.insert(Flag::JavascriptUdf);
-        }
-        let object = if function.temporary {
-            self.facts.flags.insert(Flag::TemporaryFunction);
-            self.accounted.insert(addr(&function.name));
-            function.name.to_string()
-        } else {
-            self.object(&function.name, false)
-        };
-        let kind = StatementKind::Create {
-            object: ObjectKind::Function,
-            or_replace: function.or_replace,
-        };
-        self.push(kind, Some(object));
+    fn push_statement(&mut self, kind: StatementKind, object: Option<String>, temporary: bool) {
+        self.facts.statements.push(StatementFacts {
+            kind,
+            object,
+            temporary,
+        });
     }
 
     fn execute_immediate(&mut self, parameters: &[Expr]) {
@@ -493,49 +268,46 @@ impl<'a> Walker<'a> {
         self.facts.reads.extend(inner.reads);
         self.facts.writes.extend(inner.writes);
         self.facts.functions.extend(inner.functions);
+        self.facts.routines.extend(inner.routines);
         self.facts.flags.extend(inner.flags);
         for reason in inner.incomplete {
             self.incomplete(format!("in dynamic SQL: {reason}"));
         }
     }
 
-    fn table_factor(&mut self, factor: &TableFactor) {
-        match factor {
-            TableFactor::Table {
-                name, args: None, ..
-            } => {
-                if self.is_cte(name) {
-                    self.accounted.insert(addr(name));
-                } else {
-                    self.read(name);
-                }
-            }
-            TableFactor::Table {
-                name,
-                args: Some(_),
-                ..
-            } => {
-                self.accounted.insert(addr(name));
-                self.table_function(name);
-            }
-            TableFactor::Function { name, .. } => self.table_function(name),
-            TableFactor::Derived { .. }
-            | TableFactor::NestedJoin { .. }
-            | TableFactor::UNNEST { .. }
-            | TableFactor::Pivot { .. }
-            | TableFactor::Unpivot { .. } => {}
-            _ => self.incomplete("a FROM item of this kind is not analyzed"),
-        }
-    }
-
+    /// A function called in `FROM` or by `|> CALL`: a persistent table
+    /// function is a routine (always SQL), `EXTERNAL_QUERY` is federated,
+    /// and a built-in table function is not analyzed.
     fn table_function(&mut self, name: &ObjectName) {
+        self.accounted.insert(addr(name));
         let upper = upper_name(name);
-        if upper == "EXTERNAL_QUERY" {
-            self.external_query();
-        } else {
-            self.incomplete(format!("table function {upper} is not analyzed"));
+        match self.callee(name) {
+            Some(Callee::ExternalQuery) => self.external_query(),
+            Some(Callee::BuiltIn) => {
+                self.incomplete(format!("table function {upper} is not analyzed"));
+            }
+            Some(Callee::Routine(routine)) => {
+                self.facts.routines.insert(routine);
+            }
+            None => {}
         }
         self.facts.functions.insert(upper);
+    }
+
+    /// A function called in an expression. A persistent one may be a
+    /// JavaScript (or Python) UDF; nothing in the SQL says it is not.
+    fn scalar_function(&mut self, name: &ObjectName) {
+        match self.callee(name) {
+            Some(Callee::ExternalQuery) => self.external_query(),
+            Some(Callee::Routine(routine)) => {
+                if matches!(routine, RoutineName::Persistent { .. }) {
+                    self.facts.flags.insert(Flag::JavascriptUdf);
+                }
+                self.facts.routines.insert(routine);
+            }
+            Some(Callee::BuiltIn) | None => {}
+        }
+        self.facts.functions.insert(upper_name(name));
     }
 
     fn external_query(&mut self) {
@@ -585,13 +357,7 @@ impl<'a> Walker<'a> {
 
     fn expr(&mut self, expr: &Expr) {
         match expr {
-            Expr::Function(function) => {
-                let upper = upper_name(&function.name);
-                if upper == "EXTERNAL_QUERY" {
-                    self.external_query();
-                }
-                self.facts.functions.insert(upper);
-            }
+            Expr::Function(function) => self.scalar_function(&function.name),
             Expr::Identifier(ident) => self.identifier(&ident.value),
             Expr::CompoundIdentifier(idents) => {
                 if let Some(last) = idents.last() {
@@ -647,11 +413,17 @@ impl Visitor for Walker<'_> {
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
         self.enter_query(query);
+        self.query_clauses(query);
         ControlFlow::Continue(())
     }
 
     fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
         self.leave_query();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
+        self.select_clauses(select);
         ControlFlow::Continue(())
     }
 

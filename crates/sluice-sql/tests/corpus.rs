@@ -1,8 +1,8 @@
 //! Replays `tests/corpus/guardrails.json`: each case names SQL, the
 //! request's default dataset, and the facts analysis must produce. Every
-//! listed expectation is asserted (kinds in order; reads, writes and flags
-//! as exact sets; functions as a subset); all failing cases are reported
-//! at once.
+//! listed expectation is asserted (kinds and statement objects in order;
+//! reads, writes, routines and flags as exact sets; functions as a
+//! subset); all failing cases are reported at once.
 
 use std::collections::BTreeSet;
 
@@ -31,6 +31,10 @@ struct Expect {
     writes: Option<BTreeSet<String>>,
     flags: Option<BTreeSet<String>>,
     functions: Option<BTreeSet<String>>,
+    routines: Option<BTreeSet<String>>,
+    /// Each statement's object in order, `-` for none, with ` (temporary)`
+    /// after an object that lives only as long as the request.
+    objects: Option<Vec<String>>,
 }
 
 fn check(case: &Case) -> Vec<String> {
@@ -75,6 +79,29 @@ fn check(case: &Case) -> Vec<String> {
         let got: BTreeSet<String> = facts.flags.iter().map(ToString::to_string).collect();
         if &got != flags {
             problems.push(format!("flags: expected {flags:?}, got {got:?}"));
+        }
+    }
+    if let Some(routines) = &expect.routines {
+        let got: BTreeSet<String> = facts.routines.iter().map(ToString::to_string).collect();
+        if &got != routines {
+            problems.push(format!("routines: expected {routines:?}, got {got:?}"));
+        }
+    }
+    if let Some(objects) = &expect.objects {
+        let got: Vec<String> = facts
+            .statements
+            .iter()
+            .map(|s| {
+                let object = s.object.clone().unwrap_or_else(|| "-".to_owned());
+                if s.temporary {
+                    format!("{object} (temporary)")
+                } else {
+                    object
+                }
+            })
+            .collect();
+        if &got != objects {
+            problems.push(format!("objects: expected {objects:?}, got {got:?}"));
         }
     }
     if let Some(functions) = &expect.functions {

@@ -333,6 +333,7 @@ impl Warehouse for BigQueryWarehouse {
             schema: job.schema()?,
             total_bytes_processed: job.total_bytes_processed(),
             referenced_tables: job.referenced_tables()?,
+            referenced_routines: job.referenced_routines()?,
             statement_type: job.statement_type(),
         })
     }

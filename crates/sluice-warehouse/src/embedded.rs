@@ -388,6 +388,7 @@ impl Warehouse for EmbeddedWarehouse {
             schema: planned.schema,
             total_bytes_processed: planned.total_bytes_processed,
             referenced_tables: planned.referenced_tables,
+            referenced_routines: Vec::new(),
             statement_type: "SELECT".into(),
         })
     }

@@ -25,6 +25,7 @@ pub use access::Access;
 pub use error::{WarehouseError, WarehouseErrorKind};
 pub use types::{
     DatasetInfo, Field, FieldMode, FieldType, ParameterMode, ParameterType, ParameterValue,
-    QueryParameter, QueryRequest, RowPage, StructParameterType, TableInfo, TableRef, TableSchema,
+    QueryParameter, QueryRequest, RoutineRef, RowPage, StructParameterType, TableInfo, TableRef,
+    TableSchema,
 };
 pub use warehouse::{DryRun, QueryOutcome, QueryStatus, Warehouse};

@@ -165,6 +165,40 @@ impl std::fmt::Display for TableRef {
     }
 }
 
+/// `project.dataset.routine`: a persistent function, table function or
+/// procedure a query calls (the dry run's `referencedRoutines`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutineRef {
+    pub project_id: String,
+    pub dataset_id: String,
+    pub routine_id: String,
+}
+
+impl RoutineRef {
+    pub fn new(
+        project_id: impl Into<String>,
+        dataset_id: impl Into<String>,
+        routine_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            project_id: project_id.into(),
+            dataset_id: dataset_id.into(),
+            routine_id: routine_id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for RoutineRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}",
+            self.project_id, self.dataset_id, self.routine_id
+        )
+    }
+}
+
 /// What the warehouse knows of a dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetInfo {

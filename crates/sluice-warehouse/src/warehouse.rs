@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Access, DatasetInfo, QueryRequest, RowPage, TableInfo, TableRef, TableSchema, WarehouseError,
+    Access, DatasetInfo, QueryRequest, RoutineRef, RowPage, TableInfo, TableRef, TableSchema,
+    WarehouseError,
 };
 
 /// The result of a dry run: what the query would return and cost.
@@ -17,6 +18,9 @@ pub struct DryRun {
     pub total_bytes_processed: u64,
     /// Every table the query reads, as the warehouse resolved it.
     pub referenced_tables: Vec<TableRef>,
+    /// Every persistent routine the query calls, as the warehouse resolved
+    /// it (none for a warehouse without routines).
+    pub referenced_routines: Vec<RoutineRef>,
     /// `SELECT`, `INSERT`, … as BigQuery names statement types.
     pub statement_type: String,
 }

@@ -172,6 +172,7 @@ fn incomplete_facts_never_allow() {
     facts.statements.push(StatementFacts {
         kind: StatementKind::Query,
         object: None,
+        temporary: false,
     });
     facts.incomplete.push("something unknown".to_owned());
     let decision = decide_facts(&set, &["g"], &facts);
@@ -431,6 +432,7 @@ fn hand_built_facts_with_flags() {
         statements: vec![StatementFacts {
             kind: StatementKind::Query,
             object: None,
+            temporary: false,
         }],
         flags: BTreeSet::from([Flag::ExternalQuery]),
         ..QueryFacts::default()

@@ -9,7 +9,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::{
-    DatasetInfo, ParameterMode, QueryRequest, TableInfo, TableRef, TableSchema, WarehouseError,
+    DatasetInfo, ParameterMode, QueryRequest, RoutineRef, TableInfo, TableRef, TableSchema,
+    WarehouseError,
 };
 
 /// An int64 that BigQuery may send as a string (`"123"`) or a number.
@@ -126,6 +127,21 @@ impl Job {
         {
             Some(tables) => serde_json::from_value(tables.clone()).map_err(|e| {
                 WarehouseError::internal(format!("BigQuery sent unreadable referencedTables: {e}"))
+            }),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The persistent routines the query calls (`referencedRoutines`).
+    pub fn referenced_routines(&self) -> Result<Vec<RoutineRef>, WarehouseError> {
+        match self
+            .query_statistics()
+            .and_then(|q| q.get("referencedRoutines"))
+        {
+            Some(routines) => serde_json::from_value(routines.clone()).map_err(|e| {
+                WarehouseError::internal(format!(
+                    "BigQuery sent unreadable referencedRoutines: {e}"
+                ))
             }),
             None => Ok(Vec::new()),
         }

@@ -8,53 +8,16 @@
 //! identifiers are unquoted.
 
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
-use datafusion::sql::sqlparser::dialect::BigQueryDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::{QueryRequest, WarehouseError};
 
-/// A chain of operators parses into a tree as deep as the chain is long,
-/// without the parser's recursion limit noticing; more than this many
-/// operators in one query is refused before parsing.
-const MAX_OPERATORS: usize = 5_000;
-
-/// Refuses queries whose operator count could build a tree too deep to walk.
+/// Refuses queries that could build a tree too deep to walk or drop: the
+/// analysis limits of `sluice_sql`, so the warehouse accepts no text the
+/// gateway's analysis would refuse, even when called on its own.
 pub fn check_operator_count(sql: &str) -> Result<(), WarehouseError> {
-    let tokens = Tokenizer::new(&BigQueryDialect {}, sql)
-        .tokenize()
-        .map_err(|e| WarehouseError::invalid_query(format!("Syntax error: {e}")))?;
-    let operators = tokens
-        .iter()
-        .filter(|token| match token {
-            Token::Word(word) => matches!(word.keyword, Keyword::AND | Keyword::OR),
-            Token::Plus
-            | Token::Minus
-            | Token::Mul
-            | Token::Div
-            | Token::Mod
-            | Token::StringConcat
-            | Token::Eq
-            | Token::Neq
-            | Token::Lt
-            | Token::Gt
-            | Token::LtEq
-            | Token::GtEq
-            | Token::Pipe
-            | Token::Ampersand
-            | Token::Caret
-            | Token::ShiftLeft
-            | Token::ShiftRight
-            | Token::LBracket => true,
-            _ => false,
-        })
-        .count();
-    if operators > MAX_OPERATORS {
-        return Err(WarehouseError::invalid_query(format!(
-            "The query is too complex: it has {operators} operators, more than the {MAX_OPERATORS} this warehouse accepts."
-        )));
-    }
-    Ok(())
+    sluice_sql::check_limits(sql).map_err(|exceeded| {
+        WarehouseError::invalid_query(format!("The query is too complex: {exceeded}."))
+    })
 }
 
 /// Makes a backtick-quoted column identifier unquoted, so DataFusion

@@ -21,6 +21,29 @@ use crate::{
     ParameterMode, ParameterType, ParameterValue, QueryParameter, QueryRequest, WarehouseError,
 };
 
+/// The most parameter values (array elements and struct fields counted
+/// one by one) a query may bring: each becomes a literal in the plan, at
+/// tens of microseconds and kilobytes apiece, so an unbounded array within
+/// the body size limit could hold a worker for half a minute and take
+/// gigabytes.
+pub const MAX_PARAMETER_VALUES: usize = 10_000;
+
+/// How many values `parameters` hold, counted without recursion.
+fn value_count(parameters: &[QueryParameter]) -> usize {
+    let mut pending: Vec<&ParameterValue> = parameters.iter().map(|p| &p.parameter_value).collect();
+    let mut count = 0usize;
+    while let Some(value) = pending.pop() {
+        match &value.array_values {
+            Some(elements) => pending.extend(elements),
+            None => count += 1,
+        }
+        if let Some(fields) = &value.struct_values {
+            count += fields.len();
+        }
+    }
+    count
+}
+
 /// The request's parameters, looked up as the rewrite meets them.
 pub struct Parameters<'a> {
     mode: ParameterMode,
@@ -32,6 +55,13 @@ pub struct Parameters<'a> {
 
 impl<'a> Parameters<'a> {
     pub fn new(query: &'a QueryRequest, positions: Vec<Location>) -> Result<Self, WarehouseError> {
+        let values = value_count(&query.parameters);
+        if values > MAX_PARAMETER_VALUES {
+            return Err(WarehouseError::invalid_query(format!(
+                "The query parameters hold {values} values; the embedded warehouse accepts at most \
+                 {MAX_PARAMETER_VALUES}. Send fewer values, or load them into a table and join it."
+            )));
+        }
         let mut named = HashMap::new();
         if query.parameter_mode == ParameterMode::Named {
             for parameter in &query.parameters {
