@@ -4,13 +4,22 @@ endpoint (`/revoke`) and IAM Credentials' `generateAccessToken`.
 
 It speaks Google STS's token exchange (RFC 8693) and checks every request
 the way Google does: the grant type, the audience Sluice is configured
-with, the subject token type, the requested token type, a scope, and a
-subject token that is a JWT. A request that is wrong is refused with the
-OAuth error shape, so a gateway that sends anything else fails the suite.
-Every issued token is recorded (the suite checks that none of them ever
-appears in Sluice's logs or answers).
+with, the subject token type, the requested token type and a scope. Its
+workload identity providers trust **Sluice's issuer alone**, as
+docs/bigquery.md sets them up: the subject token must be an ES256 JWT
+signed by a key of Sluice's JWKS (the files in --jwks-dir, as
+`sluice secrets jwks --out` writes them and `--jwk-json-path` hands them to
+Google; read again at every exchange, as after `update-oidc`), with `iss`
+Sluice's issuer, `aud` the provider, and a current, short lifetime.
+Anything else — an agent's own OIDC token above all — is refused with
+`invalid_grant`. A request that is wrong is refused with the OAuth error
+shape, so a gateway that sends anything else fails the suite. Every issued
+token and every subject token is recorded (the suite checks that none of
+them ever appears in Sluice's logs or answers, and that no agent token was
+ever sent here by Sluice).
 
-    python fake_sts.py --port 0 --audience AUD [--audience AUD2]   # prints "listening on http://127.0.0.1:PORT"
+    python fake_sts.py --port 0 --audience AUD [--audience AUD2] \
+        --issuer https://sluice.e2e.test --jwks-dir DIR      # prints "listening on http://127.0.0.1:PORT"
 """
 
 from __future__ import annotations
@@ -25,6 +34,12 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.auth import exceptions as auth_exceptions
+from google.auth import jwt
 
 EXPECTED = {
     "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
@@ -33,27 +48,56 @@ EXPECTED = {
 }
 
 
-# A subject whose token this service refuses, as a provider's attribute
-# condition would.
+# A caller (the `caller_sub` Sluice asserts) this service refuses, as a
+# provider's attribute condition would.
 REFUSED_SUBJECT = "sts-refused"
+# The longest assertion lifetime accepted.
+MAX_LIFETIME_S = 3600
 
 
-def _claims(jwt: str) -> dict:
+def _claims(token: str) -> dict:
     try:
-        payload = jwt.split(".")[1]
+        payload = token.split(".")[1]
         return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (ValueError, IndexError):
         return {}
 
 
+def _b64(text: str) -> int:
+    return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+
+def trusted_keys(jwks_dir: Path) -> dict[str, bytes]:
+    """The P-256 keys of every JWKS file in `jwks_dir`, by kid, as PEM."""
+    keys: dict[str, bytes] = {}
+    for path in sorted(jwks_dir.glob("*.json")):
+        try:
+            jwks = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a file being written; read again at the next exchange
+        for key in jwks.get("keys", []):
+            if key.get("kty") != "EC" or key.get("crv") != "P-256" or "d" in key:
+                continue
+            public = ec.EllipticCurvePublicNumbers(_b64(key["x"]), _b64(key["y"]), ec.SECP256R1()).public_key()
+            keys[key["kid"]] = public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+    return keys
+
+
 class Sts:
-    def __init__(self, audiences: list[str]):
+    def __init__(self, audiences: list[str], issuer: str, jwks_dir: Path):
         self.audiences = audiences
+        self.issuer = issuer
+        self.jwks_dir = jwks_dir
         self.lock = threading.Lock()
         self.issued: list[str] = []
         self.refused: list[str] = []
         self.exchanges = 0
-        # (audience, subject) of every exchange, in order.
+        # Every subject token received, accepted or not.
+        self.subject_tokens: list[str] = []
+        # What was asserted in every accepted exchange, in order: audience,
+        # sub, caller_sub, kid, policies.
         self.exchanged: list[dict] = []
         # Tokens issued for service-account key assertions, and revoked ones.
         self.key_tokens: list[str] = []
@@ -122,6 +166,33 @@ class Sts:
             self.revoked.append(token)
         return 200, {}
 
+    def verify(self, token: str, audience: str) -> tuple[dict, str | None, str | None]:
+        """Checks `token` as a provider trusting Sluice's issuer alone: the
+        claims and kid, or the reason it is refused."""
+        if token.count(".") != 2:
+            return {}, None, "the subject token is not a JWT"
+        try:
+            header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=" * (-len(token.split(".")[0]) % 4)))
+        except ValueError:
+            return {}, None, "the subject token is not a JWT"
+        kid = header.get("kid")
+        if header.get("alg") != "ES256":
+            return {}, kid, f"the subject token is signed with {header.get('alg')!r}; the issuer's keys are ES256"
+        keys = trusted_keys(self.jwks_dir)
+        if kid not in keys:
+            return {}, kid, "the subject token is not signed by a key of the trusted issuer's JWKS"
+        try:
+            claims = jwt.decode(token, certs={kid: keys[kid]}, audience=audience, clock_skew_in_seconds=5)
+        except (auth_exceptions.GoogleAuthError, ValueError) as exc:
+            return {}, kid, f"the subject token was rejected: {exc}"
+        if claims.get("iss") != self.issuer:
+            return {}, kid, f"the issuer in the token does not match the provider's issuer {self.issuer}"
+        if not isinstance(claims.get("sub"), str) or not 0 < len(claims["sub"].encode()) <= 127:
+            return {}, kid, "google.subject must be 1 to 127 bytes"
+        if claims["exp"] - claims["iat"] > MAX_LIFETIME_S:
+            return {}, kid, "the token lives longer than an hour"
+        return claims, kid, None
+
     def exchange(self, form: dict[str, list[str]]) -> tuple[int, dict]:
         def one(name: str) -> str | None:
             values = form.get(name)
@@ -133,9 +204,17 @@ class Sts:
         if not one("scope"):
             problems.append("scope is missing")
         subject = one("subject_token") or ""
-        if subject.count(".") != 2 or len(subject) < 20:
-            problems.append("subject_token is not a JWT")
-        elif _claims(subject).get("sub") == REFUSED_SUBJECT:
+        with self.lock:
+            self.subject_tokens.append(subject)
+        claims, kid, untrusted = {}, None, None
+        if not problems:
+            claims, kid, untrusted = self.verify(subject, one("audience"))
+        if untrusted:
+            # What Google answers for a token its provider does not trust.
+            with self.lock:
+                self.refused.append("untrusted subject token: " + untrusted)
+            return 400, {"error": "invalid_grant", "error_description": untrusted}
+        if claims.get("caller_sub") == REFUSED_SUBJECT:
             # As Google does when the provider's attribute condition fails.
             with self.lock:
                 self.refused.append("attribute condition")
@@ -150,7 +229,13 @@ class Sts:
             token = "ya29.fake-sts-" + secrets.token_urlsafe(24)
             self.issued.append(token)
             self.exchanges += 1
-            self.exchanged.append({"audience": one("audience"), "sub": _claims(subject).get("sub")})
+            self.exchanged.append({
+                "audience": one("audience"),
+                "sub": claims.get("sub"),
+                "caller_sub": claims.get("caller_sub"),
+                "kid": kid,
+                "policies": claims.get("policies"),
+            })
         return 200, {
             "access_token": token,
             "issued_token_type": EXPECTED["requested_token_type"],
@@ -205,6 +290,7 @@ def make_handler(sts: Sts):
                             "refused": sts.refused,
                             "exchanges": sts.exchanges,
                             "exchanged": sts.exchanged,
+                            "subject_tokens": sts.subject_tokens,
                             "key_tokens": sts.key_tokens,
                             "revoked": sts.revoked,
                             "impersonated": sts.impersonated,
@@ -218,8 +304,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--audience", required=True, action="append", help="a provider audience it accepts; repeatable")
+    parser.add_argument("--issuer", required=True, help="Sluice's issuer URL, the only issuer the providers trust")
+    parser.add_argument("--jwks-dir", required=True, type=Path, help="a folder of Sluice's JWKS files (sluice secrets jwks --out)")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(Sts(args.audience)))
+    sts = Sts(args.audience, args.issuer, args.jwks_dir)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(sts))
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -1,8 +1,9 @@
 """The BigQuery upstream as a user relies on it: every job runs with a token
-minted for it at the token service (workload-identity exchange of the
-caller's own token), a refused exchange is a clear 403 and nothing runs,
-and no token ever appears in Sluice's
-logs or answers.
+minted for it at the token service (workload-identity exchange of an
+assertion Sluice signs for the caller; the service trusts Sluice's keys
+alone, so the agent's own token is refused there and Sluice never sends
+it), a refused exchange is a clear 403 and nothing runs, and no token ever
+appears in Sluice's logs or answers.
 
 These run only with SLUICE_E2E_UPSTREAM=bqemulator (run.sh's second pass).
 The labels each upstream job carries are checked against a local BigQuery
@@ -11,12 +12,15 @@ server in crates/sluice-warehouse (bqemulator does not keep job labels).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -28,12 +32,14 @@ from conftest import (
     ADMINS_SERVICE_ACCOUNT,
     DATASET,
     PROJECT,
+    SLUICE_ISSUER,
     STS_ADMINS_AUDIENCE,
     STS_AUDIENCE,
     SluiceServer,
     _launch,
     agent_token,
     make_client,
+    trust_gateway_keys,
 )
 
 pytestmark = pytest.mark.upstream_only
@@ -48,15 +54,88 @@ def _sts_record(sluice) -> dict:
     return _get(sluice.helper("fake-sts").url + "/record")
 
 
+def _exchange_directly(sluice, subject_token: str, audience: str = STS_AUDIENCE) -> tuple[int, dict]:
+    """A token exchange at the token service, sent by hand: what an agent
+    going around Sluice would do."""
+    form = urllib.parse.urlencode({
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "audience": audience,
+        "scope": "https://www.googleapis.com/auth/bigquery",
+        "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "subject_token": subject_token,
+    }).encode()
+    request = urllib.request.Request(
+        sluice.helper("fake-sts").url + "/v1/token", data=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _jwt_part(token: str, index: int) -> dict:
+    part = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
 def test_each_job_runs_with_a_token_from_the_token_service(sluice, client):
-    before = _sts_record(sluice)["exchanges"]
+    before = _sts_record(sluice)
     rows = list(client.query(f"SELECT COUNT(*) AS n FROM `{PROJECT}.{DATASET}.customers`").result())
     assert rows[0]["n"] == 10_000
     record = _sts_record(sluice)
     # At least the job's own token was minted now (the dry-run token may be
     # the caller's cached one); the service refused nothing Sluice sent.
-    assert record["exchanges"] > before
-    assert not [r for r in record["refused"] if r != "attribute condition"], record["refused"]
+    assert record["exchanges"] > before["exchanges"]
+    assert not record["refused"][len(before["refused"]):], record["refused"]
+
+
+def test_the_agents_own_token_is_refused_at_the_token_service(sluice, credentials):
+    """The side door is shut: the token an agent holds, taken to the token
+    service directly, buys nothing. The service's providers trust Sluice's
+    issuer and keys alone."""
+    before = _sts_record(sluice)
+    status, body = _exchange_directly(sluice, credentials.token)
+    assert status == 400, body
+    assert body["error"] == "invalid_grant", body
+    # Nor an administrator's token at the administrators' provider.
+    admin = agent_token(sluice, "e2e-admin", ("admins",))
+    status, body = _exchange_directly(sluice, admin, STS_ADMINS_AUDIENCE)
+    assert (status, body["error"]) == (400, "invalid_grant"), body
+    record = _sts_record(sluice)
+    assert record["issued"] == before["issued"], "nothing was issued"
+    refused = record["refused"][len(before["refused"]):]
+    assert len(refused) == 2 and all(r.startswith("untrusted subject token") for r in refused), refused
+
+
+def test_sluice_sends_its_own_assertion_never_the_agents_token(sluice, client, credentials):
+    before = len(_sts_record(sluice)["subject_tokens"])
+    job = client.query(f"SELECT COUNT(*) AS n FROM `{PROJECT}.{DATASET}.orders`")
+    assert list(job.result())[0]["n"] == 100_000
+    sent = _sts_record(sluice)["subject_tokens"][before:]
+    assert sent, "the job's token was exchanged at the token service"
+    assert credentials.token not in sent
+    for assertion in sent:
+        header, claims = _jwt_part(assertion, 0), _jwt_part(assertion, 1)
+        assert header["alg"] == "ES256" and header["kid"], header
+        assert claims["iss"] == SLUICE_ISSUER
+        assert claims["aud"] == STS_AUDIENCE
+        assert claims["caller_sub"] == "e2e-agent"
+        assert claims["sub"].endswith("#e2e-agent") and len(claims["sub"]) <= 127
+        assert claims["policies"] == ["agents-read-shop"] and claims["policy"] == "agents-read-shop"
+        assert claims["exp"] - claims["iat"] == 300
+
+
+def test_the_gateway_publishes_the_keys_the_token_service_trusts(sluice):
+    discovery = _get(sluice.base_url + "/.well-known/openid-configuration")
+    assert discovery["issuer"] == SLUICE_ISSUER
+    assert discovery["jwks_uri"] == SLUICE_ISSUER + "/.well-known/sluice/jwks.json"
+    served = _get(sluice.base_url + "/.well-known/sluice/jwks.json")
+    exported = json.loads((sluice.data_dir.parent / "trusted-jwks" / f"{sluice.data_dir.parent.name}-data.json").read_text())
+    assert served == exported
+    assert served["keys"] and all("d" not in key for key in served["keys"])
 
 
 def test_a_refused_exchange_is_a_clear_403_and_nothing_runs(sluice):
@@ -75,7 +154,8 @@ def test_no_token_appears_in_logs_or_answers(sluice, client, credentials):
     fetched = client.get_job(job.job_id)
     answers = json.dumps(fetched._properties) + json.dumps(job._properties)
     record = _sts_record(sluice)
-    secrets = list(record["issued"]) + [credentials.token]
+    # Sluice's assertions are credentials too: they never show either.
+    secrets = list(record["issued"]) + list(record["subject_tokens"]) + [credentials.token]
     assert len(record["issued"]) >= 2
     log = sluice.log_path.read_text(errors="replace")
     assert "DEBUG" in log, "the gateway should be logging at debug level for this check"
@@ -102,7 +182,7 @@ def test_a_policy_picks_the_credential_its_principals_run_with(sluice, client, a
     assert {c["service_account"] for c in calls} == {ADMINS_SERVICE_ACCOUNT}
     assert {c["lifetime"] for c in calls} == {"300s"}
     exchanged = record["exchanged"][seen:]
-    audiences = {(e["sub"], e["audience"]) for e in exchanged}
+    audiences = {(e["caller_sub"], e["audience"]) for e in exchanged}
     assert ("e2e-admin", STS_ADMINS_AUDIENCE) in audiences, exchanged
     assert ("e2e-agent", STS_AUDIENCE) in audiences, exchanged
     # Never the other way round.
@@ -120,6 +200,8 @@ def own_gateway(sluice):
     data_dir.mkdir()
     args = list(args)
     args[args.index("--data-dir") + 1] = str(data_dir)
+    # Its own store, its own signing key: the token service trusts it too.
+    trust_gateway_keys(os.environ["SLUICE_BIN"], Path(args[args.index("--config") + 1]), data_dir)
     log_path = work_dir / "sluice.log"
     proc, port = _launch(args, env, work_dir, log_path)
     server = SluiceServer(f"http://127.0.0.1:{port}", proc, log_path, data_dir)
@@ -172,6 +254,8 @@ def test_a_stored_key_mints_each_jobs_token_and_the_file_can_go(sluice, tmp_path
     session_config = Path(args[args.index("--config") + 1]).read_text()
     head, rest = session_config.split("  credentials:\n", 1)
     rest = rest[rest.index("  named_credentials:\n"):]
+    # Its own master key, below.
+    rest = rest.split("\nsecrets:\n", 1)[0] + "\n"
     config = tmp_path / "sluice-key.yaml"
     config.write_text(
         head
@@ -219,3 +303,33 @@ def test_a_stored_key_mints_each_jobs_token_and_the_file_can_go(sluice, tmp_path
     assert not [p for p in pieces if p in log]
     assert not [t for t in minted if t[-16:] in log]
     assert not re.search(r"BEGIN PRIVATE KEY", log)
+
+
+def test_a_rotated_signing_key_signs_and_the_previous_one_stays_published(sluice, own_gateway):
+    """`sluice secrets rotate-signing-key`: the next assertions carry the new
+    key's kid, and the JWKS publishes both keys, so a provider updated with
+    it accepts assertions signed before and after."""
+    binary = os.environ["SLUICE_BIN"]
+    args, _, _ = own_gateway.launch
+    config = Path(args[args.index("--config") + 1])
+    before = _get(own_gateway.base_url + "/.well-known/sluice/jwks.json")
+    assert len(before["keys"]) == 1
+    old_kid = before["keys"][0]["kid"]
+
+    subprocess.run(
+        [binary, "secrets", "rotate-signing-key", "--config", str(config), "--data-dir", str(own_gateway.data_dir)],
+        check=True, capture_output=True, text=True,
+    )
+    trust_gateway_keys(binary, config, own_gateway.data_dir)
+    own_gateway.restart()
+
+    after = _get(own_gateway.base_url + "/.well-known/sluice/jwks.json")
+    kids = [key["kid"] for key in after["keys"]]
+    assert len(kids) == 2 and kids[1] == old_kid, kids
+    new_kid = kids[0]
+    client = make_client(own_gateway.base_url, Credentials(token=agent_token(own_gateway)))
+    seen = len(_sts_record(sluice)["exchanged"])
+    assert list(client.query(f"SELECT COUNT(*) AS n FROM `{PROJECT}.{DATASET}.customers`").result())[0]["n"] == 10_000
+    client.close()
+    kids_used = {e["kid"] for e in _sts_record(sluice)["exchanged"][seen:]}
+    assert kids_used == {new_kid}, kids_used

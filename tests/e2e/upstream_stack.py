@@ -7,6 +7,13 @@ configuration that forwards to them, prints
 
 and keeps both running until SIGTERM or SIGINT.
 
+The token service trusts Sluice's issuer alone, with the keys in the
+`trusted-jwks` folder beside the configuration. A gateway started on the
+configuration has a store, and so a signing key, of its own: export its
+JWKS there before it serves, as an operator hands a pool provider the
+file — `sluice secrets jwks --config CONFIG --data-dir DATA --out
+CONFIG_DIR/trusted-jwks/NAME.json` (node/lib/sluice.js does).
+
     SLUICE_BIN=... BQEMULATOR_PYTHON=... python upstream_stack.py
 """
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{CredentialError, ServiceAccountKey};
+use crate::{CredentialError, ServiceAccountKey, SluiceIssuer};
 
 /// The scope BigQuery jobs need.
 pub const BIGQUERY_SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
@@ -15,15 +15,19 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 /// How tokens are obtained; one kind per warehouse or per policy.
 #[derive(Debug, Clone)]
 pub enum Credential {
-    /// RFC 8693 token exchange of the caller's own OIDC token at Google STS,
-    /// optionally followed by `generateAccessToken` for `service_account`.
+    /// RFC 8693 token exchange at Google STS of an assertion `issuer` signs
+    /// for the caller (never the caller's own token), optionally followed
+    /// by `generateAccessToken` for `service_account`.
     WorkloadIdentity {
         /// The workload identity provider's full resource name,
-        /// `//iam.googleapis.com/projects/…/locations/global/workloadIdentityPools/…/providers/…`.
+        /// `//iam.googleapis.com/projects/…/locations/global/workloadIdentityPools/…/providers/…`;
+        /// also the assertion's `aud`.
         audience: String,
         /// A service account the federated caller impersonates; without it
         /// the federated token itself is used.
         service_account: Option<String>,
+        /// Sluice's issuer, the only one the provider trusts.
+        issuer: Arc<SluiceIssuer>,
     },
     /// JWT-bearer grant (RFC 7523) signed with a stored key, at the key's
     /// `token_uri`.
@@ -133,6 +137,7 @@ impl MinterConfig {
             Credential::WorkloadIdentity {
                 audience,
                 service_account,
+                issuer: _,
             } => {
                 if audience.trim().is_empty() {
                     return Err(CredentialError::invalid(

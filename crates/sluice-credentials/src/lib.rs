@@ -11,10 +11,15 @@
 //!
 //! | kind | calls | token lifetime |
 //! |---|---|---|
-//! | `WorkloadIdentity` | STS token exchange of the caller's OIDC token | an hour, fixed by STS |
+//! | `WorkloadIdentity` | STS token exchange of an assertion Sluice signs for the caller | an hour, fixed by STS |
 //! | `WorkloadIdentity` with a service account | STS, then `generateAccessToken` | `lifetime` |
 //! | `ServiceAccountKey` | JWT-bearer grant at the key's `token_uri` | an hour; revoked after the job |
 //! | `Impersonation` | the gateway's own token (key or metadata server), then `generateAccessToken` | `lifetime` |
+//!
+//! Workload identity never sends the caller's own token to Google: the pool
+//! trusts only [`SluiceIssuer`], whose [`SigningKeys`] live in the encrypted
+//! secret store, so nothing an agent holds can be exchanged for a Google
+//! credential around the gateway.
 //!
 //! Every endpoint is configurable ([`Endpoints`]). Tokens, keys and
 //! assertions are redacted in `Debug`, zeroized on drop and kept out of every
@@ -24,12 +29,14 @@ mod config;
 mod error;
 mod http;
 mod iam;
+mod issuer;
 mod jwt_bearer;
 mod key;
 mod metadata;
 mod minter;
 pub mod retry;
 mod revoke;
+mod signing_keys;
 mod sts;
 mod token;
 
@@ -37,6 +44,12 @@ pub use config::{
     BIGQUERY_SCOPE, Credential, Endpoints, ImpersonationSource, MAX_LIFETIME, MinterConfig,
 };
 pub use error::{CredentialError, CredentialErrorKind};
+pub use issuer::{
+    ASSERTION_LIFETIME, COPIED_CLAIMS, Caller, DISCOVERY_PATH, JWKS_PATH, SluiceIssuer, subject,
+};
 pub use key::ServiceAccountKey;
 pub use minter::Minter;
+pub use signing_keys::{
+    KeyInfo, KeyState, RETIRED_KEYS_PUBLISHED_FOR, SIGNING_KEYS_SECRET, SigningKeys,
+};
 pub use token::AccessToken;

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use crate::http::{Budget, Transport};
 use crate::iam::{CLOUD_PLATFORM_SCOPE, Grantee, Impersonate};
+use crate::issuer::unix_now;
 use crate::sts::Exchange;
 use crate::{
-    AccessToken, Credential, CredentialError, CredentialErrorKind, ImpersonationSource,
-    MAX_LIFETIME, MinterConfig, iam, jwt_bearer, metadata, revoke, sts,
+    AccessToken, Caller, Credential, CredentialError, CredentialErrorKind, ImpersonationSource,
+    MAX_LIFETIME, MinterConfig, SluiceIssuer, iam, jwt_bearer, metadata, revoke, sts,
 };
 
 /// The gateway's own source token for impersonation is reused while it has
@@ -42,11 +43,12 @@ impl Minter {
 
     /// Mints a token for one job.
     ///
-    /// `subject_token` is the caller's verified OIDC token. Only
-    /// [`Credential::WorkloadIdentity`] uses it, and fails without it; the
-    /// other kinds ignore it. Transient failures are retried within the
-    /// configured deadline.
-    pub async fn mint(&self, subject_token: Option<&str>) -> Result<AccessToken, CredentialError> {
+    /// `caller` is the verified caller the job runs for. Only
+    /// [`Credential::WorkloadIdentity`] uses it (Sluice's assertion is about
+    /// it), and fails without it; the other kinds ignore it. The caller's
+    /// own token is never an input: nothing an agent holds is exchanged.
+    /// Transient failures are retried within the configured deadline.
+    pub async fn mint(&self, caller: Option<&Caller>) -> Result<AccessToken, CredentialError> {
         let budget = Budget::new(self.config.deadline);
         let token = match &self.config.credential {
             Credential::ServiceAccountKey { key } => {
@@ -62,16 +64,22 @@ impl Minter {
             Credential::WorkloadIdentity {
                 audience,
                 service_account,
+                issuer,
             } => {
-                let subject_token = subject_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+                let caller = caller.ok_or_else(|| {
                     CredentialError::invalid(
-                        "this warehouse mints tokens by workload identity federation, which needs \
-                         the caller's own OIDC token, and none was passed; authenticate with an \
-                         OIDC token from a trusted issuer",
+                        "this warehouse mints tokens by workload identity federation, with an \
+                         assertion Sluice signs for the verified caller, and no caller was given",
                     )
                 })?;
-                self.federate(&budget, audience, service_account.as_deref(), subject_token)
-                    .await
+                self.federate(
+                    &budget,
+                    audience,
+                    service_account.as_deref(),
+                    issuer,
+                    caller,
+                )
+                .await
             }
             Credential::Impersonation {
                 source,
@@ -119,7 +127,8 @@ impl Minter {
         budget: &Budget,
         audience: &str,
         service_account: Option<&str>,
-        subject_token: &str,
+        issuer: &SluiceIssuer,
+        caller: &Caller,
     ) -> Result<AccessToken, CredentialError> {
         // IAM Credentials only accepts a cloud-platform token; without
         // impersonation, the federated token is the job's token.
@@ -127,13 +136,17 @@ impl Minter {
             Some(_) => CLOUD_PLATFORM_SCOPE.to_owned(),
             None => self.config.scopes.join(" "),
         };
+        let subject = crate::subject(caller);
         let exchange = Exchange {
             sts_url: &self.config.endpoints.sts_url,
             audience,
             scope: &scope,
             lifetime: self.config.lifetime,
+            issuer: issuer.issuer(),
+            caller: &subject,
         };
-        let federated = sts::exchange(&self.transport, budget, &exchange, subject_token).await?;
+        let assertion = issuer.assertion(caller, audience, unix_now())?;
+        let federated = sts::exchange(&self.transport, budget, &exchange, &assertion).await?;
         let Some(service_account) = service_account else {
             return Ok(federated);
         };

@@ -1,6 +1,6 @@
 //! OAuth 2.0 token exchange (RFC 8693) at Google's Security Token Service:
-//! the caller's own OIDC token becomes a federated access token of the
-//! configured workload identity provider.
+//! an assertion Sluice signed for the caller becomes a federated access
+//! token of the configured workload identity provider.
 
 use std::time::Duration;
 
@@ -23,20 +23,24 @@ pub(crate) struct Exchange<'a> {
     pub scope: &'a str,
     /// Taken as the token's lifetime if STS does not state one.
     pub lifetime: Duration,
+    /// Sluice's issuer, and the caller the assertion is about, for the
+    /// advice in a refusal.
+    pub issuer: &'a str,
+    pub caller: &'a str,
 }
 
-/// Exchanges the caller's `subject_token` for a federated access token.
-/// STS issues it for an hour; it cannot be shortened or revoked.
+/// Exchanges Sluice's `assertion` for a federated access token. STS issues
+/// it for an hour; it cannot be shortened or revoked.
 pub(crate) async fn exchange(
     transport: &Transport,
     budget: &Budget,
     exchange: &Exchange<'_>,
-    subject_token: &str,
+    assertion: &str,
 ) -> Result<AccessToken, CredentialError> {
     let call = Call {
         service: "Security Token Service",
         url: exchange.sts_url,
-        secrets: &[subject_token],
+        secrets: &[assertion],
     };
     let answer = transport
         .send_form(
@@ -47,7 +51,7 @@ pub(crate) async fn exchange(
                 ("audience", exchange.audience),
                 ("scope", exchange.scope),
                 ("requested_token_type", ACCESS_TOKEN_TYPE),
-                ("subject_token", subject_token),
+                ("subject_token", assertion),
                 ("subject_token_type", JWT_TOKEN_TYPE),
             ],
         )
@@ -68,10 +72,11 @@ pub(crate) async fn exchange(
             oauth_token(&mut object, &call, exchange.lifetime)
         }
         Answer::Refused { detail, .. } => Err(CredentialError::refused(format!(
-            "Security Token Service refused the caller's token: {detail}; check that the workload \
-             identity provider {} trusts the caller's issuer and that its attribute mapping and \
-             condition admit this caller",
-            exchange.audience
+            "Security Token Service refused Sluice's assertion for {}: {detail}; check that the \
+             workload identity provider {} trusts Sluice's issuer {} with its current keys \
+             (`sluice secrets jwks`), and that its attribute mapping and condition admit this \
+             caller",
+            exchange.caller, exchange.audience, exchange.issuer
         ))),
     }
 }

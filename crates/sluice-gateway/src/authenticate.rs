@@ -23,8 +23,9 @@ pub struct Principal {
     pub name: String,
     /// What the verified token said.
     pub verified: sluice_identity::Principal,
-    /// The verified token itself, for exchanging it at Google's Security
-    /// Token Service (workload identity); never logged or shown.
+    /// The verified token itself, read only for the claims Sluice copies
+    /// into its own workload-identity assertion; never sent upstream,
+    /// logged or shown.
     pub token: CallerToken,
 }
 

@@ -6,17 +6,27 @@
 //! is done where Google allows it. Tokens are never shared between
 //! principals, and a failure to mint is a refusal (403) or an outage (503):
 //! there is no fall-back to a broader credential.
+//!
+//! A minter is told who the token is for as a [`Caller`]: the verified
+//! identity, the policies that admit it and the workload claims of its
+//! token. Workload identity puts that in an assertion Sluice signs; the
+//! caller's token itself is never handed to a minter.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sluice_credentials::{AccessToken, CredentialErrorKind, Minter};
-use sluice_policy::PolicySet;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+use sluice_credentials::{AccessToken, COPIED_CLAIMS, Caller, CredentialErrorKind, Minter};
+use sluice_policy::{PolicySet, Who};
+use sluice_sql::QueryFacts;
 use sluice_warehouse::Access;
 
 use crate::authenticate::Principal;
 use crate::error::GatewayError;
+use crate::secrets::StoredIssuer;
 
 /// A token is used only while it has at least this long left.
 const FRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -52,6 +62,8 @@ pub struct Credentials {
     policy: Arc<PolicySet>,
     tokens: Mutex<HashMap<Purpose, Minted>>,
     revoke_grace: Duration,
+    /// Sluice's issuer, when a credential uses workload identity.
+    issuer: Option<Arc<StoredIssuer>>,
 }
 
 impl Credentials {
@@ -72,7 +84,21 @@ impl Credentials {
             policy,
             tokens: Mutex::default(),
             revoke_grace: REVOKE_GRACE,
+            issuer: None,
         }
+    }
+
+    /// Workload-identity credentials sign with `issuer`'s keys; they are
+    /// read again before minting when a rotation may have changed them.
+    pub fn with_issuer(mut self, issuer: Arc<StoredIssuer>) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// Sluice's issuer, whose discovery document and keys the gateway
+    /// publishes.
+    pub fn issuer(&self) -> Option<&Arc<StoredIssuer>> {
+        self.issuer.as_ref()
     }
 
     /// Released tokens wait at most `grace` for calls still using them.
@@ -130,8 +156,11 @@ impl Credentials {
         if let Some(token) = self.cached(&purpose, &minter) {
             return Ok(Access::with_token(token));
         }
+        if let Some(issuer) = &self.issuer {
+            issuer.refresh().await;
+        }
         let token = minter
-            .mint(Some(principal.token.secret()))
+            .mint(Some(&self.caller(principal)))
             .await
             .map_err(|err| {
                 tracing::warn!(principal = %principal.verified.name, kind = ?err.kind, error = %err.message, "could not mint an upstream token");
@@ -158,6 +187,18 @@ impl Credentials {
             },
         );
         Ok(Access::with_token(token))
+    }
+
+    /// Who a token is minted for, as Sluice asserts it.
+    fn caller(&self, principal: &Principal) -> Caller {
+        let verified = &principal.verified;
+        Caller {
+            issuer: verified.issuer.clone(),
+            subject: verified.subject.clone(),
+            groups: verified.groups.clone(),
+            policies: admitting_policies(&self.policy, &principal.who()),
+            claims: workload_claims(principal.token.secret()),
+        }
     }
 
     fn cached(&self, purpose: &Purpose, minter: &Arc<Minter>) -> Option<Arc<AccessToken>> {
@@ -199,6 +240,35 @@ impl Credentials {
             }
         });
     }
+}
+
+/// The policies that match `who`, in configuration order: the ones whose
+/// grants a call runs under (a decision joins them). Read from the trace of
+/// a decision on no SQL, whose first steps match each policy's `who`.
+fn admitting_policies(policy: &PolicySet, who: &Who<'_>) -> Vec<String> {
+    policy
+        .decide(who, &QueryFacts::default(), None)
+        .trace
+        .into_iter()
+        .filter(|step| step.outcome == "match" && step.rule.ends_with(".who"))
+        .map(|step| step.policy)
+        .collect()
+}
+
+/// The workload claims ([`COPIED_CLAIMS`]) of the caller's token. The
+/// token was verified by the authenticate phase; only its payload is read
+/// here, and nothing of it but those claims is kept.
+fn workload_claims(token: &str) -> Map<String, Value> {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .and_then(|part| URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+    let Some(Value::Object(mut claims)) = payload else {
+        return Map::new();
+    };
+    claims.retain(|name, _| COPIED_CLAIMS.contains(&name.as_str()));
+    claims
 }
 
 #[cfg(test)]
@@ -284,8 +354,8 @@ mod tests {
             },
             allow: RawAllow {
                 read: vec!["proj".into()],
-                write: Vec::new(),
                 statements: vec!["select".into()],
+                ..RawAllow::default()
             },
             credentials: credentials.map(str::to_string),
             ..RawPolicy::default()
@@ -393,5 +463,39 @@ mod tests {
         let after = credentials.access(&alice, Some("job-1")).await.unwrap();
         assert_ne!(secret(&after), secret(&other));
         assert_eq!(google.default_mints.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn the_caller_is_described_by_its_policies_and_its_workload_claims() {
+        let policies = PolicySet::build(
+            &[
+                policy("staff", "staff", None),
+                policy("finance", "finance", None),
+                policy("ops", "ops", None),
+            ],
+            &RawGuardrails::default(),
+        )
+        .unwrap();
+        let bob = principal("bob", &["finance", "staff"]);
+        assert_eq!(
+            admitting_policies(&policies, &bob.who()),
+            ["staff", "finance"]
+        );
+        let nobody = principal("eve", &["visitors"]);
+        assert!(admitting_policies(&policies, &nobody.who()).is_empty());
+
+        let payload = URL_SAFE_NO_PAD.encode(
+            serde_json::json!({
+                "iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/a",
+                "repository": "acme/a", "run_id": "7", "email": "dev@acme.example",
+            })
+            .to_string(),
+        );
+        let claims = workload_claims(&format!("header.{payload}.signature"));
+        assert_eq!(
+            Value::Object(claims),
+            serde_json::json!({"repository": "acme/a", "run_id": "7"})
+        );
+        assert!(workload_claims("not a token").is_empty());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! [`Gateway`] wires the parts together — the warehouse, the store, the
 //! job lifecycle — and [`router`] exposes them: the BigQuery REST v2
-//! facade under `/bigquery/v2/`, and `/healthz` and `/readyz`.
+//! facade under `/bigquery/v2/`, `/healthz` and `/readyz`, and with
+//! workload identity Sluice's issuer: its OIDC discovery document and its
+//! public keys (`/.well-known/sluice/jwks.json`).
 
 mod analyze;
 mod authenticate;
@@ -21,6 +23,7 @@ mod wire;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::get;
 use sluice_identity::{DevIssuer, Verifier};
 use sluice_store::{SqliteStore, Store};
@@ -32,7 +35,9 @@ pub use authenticate::Principal;
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use credential::Credentials;
 pub use error::GatewayError;
-pub use secrets::{master_key, secret_store};
+pub use secrets::{
+    SigningKeysError, StoredKeys, master_key, rotate_signing_keys, secret_store, signing_keys,
+};
 
 /// Everything a request needs, shared by all of them.
 #[derive(Debug)]
@@ -198,7 +203,48 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
                 get(move || async move { axum::Json(jwks) }),
             );
     }
+    if let Some(issuer) = gateway.credentials.issuer() {
+        router = issuer_routes(router, issuer.issuer());
+    }
     router.fallback(facade::handle).with_state(gateway)
+}
+
+/// Sluice's issuer, for a pool provider that fetches its keys: the
+/// discovery document under the issuer URL's path, and the JWKS there and
+/// always at the root. Public keys only.
+fn issuer_routes(
+    mut router: Router<Arc<Gateway>>,
+    issuer: &sluice_credentials::SluiceIssuer,
+) -> Router<Arc<Gateway>> {
+    use sluice_credentials::{DISCOVERY_PATH, JWKS_PATH};
+    async fn jwks(State(gateway): State<Arc<Gateway>>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        match gateway.credentials.issuer() {
+            Some(issuer) => axum::Json(issuer.jwks().await).into_response(),
+            None => axum::http::StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+    let mut prefix = issuer.path();
+    // A path axum cannot route literally (it would read `{…}` as a
+    // parameter) is served at the root only.
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~/%".contains(c))
+    {
+        tracing::warn!(path = %prefix, "Sluice's issuer URL has a path the gateway cannot serve; its discovery document is served at the root");
+        prefix.clear();
+    }
+    let discovery = issuer.discovery_document();
+    router = router
+        .route(
+            &format!("{prefix}{DISCOVERY_PATH}"),
+            get(move || async move { axum::Json(discovery) }),
+        )
+        .route(JWKS_PATH, get(jwks));
+    if !prefix.is_empty() {
+        router = router.route(&format!("{prefix}{JWKS_PATH}"), get(jwks));
+    }
+    router
 }
 
 /// Serves until `shutdown` resolves.

@@ -84,15 +84,48 @@ impl SecretStore {
 
     /// The latest version of `name`, decrypted; zeroized when dropped.
     pub async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+        self.latest(name)
+            .await?
+            .map(|(_, plaintext)| plaintext)
+            .ok_or_else(|| SecretError::NotFound {
+                name: name.to_owned(),
+            })
+    }
+
+    /// The latest version of `name` and what may be shown of it, or `None`
+    /// when nothing is stored under that name.
+    pub async fn latest(
+        &self,
+        name: &str,
+    ) -> Result<Option<(SecretInfo, Zeroizing<Vec<u8>>)>, SecretError> {
         check_name(name)?;
-        let sealed =
-            self.store
-                .latest_secret(name)
-                .await?
-                .ok_or_else(|| SecretError::NotFound {
-                    name: name.to_owned(),
-                })?;
-        open(&self.master, &sealed)
+        match self.store.latest_secret(name).await? {
+            None => Ok(None),
+            Some(sealed) => Ok(Some((
+                SecretInfo::from(&sealed),
+                open(&self.master, &sealed)?,
+            ))),
+        }
+    }
+
+    /// Seals `plaintext` as exactly `version` of `name`: a compare-and-set
+    /// for values that are read, changed and written back (a key ring).
+    /// `Ok(None)` when that version is already stored, because another
+    /// writer got there first; read the latest again and retry.
+    pub async fn put_version(
+        &self,
+        name: &str,
+        version: i64,
+        plaintext: &[u8],
+    ) -> Result<Option<SecretInfo>, SecretError> {
+        check_name(name)?;
+        self.check_store_key().await?;
+        let sealed = seal(&self.master, name, version, plaintext)?;
+        match self.store.put_secret(&sealed).await {
+            Ok(()) => Ok(Some(SecretInfo::from(&sealed))),
+            Err(StoreError::Duplicate(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The latest version of every secret, by name.

@@ -1,5 +1,6 @@
 //! `sluice secrets`: create the master key, import a service-account key
-//! into the encrypted store, list what is stored, rotate the master key.
+//! into the encrypted store, list what is stored, rotate the master key;
+//! export and rotate Sluice's own signing keys (workload identity).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
+use sluice_credentials::{KeyState, SIGNING_KEYS_SECRET, SigningKeys};
 use sluice_gateway::Config;
 use sluice_store::{MasterKey, SqliteStore, Store};
 
@@ -41,6 +43,33 @@ pub enum SecretsCommand {
         #[command(flatten)]
         place: Place,
     },
+    /// Print Sluice's JWKS, the public keys of the assertions it signs for
+    /// workload identity, or write it to FILE for a pool provider given the
+    /// keys directly (`gcloud iam workload-identity-pools providers
+    /// create-oidc … --jwk-json-path FILE`). Makes the signing key (in the
+    /// encrypted store) when there is none yet.
+    Jwks {
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Add a new signing key for Sluice's workload-identity assertions.
+    /// Running gateways sign with it within a minute; the previous keys
+    /// stay in the JWKS for a day, so assertions signed before still
+    /// verify. Give a provider that holds the JWKS as a file the new one.
+    RotateSigningKey {
+        /// Publish the new key now, sign with it only after DURATION (e.g.
+        /// 1h): time to give a provider the new JWKS first.
+        #[arg(long, value_name = "DURATION")]
+        activate_after: Option<String>,
+        /// Stop publishing every previous key now (one that must not be
+        /// trusted any more); assertions they signed are refused from then.
+        #[arg(long)]
+        drop_previous: bool,
+        #[command(flatten)]
+        place: Place,
+    },
 }
 
 /// Which store: the configuration's, or another data folder.
@@ -58,6 +87,11 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
     match command {
         SecretsCommand::InitKey { out } => init_key(&out),
         SecretsCommand::Put { name, file, place } => {
+            anyhow::ensure!(
+                name != SIGNING_KEYS_SECRET,
+                "\"{SIGNING_KEYS_SECRET}\" holds Sluice's own signing keys; store the key under \
+                 another name (rotate the signing keys with `sluice secrets rotate-signing-key`)"
+            );
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             sluice_credentials::ServiceAccountKey::from_json(&bytes)
@@ -107,7 +141,84 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        SecretsCommand::Jwks { out, place } => {
+            let (config, store) = open(&place).await?;
+            let secrets = sluice_gateway::secret_store(&config, store)?;
+            let stored = sluice_gateway::signing_keys(&secrets).await?;
+            if stored.created {
+                eprintln!(
+                    "made Sluice's signing key (stored encrypted as \"{SIGNING_KEYS_SECRET}\")"
+                );
+            }
+            describe(&stored.keys);
+            let jwks = format!("{:#}", stored.keys.jwks(unix_now()));
+            match out {
+                None => println!("{jwks}"),
+                Some(path) => {
+                    std::fs::write(&path, format!("{jwks}\n"))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!(
+                        "wrote the JWKS (public keys only) to {}; give it to the pool provider with \
+                         --jwk-json-path, again after every rotation",
+                        path.display()
+                    );
+                }
+            }
+            Ok(())
+        }
+        SecretsCommand::RotateSigningKey {
+            activate_after,
+            drop_previous,
+            place,
+        } => {
+            let delay = match activate_after.as_deref() {
+                None => std::time::Duration::ZERO,
+                Some(text) => sluice_identity::parse_duration(text)
+                    .map_err(|e| anyhow::anyhow!("--activate-after: {e}"))?,
+            };
+            let (config, store) = open(&place).await?;
+            let secrets = sluice_gateway::secret_store(&config, store)?;
+            let stored =
+                sluice_gateway::rotate_signing_keys(&secrets, delay, drop_previous).await?;
+            describe(&stored.keys);
+            println!(
+                "added a signing key (version {} of \"{SIGNING_KEYS_SECRET}\"); running gateways \
+                 take it up within a minute. A pool provider given the JWKS as a file needs the \
+                 new one: `sluice secrets jwks --out FILE`",
+                stored.version
+            );
+            Ok(())
+        }
     }
+}
+
+/// One line per signing key on stderr: its id and state.
+fn describe(keys: &SigningKeys) {
+    for key in keys.describe(unix_now()) {
+        let state = match key.state {
+            KeyState::Pending => format!("published, signs from {}", when(key.active_from)),
+            KeyState::Active => "signs new assertions".to_owned(),
+            KeyState::Retired { until } => format!("retired, published until {}", when(until)),
+            KeyState::Expired => "retired, no longer published".to_owned(),
+        };
+        eprintln!("signing key {}: {state}", key.kid);
+    }
+}
+
+/// Unix seconds as a UTC time.
+fn when(seconds: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    let ago = time.elapsed().map(|d| d.as_secs());
+    match ago {
+        Ok(secs) => format!("unix time {seconds} ({secs}s ago)"),
+        Err(ahead) => format!("unix time {seconds} (in {}s)", ahead.duration().as_secs()),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn init_key(out: &Path) -> anyhow::Result<()> {

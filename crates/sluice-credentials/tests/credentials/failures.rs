@@ -8,8 +8,8 @@ use sluice_credentials::{
 };
 
 use crate::fake_google::{
-    AUDIENCE, Expect, FakeGoogle, KEY_EMAIL, KEY_ID, Route, SUBJECT_TOKEN, TARGET_ACCOUNT,
-    federation, impersonation, key_with_token_uri,
+    AUDIENCE, Expect, FakeGoogle, KEY_EMAIL, KEY_ID, Route, SLUICE_ISSUER, TARGET_ACCOUNT, caller,
+    impersonation, key_with_token_uri,
 };
 
 fn key_minter(google: &FakeGoogle) -> Minter {
@@ -44,22 +44,25 @@ async fn a_deleted_key_is_refused_with_googles_description() {
 }
 
 #[tokio::test]
-async fn sts_rejecting_the_callers_token_is_refused() {
+async fn sts_rejecting_sluices_assertion_is_refused() {
     let google = FakeGoogle::start(Expect::default()).await;
     google.script(|s| s.reject_subject = true);
-    let minter = google.minter(federation(None));
+    let minter = google.minter(google.federation(None));
 
-    let error = minter.mint(Some(SUBJECT_TOKEN)).await.unwrap_err();
+    let error = minter.mint(Some(&caller())).await.unwrap_err();
 
     assert_eq!(error.kind, CredentialErrorKind::Refused);
     assert!(
         error.message.starts_with(
-            "Security Token Service refused the caller's token: invalid_grant: The audience"
+            "Security Token Service refused Sluice's assertion for \
+             https://token.actions.githubusercontent.com#repo:acme/analytics:ref:refs/heads/main: \
+             unauthorized_client: The given credential is rejected by the attribute condition."
         ),
         "{}",
         error.message
     );
     assert!(error.message.contains(AUDIENCE), "{}", error.message);
+    assert!(error.message.contains(SLUICE_ISSUER), "{}", error.message);
     assert_eq!(google.log().count(Route::Sts), 1);
 }
 
@@ -146,9 +149,9 @@ async fn a_503_then_200_succeeds() {
 async fn a_429_from_iam_is_retried() {
     let google = FakeGoogle::with_source(Route::Sts).await;
     google.fail(Route::Iam, &[429]);
-    let minter = google.minter(federation(Some(TARGET_ACCOUNT)));
+    let minter = google.minter(google.federation(Some(TARGET_ACCOUNT)));
 
-    minter.mint(Some(SUBJECT_TOKEN)).await.unwrap();
+    minter.mint(Some(&caller())).await.unwrap();
     assert_eq!(google.log().calls, [Route::Sts, Route::Iam, Route::Iam]);
 }
 
@@ -156,11 +159,11 @@ async fn a_429_from_iam_is_retried() {
 async fn a_service_that_keeps_failing_is_unavailable() {
     let google = FakeGoogle::start(Expect::default()).await;
     google.fail(Route::Sts, &[503; 100]);
-    let mut config = google.config(federation(None));
+    let mut config = google.config(google.federation(None));
     config.deadline = Duration::from_millis(800);
     let minter = Minter::new(config).unwrap();
 
-    let error = minter.mint(Some(SUBJECT_TOKEN)).await.unwrap_err();
+    let error = minter.mint(Some(&caller())).await.unwrap_err();
 
     assert_eq!(error.kind, CredentialErrorKind::Unavailable);
     assert!(
@@ -214,6 +217,7 @@ async fn wrong_configurations_are_invalid() {
             google.config(Credential::WorkloadIdentity {
                 audience: " ".to_owned(),
                 service_account: None,
+                issuer: google.issuer.clone(),
             }),
             "no audience",
         ),

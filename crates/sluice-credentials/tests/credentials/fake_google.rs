@@ -3,6 +3,10 @@
 //! revocation endpoint. Each checks every field it receives and answers in
 //! Google's error shapes when one is wrong, so a test fails with the field
 //! named.
+//!
+//! Its STS is a workload identity provider that trusts Sluice's issuer
+//! alone: it verifies every subject token against the JWKS it was given
+//! (as `--jwk-json-path` gives one) and refuses anything else.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -14,8 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
 use sluice_credentials::{
-    Credential, Endpoints, ImpersonationSource, Minter, MinterConfig, ServiceAccountKey,
+    Caller, Credential, Endpoints, ImpersonationSource, Minter, MinterConfig, ServiceAccountKey,
+    SigningKeys, SluiceIssuer,
 };
 
 use self::services::{api_error, iam, metadata, revoke, sts, token};
@@ -32,7 +38,11 @@ pub const KEY_ID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c";
 pub const TARGET_ACCOUNT: &str = "bq-reader@sluice-test.iam.gserviceaccount.com";
 pub const AUDIENCE: &str =
     "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/agents/providers/ci";
-pub const SUBJECT_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYWxsZXIifQ.caller-signature";
+/// Sluice's issuer URL, the only issuer the fake's provider trusts.
+pub const SLUICE_ISSUER: &str = "https://sluice.test";
+/// The caller's own OIDC token as an agent holds it (an issuer's signature
+/// the provider does not trust).
+pub const CALLER_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYWxsZXIifQ.caller-signature";
 pub const BIGQUERY: &str = "https://www.googleapis.com/auth/bigquery";
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
@@ -73,7 +83,7 @@ impl Default for Expect {
 pub struct Script {
     /// The token endpoint answers `invalid_grant` (a deleted or expired key).
     pub key_deleted: bool,
-    /// STS refuses the subject token.
+    /// STS refuses the subject token (as an attribute condition would).
     pub reject_subject: bool,
     /// IAM Credentials answers 403 PERMISSION_DENIED.
     pub deny_impersonation: bool,
@@ -91,6 +101,10 @@ pub struct Log {
     pub calls: Vec<Route>,
     pub issued: HashMap<Route, Vec<String>>,
     pub assertions: Vec<String>,
+    /// Every subject token STS received, and the claims of those it
+    /// accepted.
+    pub subject_tokens: Vec<String>,
+    pub accepted_claims: Vec<Value>,
     pub revoked: Vec<String>,
 }
 
@@ -108,12 +122,16 @@ struct Shared {
     url: String,
     expect: Expect,
     public_key: Vec<u8>,
+    /// The JWKS the provider was given: Sluice's public keys.
+    trusted_jwks: Mutex<Value>,
     script: Mutex<Script>,
     log: Mutex<Log>,
 }
 
 pub struct FakeGoogle {
     pub url: String,
+    /// Sluice's issuer, with keys of its own for this fake.
+    pub issuer: Arc<SluiceIssuer>,
     shared: Arc<Shared>,
 }
 
@@ -121,10 +139,18 @@ impl FakeGoogle {
     pub async fn start(expect: Expect) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let issuer = Arc::new(
+            SluiceIssuer::new(SLUICE_ISSUER, SigningKeys::generate(now - 7200).unwrap()).unwrap(),
+        );
         let shared = Arc::new(Shared {
             url: url.clone(),
             expect,
             public_key: public_key_der(),
+            trusted_jwks: Mutex::new(issuer.jwks()),
             script: Mutex::new(Script::default()),
             log: Mutex::new(Log::default()),
         });
@@ -139,7 +165,27 @@ impl FakeGoogle {
             .route("/revoke", post(revoke))
             .with_state(Arc::clone(&shared));
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self { url, shared }
+        Self {
+            url,
+            issuer,
+            shared,
+        }
+    }
+
+    /// Gives the provider a new JWKS, as `update-oidc --jwk-json-path`
+    /// does.
+    pub fn trust(&self, jwks: Value) {
+        *self.shared.trusted_jwks.lock().unwrap() = jwks;
+    }
+
+    /// Workload identity through the test provider with this fake's
+    /// issuer, impersonating `service_account` if given.
+    pub fn federation(&self, service_account: Option<&str>) -> Credential {
+        Credential::WorkloadIdentity {
+            audience: AUDIENCE.to_owned(),
+            service_account: service_account.map(str::to_owned),
+            issuer: self.issuer.clone(),
+        }
     }
 
     /// A fake whose `generateAccessToken` takes source tokens issued by
@@ -200,12 +246,19 @@ impl FakeGoogle {
     }
 }
 
-/// Workload identity through the test provider, impersonating
-/// `service_account` if given.
-pub fn federation(service_account: Option<&str>) -> Credential {
-    Credential::WorkloadIdentity {
-        audience: AUDIENCE.to_owned(),
-        service_account: service_account.map(str::to_owned),
+/// The verified caller of the tests' jobs: a GitHub Actions workflow.
+pub fn caller() -> Caller {
+    let claims = json!({
+        "repository": "acme/analytics",
+        "workflow": "nightly",
+        "run_id": "9001",
+    });
+    Caller {
+        issuer: "https://token.actions.githubusercontent.com".into(),
+        subject: "repo:acme/analytics:ref:refs/heads/main".into(),
+        groups: vec!["ci-analytics".into()],
+        policies: vec!["ci-analytics-read".into()],
+        claims: claims.as_object().unwrap().clone(),
     }
 }
 

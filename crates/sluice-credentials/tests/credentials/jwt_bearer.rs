@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use sluice_credentials::Minter;
 
-use crate::fake_google::{BIGQUERY, CLOUD_PLATFORM, Expect, FakeGoogle, Route};
+use crate::fake_google::{BIGQUERY, CLOUD_PLATFORM, Expect, FakeGoogle, Route, caller};
 
 #[tokio::test]
 async fn mints_with_a_signed_assertion() {
@@ -48,7 +48,7 @@ async fn every_job_gets_its_own_token() {
     let minter = google.minter(google.key_credential());
 
     let first = minter.mint(None).await.unwrap();
-    let second = minter.mint(Some("ignored by this kind")).await.unwrap();
+    let second = minter.mint(Some(&caller())).await.unwrap();
 
     assert_ne!(first.secret(), second.secret());
     assert_eq!(google.log().count(Route::Token), 2);

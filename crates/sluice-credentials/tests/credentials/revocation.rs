@@ -2,9 +2,7 @@
 
 use sluice_credentials::{ImpersonationSource, Minter};
 
-use crate::fake_google::{
-    Expect, FakeGoogle, Route, SUBJECT_TOKEN, TARGET_ACCOUNT, federation, impersonation,
-};
+use crate::fake_google::{Expect, FakeGoogle, Route, TARGET_ACCOUNT, caller, impersonation};
 
 #[tokio::test]
 async fn key_tokens_are_revoked() {
@@ -37,12 +35,12 @@ async fn without_a_revocation_url_nothing_is_called() {
 #[tokio::test]
 async fn federated_and_impersonated_tokens_are_not_revoked() {
     let google = FakeGoogle::with_source(Route::Sts).await;
-    let federated = google.minter(federation(Some(TARGET_ACCOUNT)));
+    let federated = google.minter(google.federation(Some(TARGET_ACCOUNT)));
     let impersonated = google.minter(impersonation(ImpersonationSource::MetadataServer));
     assert!(!federated.revocable());
     assert!(!impersonated.revocable());
 
-    let token = federated.mint(Some(SUBJECT_TOKEN)).await.unwrap();
+    let token = federated.mint(Some(&caller())).await.unwrap();
     federated.revoke(&token).await.unwrap();
     impersonated.revoke(&token).await.unwrap();
     assert_eq!(google.log().count(Route::Revoke), 0);

@@ -6,7 +6,7 @@ use sluice_credentials::{
 };
 
 use crate::fake_google::{
-    Expect, FakeGoogle, KEY_JSON, Route, SUBJECT_TOKEN, TARGET_ACCOUNT, federation, impersonation,
+    CALLER_TOKEN, Expect, FakeGoogle, KEY_JSON, Route, TARGET_ACCOUNT, caller, impersonation,
     private_key_lines,
 };
 
@@ -37,6 +37,25 @@ async fn debug_output_shows_no_secrets() {
     let minter = Minter::new(config.clone()).unwrap();
     let token = minter.mint(None).await.unwrap();
 
+    let issuer = &google.issuer;
+    let ring = issuer.keys().to_json().unwrap();
+    let ring: serde_json::Value = serde_json::from_slice(&ring).unwrap();
+    let private = ring["keys"][0]["pkcs8"].as_str().unwrap().to_owned();
+    let federated = google.config(google.federation(None));
+    for shown in [
+        format!("{issuer:?}"),
+        format!("{federated:?}"),
+        format!("{:?}", Minter::new(federated.clone()).unwrap()),
+    ] {
+        assert!(shown.contains("[redacted]"), "{shown}");
+        for piece in private.as_bytes().chunks(16).skip(2) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            assert!(
+                !shown.contains(piece),
+                "a piece of a signing key leaked: {shown}"
+            );
+        }
+    }
     for shown in [
         format!("{token:?}"),
         format!("{key:?}"),
@@ -75,10 +94,13 @@ async fn a_refused_subject_token_is_not_quoted_back() {
         s.reject_subject = true;
         s.echo_secrets = true;
     });
-    let minter = google.minter(federation(None));
+    let minter = google.minter(google.federation(None));
 
-    let error = minter.mint(Some(SUBJECT_TOKEN)).await.unwrap_err();
-    assert_error_clean(&error, &[SUBJECT_TOKEN]);
+    let error = minter.mint(Some(&caller())).await.unwrap_err();
+
+    let assertion = google.log().subject_tokens.pop().unwrap();
+    assert_error_clean(&error, &[&assertion, CALLER_TOKEN]);
+    assert!(error.message.contains("[redacted]"), "{}", error.message);
 }
 
 #[tokio::test]
@@ -88,12 +110,13 @@ async fn a_refused_source_token_is_not_quoted_back() {
         s.deny_impersonation = true;
         s.echo_secrets = true;
     });
-    let minter = google.minter(federation(Some(TARGET_ACCOUNT)));
+    let minter = google.minter(google.federation(Some(TARGET_ACCOUNT)));
 
-    let error = minter.mint(Some(SUBJECT_TOKEN)).await.unwrap_err();
+    let error = minter.mint(Some(&caller())).await.unwrap_err();
 
-    let federated = google.log().issued(Route::Sts).pop().unwrap();
-    assert_error_clean(&error, &[&federated, SUBJECT_TOKEN]);
+    let log = google.log();
+    let federated = log.issued(Route::Sts).pop().unwrap();
+    assert_error_clean(&error, &[&federated, &log.subject_tokens[0]]);
 }
 
 #[tokio::test]

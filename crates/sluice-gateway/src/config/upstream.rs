@@ -19,6 +19,9 @@ pub struct RawCredentials {
     /// Workload identity: the provider's audience,
     /// `//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`.
     pub audience: Option<String>,
+    /// Workload identity: Sluice's own issuer URL, the `iss` of the
+    /// assertions Sluice signs and the provider's `--issuer-uri`.
+    pub issuer: Option<String>,
     /// The service account to impersonate (optional for workload identity).
     pub service_account: Option<String>,
     /// The stored key (`sluice secrets put NAME --file key.json`) for
@@ -62,6 +65,9 @@ pub struct UpstreamConfig {
     pub credentials: CredentialConfig,
     /// Credentials a policy picks by name (`credentials: NAME`).
     pub named_credentials: BTreeMap<String, CredentialConfig>,
+    /// Sluice's issuer URL, when a credential uses workload identity: one
+    /// for all of them, as they share one set of signing keys.
+    pub issuer: Option<String>,
 }
 
 /// How a job's token is minted.
@@ -81,6 +87,8 @@ pub enum CredentialKind {
     WorkloadIdentity {
         audience: String,
         service_account: Option<String>,
+        /// Sluice's issuer URL.
+        issuer: String,
     },
     ServiceAccountKey {
         key: String,
@@ -120,6 +128,7 @@ pub fn validate(
         }
         named.insert(name, credential_config(&key, raw)?);
     }
+    let issuer = one_issuer(&credentials, &named)?;
     Ok(UpstreamConfig {
         endpoint,
         location,
@@ -132,7 +141,41 @@ pub fn validate(
         require_referenced_tables: require_referenced_tables.unwrap_or(true),
         credentials,
         named_credentials: named,
+        issuer,
     })
+}
+
+/// The issuer of every workload-identity credential: they share Sluice's
+/// signing keys and its one published JWKS, so they must name the same.
+fn one_issuer(
+    default: &CredentialConfig,
+    named: &BTreeMap<String, CredentialConfig>,
+) -> Result<Option<String>, (String, String)> {
+    let blocks = std::iter::once(("warehouse.credentials".to_string(), default)).chain(
+        named
+            .iter()
+            .map(|(name, c)| (format!("warehouse.named_credentials.{name}"), c)),
+    );
+    let mut first: Option<(String, String)> = None;
+    for (key, config) in blocks {
+        let CredentialKind::WorkloadIdentity { issuer, .. } = &config.kind else {
+            continue;
+        };
+        match &first {
+            None => first = Some((key, issuer.clone())),
+            Some((first_key, first_issuer)) if first_issuer != issuer => {
+                return Err((
+                    format!("{key}.issuer"),
+                    format!(
+                        "\"{issuer}\" differs from {first_key}.issuer \"{first_issuer}\": every \
+                         workload_identity credential uses Sluice's one issuer and its keys"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.map(|(_, issuer)| issuer))
 }
 
 fn duration(
@@ -162,6 +205,7 @@ fn credential_config(
                 )
             })?,
             service_account: raw.service_account.clone(),
+            issuer: issuer_url(prefix, raw.issuer.as_deref())?,
         },
         Some("service_account_key") => CredentialKind::ServiceAccountKey {
             key: raw.key.clone().ok_or_else(|| {
@@ -238,6 +282,29 @@ fn credential_config(
     })
 }
 
+/// Sluice's issuer URL: required for workload identity, since the pool's
+/// provider must trust Sluice and nobody else.
+fn issuer_url(prefix: &str, issuer: Option<&str>) -> Result<String, (String, String)> {
+    let key = format!("{prefix}.issuer");
+    let Some(issuer) = issuer else {
+        return Err((
+            key,
+            "workload_identity needs Sluice's own issuer URL (e.g. https://sluice.example.com): \
+             Sluice signs an assertion per job as this issuer, and the pool's provider trusts it \
+             alone, never the agents' own issuers (docs/bigquery.md)"
+                .into(),
+        ));
+    };
+    url(&key, issuer)?;
+    if issuer.contains(['?', '#']) {
+        return Err((
+            key,
+            format!("\"{issuer}\" must not have a query or fragment"),
+        ));
+    }
+    Ok(issuer.to_string())
+}
+
 fn url(key: &str, value: &str) -> Result<(), (String, String)> {
     if value.starts_with("https://") || value.starts_with("http://") {
         Ok(())
@@ -246,5 +313,67 @@ fn url(key: &str, value: &str) -> Result<(), (String, String)> {
             key.to_string(),
             format!("\"{value}\" is not an http(s) URL"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload_identity(issuer: Option<&str>) -> RawCredentials {
+        RawCredentials {
+            kind: Some("workload_identity".into()),
+            audience: Some("//iam.googleapis.com/projects/1/providers/p".into()),
+            issuer: issuer.map(str::to_string),
+            ..RawCredentials::default()
+        }
+    }
+
+    fn upstream(
+        default: RawCredentials,
+        named: Vec<(&str, RawCredentials)>,
+    ) -> Result<UpstreamConfig, (String, String)> {
+        let named = named
+            .into_iter()
+            .map(|(name, raw)| (name.to_string(), raw))
+            .collect();
+        validate(None, None, None, None, None, default, named)
+    }
+
+    #[test]
+    fn workload_identity_needs_sluices_own_issuer() {
+        let (key, reason) = upstream(workload_identity(None), vec![]).unwrap_err();
+        assert_eq!(key, "warehouse.credentials.issuer");
+        assert!(reason.contains("never the agents' own issuers"), "{reason}");
+
+        let (key, _) = upstream(workload_identity(Some("sluice.test")), vec![]).unwrap_err();
+        assert_eq!(key, "warehouse.credentials.issuer");
+        let (key, _) =
+            upstream(workload_identity(Some("https://s.test/?x=1")), vec![]).unwrap_err();
+        assert_eq!(key, "warehouse.credentials.issuer");
+
+        let config = upstream(workload_identity(Some("https://sluice.test")), vec![]).unwrap();
+        assert_eq!(config.issuer.as_deref(), Some("https://sluice.test"));
+    }
+
+    #[test]
+    fn every_workload_identity_credential_names_the_same_issuer() {
+        let same = vec![("admins", workload_identity(Some("https://sluice.test")))];
+        let config = upstream(workload_identity(Some("https://sluice.test")), same).unwrap();
+        assert_eq!(config.issuer.as_deref(), Some("https://sluice.test"));
+
+        let other = vec![("admins", workload_identity(Some("https://other.test")))];
+        let (key, reason) =
+            upstream(workload_identity(Some("https://sluice.test")), other).unwrap_err();
+        assert_eq!(key, "warehouse.named_credentials.admins.issuer");
+        assert!(reason.contains("warehouse.credentials.issuer"), "{reason}");
+
+        // Without workload identity there is no issuer.
+        let key = RawCredentials {
+            kind: Some("service_account_key".into()),
+            key: Some("bq".into()),
+            ..RawCredentials::default()
+        };
+        assert_eq!(upstream(key, vec![]).unwrap().issuer, None);
     }
 }

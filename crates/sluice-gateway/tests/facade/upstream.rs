@@ -2,22 +2,103 @@
 //! that answers as BigQuery and Google's Security Token Service do: what
 //! runs upstream, with which token, and what the dry run must agree with
 //! before anything runs.
+//!
+//! The fake STS is a workload identity provider that trusts Sluice's issuer
+//! alone, with the JWKS the gateway publishes at its well-known path: the
+//! agent's own token is worth nothing there.
 
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::harness::{TestGateway, assert_error};
 
+/// Sluice's issuer URL in these tests, and the provider's audience.
+const ISSUER: &str = "https://sluice.test";
+const AUDIENCE: &str =
+    "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/t";
+
 /// What the fake BigQuery was sent and what its dry runs report.
 struct Google {
+    url: String,
     dry_run: Mutex<Value>,
     /// Every real (not dry-run) job inserted: its body and bearer token.
     jobs: Mutex<Vec<(Value, String)>>,
     /// Every bearer token the STS issued.
     issued: Mutex<Vec<String>>,
+    /// The JWKS the provider trusts: Sluice's, as the gateway publishes it.
+    trusted_jwks: Mutex<Value>,
+    /// Every subject token the STS was sent, and the claims of those it
+    /// accepted.
+    subject_tokens: Mutex<Vec<String>>,
+    accepted: Mutex<Vec<Value>>,
+}
+
+impl Google {
+    /// Verifies a subject token as a provider that trusts Sluice's issuer
+    /// alone: ES256 by a key of the trusted JWKS, Sluice's `iss`, the
+    /// provider's `aud`, not expired.
+    fn verify(&self, token: &str) -> Result<Value, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        let kid = header.kid.ok_or("no kid")?;
+        let jwks = self.trusted_jwks.lock().unwrap().clone();
+        let key = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|k| k["kid"] == kid.as_str())
+            .ok_or(format!("no trusted key has kid {kid}"))?;
+        let decoding = DecodingKey::from_ec_components(
+            key["x"].as_str().unwrap_or_default(),
+            key["y"].as_str().unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["iss", "aud", "sub", "exp"]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The token exchange: Sluice's assertion buys a federated token;
+    /// anything else is `invalid_grant`.
+    fn exchange(&self, body: &[u8]) -> Response {
+        let form: std::collections::HashMap<String, String> =
+            serde_urlencoded::from_bytes(body).unwrap_or_default();
+        let subject = form.get("subject_token").cloned().unwrap_or_default();
+        self.subject_tokens.lock().unwrap().push(subject.clone());
+        let claims = match self.verify(&subject) {
+            Ok(claims) if form.get("audience").map(String::as_str) == Some(AUDIENCE) => claims,
+            Ok(_) => return refused("the audience is not this provider"),
+            Err(why) => return refused(&why),
+        };
+        self.accepted.lock().unwrap().push(claims);
+        let mut issued = self.issued.lock().unwrap();
+        let token = format!("ya29.sts-{}", issued.len());
+        issued.push(token.clone());
+        axum::Json(json!({
+            "access_token": token,
+            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "token_type": "Bearer",
+            "expires_in": 3600
+        }))
+        .into_response()
+    }
+}
+
+fn refused(why: &str) -> Response {
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": "invalid_grant", "error_description": format!("fake: {why}")})),
+    )
+        .into_response()
 }
 
 async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response {
@@ -34,16 +115,7 @@ async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response
         .trim_start_matches("Bearer ")
         .to_string();
     if path == "/v1/token" {
-        let mut issued = google.issued.lock().unwrap();
-        let token = format!("ya29.sts-{}", issued.len());
-        issued.push(token.clone());
-        return axum::Json(json!({
-            "access_token": token,
-            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
-            "token_type": "Bearer",
-            "expires_in": 3600
-        }))
-        .into_response();
+        return google.exchange(&bytes);
     }
     let schema = json!({"fields": [{"name": "id", "type": "INTEGER", "mode": "NULLABLE"}]});
     let done = |id: &str| {
@@ -90,33 +162,95 @@ async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response
 }
 
 async fn start_google() -> (Arc<Google>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let google = Arc::new(Google {
+        url: url.clone(),
         dry_run: Mutex::new(Value::Null),
         jobs: Mutex::default(),
         issued: Mutex::default(),
+        trusted_jwks: Mutex::new(json!({"keys": []})),
+        subject_tokens: Mutex::default(),
+        accepted: Mutex::default(),
     });
     let app = axum::Router::new()
         .fallback(answer)
         .with_state(google.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (google, url)
 }
 
 /// A gateway (in its own temporary folder) forwarding to a new fake,
-/// minting by workload identity there.
+/// minting by workload identity there; the fake trusts the JWKS the
+/// gateway publishes.
 async fn gateway() -> (tempfile::TempDir, Arc<Google>, TestGateway) {
     let dir = tempfile::tempdir().unwrap();
     let (google, url) = start_google().await;
+    let gw = start_gateway(dir.path(), &url).await;
+    trust_the_gateway(&google, &gw).await;
+    (dir, google, gw)
+}
+
+/// A gateway on the data in `dir` forwarding to the fake at `url`; its
+/// signing key is kept in its store under a master key in `dir`.
+async fn start_gateway(dir: &std::path::Path, url: &str) -> TestGateway {
+    let master = dir.join("master.key");
+    if !master.exists() {
+        std::fs::write(&master, sluice_store::MasterKey::generate().to_base64()).unwrap();
+    }
     let yaml = format!(
-        "warehouse:\n  kind: bigquery\n  endpoint: {url}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/t\n    sts_url: {url}/v1/token\n    revoke_url: none\n"
+        "warehouse:\n  kind: bigquery\n  endpoint: {url}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: {AUDIENCE}\n    issuer: {ISSUER}\n    sts_url: {url}/v1/token\n    revoke_url: none\n"
     );
     let upstream = sluice_gateway::Config::parse(&yaml, "upstream.yaml")
         .unwrap()
         .upstream;
-    let gw = TestGateway::start_with(dir.path(), |config| config.upstream = upstream).await;
-    (dir, google, gw)
+    TestGateway::start_with(dir, |config| {
+        config.upstream = upstream;
+        config.master_key_file = Some(master);
+    })
+    .await
+}
+
+/// Gives the provider the keys the gateway publishes, as a provider that
+/// fetches them from Sluice's issuer does.
+async fn trust_the_gateway(google: &Google, gw: &TestGateway) {
+    let (status, jwks) = gw.get("/.well-known/sluice/jwks.json").await;
+    assert_eq!(status, 200, "{jwks}");
+    *google.trusted_jwks.lock().unwrap() = jwks;
+}
+
+/// POSTs a token exchange of `subject_token` straight to the fake STS at
+/// `url`, as an agent going around Sluice would; the status and body.
+async fn exchange_directly(url: &str, subject_token: &str) -> (u16, Value) {
+    let body = serde_urlencoded::to_string([
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("audience", AUDIENCE),
+        ("scope", "https://www.googleapis.com/auth/bigquery"),
+        (
+            "requested_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+        ("subject_token", subject_token),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+    ])
+    .unwrap();
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/token HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// A table as `(project, dataset, table)`.
@@ -167,6 +301,23 @@ async fn an_allowed_query_runs_upstream_with_its_own_token_the_byte_cap_and_labe
     // The job ran with a token the STS minted, never the caller's own.
     assert!(google.issued.lock().unwrap().contains(bearer), "{bearer}");
     assert_ne!(bearer, &token);
+    // The STS was sent Sluice's assertions about the caller, never the
+    // caller's token.
+    let sent = google.subject_tokens.lock().unwrap().clone();
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|t| t != &token && !t.contains(&token)));
+    let accepted = google.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), sent.len(), "every assertion verified");
+    let claims = &accepted[0];
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["aud"], AUDIENCE);
+    assert_eq!(claims["caller_sub"], "frugal-agent");
+    assert_eq!(
+        claims["sub"],
+        format!("{}#frugal-agent", claims["caller_iss"].as_str().unwrap())
+    );
+    assert_eq!(claims["policy"], "frugal");
+    assert_eq!(claims["groups"], json!(["frugal"]));
     // BigQuery itself refuses more than the policy allows.
     assert_eq!(job["configuration"]["query"]["maximumBytesBilled"], "100");
     assert_eq!(
@@ -258,5 +409,111 @@ async fn a_metadata_call_the_policy_refuses_mints_no_token() {
         .await;
     assert_eq!(status, 404);
     assert_eq!(google.issued.lock().unwrap().len(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_agents_own_token_is_refused_at_the_token_service() {
+    let (_dir, google, gw) = gateway().await;
+    dry_run(&google, 50, &[("proj", "ds", "people")], "SELECT");
+    let token = gw.token_for("agent", &["testers"]);
+
+    // Around the gateway: the agent takes the token it holds to the STS.
+    let (status, body) = exchange_directly(&google.url, &token).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(google.issued.lock().unwrap().is_empty(), "nothing issued");
+
+    // Through the gateway, the same caller's query runs.
+    let (status, result) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    assert_eq!(status, 200, "{result}");
+    assert!(!google.issued.lock().unwrap().is_empty());
+    // And the only time the STS saw the agent's token is when the agent
+    // sent it there itself.
+    let sent = google.subject_tokens.lock().unwrap().clone();
+    assert_eq!(sent.iter().filter(|t| **t == token).count(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_publishes_its_issuer_and_public_keys() {
+    let (_dir, _google, gw) = gateway().await;
+    let (status, discovery) = gw.get("/.well-known/openid-configuration").await;
+    assert_eq!(status, 200, "{discovery}");
+    assert_eq!(discovery["issuer"], ISSUER);
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{ISSUER}/.well-known/sluice/jwks.json")
+    );
+    let (status, jwks) = gw.get("/.well-known/sluice/jwks.json").await;
+    assert_eq!(status, 200, "{jwks}");
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    assert_eq!(keys[0]["kty"], "EC");
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert!(keys[0]["kid"].is_string());
+    for private in ["d", "p", "q", "dp", "dq", "qi", "pkcs8"] {
+        assert!(keys[0].get(private).is_none(), "{jwks}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_rotation_the_new_key_signs_and_both_keys_are_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (google, url) = start_google().await;
+    dry_run(&google, 50, &[("proj", "ds", "people")], "SELECT");
+    let gw = start_gateway(dir.path(), &url).await;
+    trust_the_gateway(&google, &gw).await;
+    let token = gw.token_for("agent", &["testers"]);
+    let (status, result) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    assert_eq!(status, 200, "{result}");
+    let old_jwks = google.trusted_jwks.lock().unwrap().clone();
+    let old_kid = old_jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    gw.stop().await;
+
+    // `sluice secrets rotate-signing-key`, then the gateway again.
+    let store: Arc<dyn sluice_store::Store> = Arc::new(
+        sluice_store::SqliteStore::open(&dir.path().join("sluice.db"))
+            .await
+            .unwrap(),
+    );
+    let master = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    let secrets = sluice_store::SecretStore::new(
+        store,
+        sluice_store::MasterKey::from_base64(&master).unwrap(),
+    );
+    let rotated = sluice_gateway::rotate_signing_keys(&secrets, std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(rotated.version, 2);
+    let gw = start_gateway(dir.path(), &url).await;
+
+    let (_, jwks) = gw.get("/.well-known/sluice/jwks.json").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "{jwks}");
+    assert_eq!(kids[1], old_kid, "the old key is still published");
+    let new_kid = kids[0].to_owned();
+    assert_ne!(new_kid, old_kid);
+
+    // A provider still holding the old JWKS refuses the new key's
+    // assertions: the query is refused, nothing falls back.
+    let (status, error) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    assert_error(status, &error, 403, "accessDenied");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("credential.mint"), "{message}");
+    // Given the new JWKS, it accepts them.
+    *google.trusted_jwks.lock().unwrap() = jwks.clone();
+    let (status, result) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    assert_eq!(status, 200, "{result}");
+    let sent = google.subject_tokens.lock().unwrap().clone();
+    let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    assert_eq!(kid_of(sent.first().unwrap()), old_kid);
+    assert_eq!(kid_of(sent.last().unwrap()), new_kid);
     gw.stop().await;
 }

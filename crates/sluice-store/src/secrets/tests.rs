@@ -438,3 +438,38 @@ async fn no_error_shows_key_material() {
         assert!(!printed.contains("payload"), "{printed}");
     }
 }
+
+#[tokio::test]
+async fn put_version_is_a_compare_and_set_and_latest_names_the_version() {
+    let store = memory_store().await;
+    let master = MasterKey::generate();
+    let secrets = secrets(&store, &master);
+    assert!(secrets.latest("ring").await.unwrap().is_none());
+
+    let first = secrets.put_version("ring", 1, b"one").await.unwrap();
+    assert_eq!(first.unwrap().version, 1);
+    // A second writer that read "nothing stored" too loses, and changes nothing.
+    assert!(
+        secrets
+            .put_version("ring", 1, b"other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (info, plaintext) = secrets.latest("ring").await.unwrap().unwrap();
+    assert_eq!((info.version, plaintext.as_slice()), (1, &b"one"[..]));
+
+    secrets
+        .put_version("ring", 2, b"two")
+        .await
+        .unwrap()
+        .unwrap();
+    let (info, plaintext) = secrets.latest("ring").await.unwrap().unwrap();
+    assert_eq!((info.version, plaintext.as_slice()), (2, &b"two"[..]));
+    assert_eq!(secrets.get("ring").await.unwrap().as_slice(), b"two");
+
+    // Under another master key, nothing is written.
+    let other = SecretStore::new(store.clone(), MasterKey::generate());
+    let err = other.put_version("ring", 3, b"x").await.unwrap_err();
+    assert!(matches!(err, SecretError::WrongMasterKey { .. }), "{err:?}");
+}

@@ -27,7 +27,11 @@ async function agentToken(server, {sub = 'e2e-node-agent', groups = ['agents']} 
     if (!process.env.SLUICE_TOKEN) throw new Error('SLUICE_URL is set: set SLUICE_TOKEN too');
     return process.env.SLUICE_TOKEN;
   }
-  const args = ['token', '--sub', sub, '--data-dir', server.dataDir, '--ttl', '1h'];
+  // In the upstream pass the agents' tokens come from their own identity
+  // provider (Sluice refuses its development issuer in front of BigQuery).
+  const idp = process.env.SLUICE_CONFIG && path.join(path.dirname(process.env.SLUICE_CONFIG), 'agents-idp');
+  const signer = idp && fs.existsSync(idp) ? idp : server.dataDir;
+  const args = ['token', '--sub', sub, '--data-dir', signer, '--ttl', '1h'];
   for (const group of groups) args.push('--group', group);
   return execFileSync(process.env.SLUICE_BIN, args, {encoding: 'utf8'}).trim();
 }
@@ -80,7 +84,16 @@ async function startSluice() {
   const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir];
   // The BigQuery upstream pass: run.sh starts bqemulator and the token
   // service (upstream_stack.py) and passes the configuration that uses them.
-  if (process.env.SLUICE_CONFIG) args.push('--config', process.env.SLUICE_CONFIG);
+  if (process.env.SLUICE_CONFIG) {
+    args.push('--config', process.env.SLUICE_CONFIG);
+    // The token service trusts only the Sluice keys exported beside the
+    // configuration: export this gateway's (made now, in its new store).
+    const trusted = path.join(path.dirname(process.env.SLUICE_CONFIG), 'trusted-jwks');
+    if (fs.existsSync(trusted)) {
+      execFileSync(bin, ['secrets', 'jwks', '--config', process.env.SLUICE_CONFIG, '--data-dir', dataDir,
+        '--out', path.join(trusted, `${path.basename(workDir)}.json`)], {stdio: 'ignore'});
+    }
+  }
   const child = spawn(bin, args, {
     cwd: workDir,
     stdio: ['ignore', 'pipe', 'pipe'],

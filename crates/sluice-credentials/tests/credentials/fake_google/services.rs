@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-use super::{AUDIENCE, KEY_EMAIL, KEY_ID, Route, SUBJECT_TOKEN, Shared, TARGET_ACCOUNT};
+use super::{AUDIENCE, KEY_EMAIL, KEY_ID, Route, SLUICE_ISSUER, Shared, TARGET_ACCOUNT};
 
 /// An error answer in one of Google's JSON shapes.
 pub(super) struct GoogleError(StatusCode, Value);
@@ -222,21 +222,29 @@ pub(super) async fn sts(
             "subject_token_type",
             "urn:ietf:params:oauth:token-type:jwt",
         )?;
+        let subject_token = &form["subject_token"];
+        shared
+            .log
+            .lock()
+            .unwrap()
+            .subject_tokens
+            .push(subject_token.clone());
+        let claims = check_subject_token(&shared, subject_token)?;
         let (reject, echo) = shared.scripted(|s| (s.reject_subject, s.echo_secrets));
         if reject {
             let mut description =
-                "The audience in ID Token [sluice] does not match the expected audience."
-                    .to_owned();
+                "The given credential is rejected by the attribute condition.".to_owned();
             if echo {
-                description.push_str(&format!(" Token: {}", form["subject_token"]));
+                description.push_str(&format!(" Token: {subject_token}"));
             }
             return Err(oauth_error(
                 StatusCode::BAD_REQUEST,
-                "invalid_grant",
+                "unauthorized_client",
                 &description,
             ));
         }
-        expect_field(&form, "subject_token", SUBJECT_TOKEN)
+        shared.log.lock().unwrap().accepted_claims.push(claims);
+        Ok(())
     })();
     if let Err(error) = checked {
         return error.into_response();
@@ -249,6 +257,54 @@ pub(super) async fn sts(
         "expires_in": 3600,
     }))
     .into_response()
+}
+
+/// Verifies a subject token as a provider that trusts Sluice's issuer
+/// alone: an ES256 signature by a key of the JWKS it was given, Sluice's
+/// `iss`, the provider's `aud`, and a current, short lifetime.
+pub(super) fn check_subject_token(shared: &Shared, token: &str) -> Result<Value, GoogleError> {
+    let refused = |why: String| {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            &format!("fake: the subject token is not trusted: {why}"),
+        )
+    };
+    let header = jsonwebtoken::decode_header(token).map_err(|e| refused(format!("{e}")))?;
+    if header.alg != Algorithm::ES256 {
+        return Err(refused(format!("alg is {:?}", header.alg)));
+    }
+    let kid = header.kid.ok_or_else(|| refused("no kid".into()))?;
+    let jwks = shared.trusted_jwks.lock().unwrap().clone();
+    let key = jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["kid"] == kid.as_str())
+        .ok_or_else(|| refused(format!("no trusted key has kid {kid}")))?;
+    let decoding = DecodingKey::from_ec_components(
+        key["x"].as_str().unwrap_or_default(),
+        key["y"].as_str().unwrap_or_default(),
+    )
+    .map_err(|e| refused(format!("{e}")))?;
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&[SLUICE_ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["iss", "aud", "sub", "iat", "exp"]);
+    validation.leeway = 0;
+    let claims = jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+        .map_err(|e| refused(format!("{e}")))?
+        .claims;
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap_or(0),
+        claims["exp"].as_u64().unwrap_or(u64::MAX),
+    );
+    if exp.saturating_sub(iat) > 600 || now_secs().abs_diff(iat) > 5 {
+        return Err(refused(format!(
+            "iat {iat} and exp {exp} are not a short lifetime from now"
+        )));
+    }
+    Ok(claims)
 }
 
 /// IAM Credentials `generateAccessToken`.
