@@ -8,7 +8,9 @@ Environment:
                        to the third-party emulator bqemulator (started here,
                        seeded with the demo tables) with the BigQuery upstream,
                        minting each job's token at a local Security Token
-                       Service (fake_sts.py) by workload-identity exchange
+                       Service (fake_sts.py) by workload-identity exchange of
+                       an assertion Sluice signs (the service trusts the keys
+                       `sluice secrets jwks` exported, and nothing else)
   BQEMULATOR_PYTHON    the Python of the venv that has bqemulator (run.sh sets it)
 """
 
@@ -41,6 +43,10 @@ STS_AUDIENCE = "//iam.googleapis.com/projects/123456789012/locations/global/work
 # another provider, then impersonation of a service account of its own.
 STS_ADMINS_AUDIENCE = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/e2e/providers/admins"
 ADMINS_SERVICE_ACCOUNT = "e2e-admins@demo-project.iam.gserviceaccount.com"
+# Sluice's issuer in the upstream pass: the only issuer the token service's
+# providers trust, with the keys exported into TRUSTED_JWKS beside the config.
+SLUICE_ISSUER = "https://sluice.e2e.test"
+TRUSTED_JWKS = "trusted-jwks"
 
 # What bqemulator does not do as BigQuery does (bqemulator/FINDINGS.md). These
 # tests run against the embedded warehouse only; the gateway's own handling of
@@ -76,15 +82,18 @@ def agent_token(server: "SluiceServer", sub: str = "e2e-agent", groups=("agents"
 
     Every test obtains its token through this one function: the development
     issuer of the gateway under test signs it (`sluice token`), for subject
-    `sub` in `groups`. Against an external gateway (SLUICE_URL), the token is
-    SLUICE_TOKEN.
+    `sub` in `groups`; in the upstream pass, where the gateway refuses the
+    development issuer, the agents' identity provider of the test stack does
+    (`_agents_identity_provider`). Against an external gateway (SLUICE_URL),
+    the token is SLUICE_TOKEN.
     """
     if server.data_dir is None:
         token = os.environ.get("SLUICE_TOKEN")
         if not token:
             pytest.exit("SLUICE_URL is set: set SLUICE_TOKEN to an agent's token too", returncode=2)
         return token
-    args = [os.environ["SLUICE_BIN"], "token", "--sub", sub, "--data-dir", str(server.data_dir), "--ttl", "2h"]
+    signer = _AGENTS_ISSUER_DIR or server.data_dir
+    args = [os.environ["SLUICE_BIN"], "token", "--sub", sub, "--data-dir", str(signer), "--ttl", "2h"]
     for group in groups:
         args += ["--group", group]
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
@@ -202,10 +211,65 @@ class Process:
                 self.process.wait(timeout=10)
 
 
+def trust_gateway_keys(binary: str, config: Path, data_dir: Path) -> Path:
+    """Exports the JWKS of the gateway whose store is in `data_dir` (making
+    its signing key if it has none) into the token service's trusted
+    folder, as an operator gives a pool provider the file with
+    --jwk-json-path. Returns the file."""
+    out = config.parent / TRUSTED_JWKS / f"{data_dir.parent.name}-{data_dir.name}.json"
+    subprocess.run(
+        [binary, "secrets", "jwks", "--config", str(config), "--data-dir", str(data_dir), "--out", str(out)],
+        check=True, capture_output=True,
+    )
+    return out
+
+
+# Where the agents' identity provider of the upstream pass keeps its key
+# (set by `_agents_identity_provider`); None in the embedded pass.
+_AGENTS_ISSUER_DIR: Path | None = None
+
+
+def _agents_identity_provider(work_dir: Path, binary: str) -> Process:
+    """The agents' identity provider in the upstream pass. Sluice refuses
+    its development issuer in front of BigQuery (whoever can read the key
+    file could mint any group), so the gateway trusts the agents' tokens as
+    it trusts any OIDC issuer's, by their JWKS URL. This serves that JWKS:
+    a `sluice serve` of its own with the development issuer on and nothing
+    else; `agent_token` mints with its key."""
+    global _AGENTS_ISSUER_DIR
+    data_dir = work_dir / "agents-idp"
+    config = work_dir / "agents-idp.yaml"
+    config.write_text(
+        "warehouse: { kind: embedded, demo_data: false }\n"
+        "identity:\n  development_issuer: { enabled: true, audience: sluice }\n"
+    )
+    idp = Process(
+        "agents-idp",
+        [binary, "serve", "--config", str(config), "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"],
+        work_dir,
+    )
+    _AGENTS_ISSUER_DIR = data_dir
+    return idp
+
+
+def _agents_identity(idp: Process) -> str:
+    """`identity:` of the upstream configuration: the agents' identity
+    provider, trusted as an OIDC issuer (its tokens carry `groups`)."""
+    return (
+        "identity:\n"
+        "  issuers:\n"
+        "    - issuer: http://127.0.0.1/sluice-dev-issuer\n"
+        "      audiences: [sluice]\n"
+        f"      jwks_uri: {idp.url}/sluice-dev-issuer/jwks.json\n"
+        "      groups_claim: groups\n"
+    )
+
+
 def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
     """Starts bqemulator (seeded with the demo tables) and the local token
     service, and writes a configuration: the demo's, with the BigQuery
-    upstream in place of the embedded warehouse."""
+    upstream in place of the embedded warehouse. A gateway on it needs its
+    keys trusted first (`trust_gateway_keys`)."""
     python = os.environ.get("BQEMULATOR_PYTHON")
     if not python:
         pytest.exit("SLUICE_E2E_UPSTREAM=bqemulator needs BQEMULATOR_PYTHON (run.sh sets it)", returncode=2)
@@ -217,13 +281,24 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
          "--project", PROJECT, "--data", str(tables)],
         work_dir,
     )
+    master_key = work_dir / "master.key"
+    trusted = work_dir / TRUSTED_JWKS
     try:
+        subprocess.run([binary, "secrets", "init-key", "--out", str(master_key)], check=True, capture_output=True)
+        trusted.mkdir()
         sts = Process(
             "fake-sts",
-            [sys.executable, str(HERE / "fake_sts.py"), "--audience", STS_AUDIENCE, "--audience", STS_ADMINS_AUDIENCE],
+            [sys.executable, str(HERE / "fake_sts.py"), "--audience", STS_AUDIENCE, "--audience", STS_ADMINS_AUDIENCE,
+             "--issuer", SLUICE_ISSUER, "--jwks-dir", str(trusted)],
             work_dir,
         )
     except BaseException:
+        emulator.stop()
+        raise
+    try:
+        agents_idp = _agents_identity_provider(work_dir, binary)
+    except BaseException:
+        sts.stop()
         emulator.stop()
         raise
     demo = (HERE.parent.parent / "demo" / "sluice.yaml").read_text()
@@ -233,6 +308,9 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
     admins = "  - name: admins\n"
     assert admins in rest, "the demo configuration has an admins policy"
     rest = rest.replace(admins, admins + "    credentials: admins\n", 1)
+    # The demo's development issuer gives way to the agents' identity provider.
+    rest, replaced = re.subn(r"^identity:\n(?:  .*\n)*", _agents_identity(agents_idp), rest, count=1, flags=re.M)
+    assert replaced, "the demo configuration has an identity section"
     config = work_dir / "sluice-bqemulator.yaml"
     config.write_text(
         head
@@ -245,20 +323,23 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
         + "  credentials:\n"
         + "    kind: workload_identity\n"
         + f"    audience: {STS_AUDIENCE}\n"
+        + f"    issuer: {SLUICE_ISSUER}\n"
         + f"    sts_url: {sts.url}/v1/token\n"
         + "    revoke_url: none\n"
         + "  named_credentials:\n"
         + "    admins:\n"
         + "      kind: workload_identity\n"
         + f"      audience: {STS_ADMINS_AUDIENCE}\n"
+        + f"      issuer: {SLUICE_ISSUER}\n"
         + f"      service_account: {ADMINS_SERVICE_ACCOUNT}\n"
         + "      lifetime: 300s\n"
         + f"      sts_url: {sts.url}/v1/token\n"
         + f"      iam_credentials_url: {sts.url}\n"
         + "      revoke_url: none\n\n"
         + rest
+        + f"\nsecrets:\n  master_key_file: {master_key}\n"
     )
-    return config, [emulator, sts]
+    return config, [emulator, sts, agents_idp]
 
 
 def _launch(args: list[str], env: dict, work_dir: Path, log_path: Path) -> tuple[subprocess.Popen, int | None]:
@@ -313,6 +394,7 @@ def _start_sluice(work_dir: Path) -> SluiceServer:
     env = dict(os.environ)
     if UPSTREAM == "bqemulator":
         config, helpers = _upstream_config(work_dir, binary)
+        trust_gateway_keys(binary, config, data_dir)
         args += ["--config", str(config)]
         # Everything Sluice logs at debug is searched for secrets afterwards.
         env["SLUICE_LOG"] = "debug"

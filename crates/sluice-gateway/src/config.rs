@@ -219,6 +219,19 @@ impl Config {
                 errors.push(error(&format!("policies[{index}].credentials"), reason));
             }
         }
+        if let (Ok(base), Some(identity)) = (&base, &identity)
+            && identity.dev_issuer_enabled()
+            && base.upstream.is_some()
+        {
+            errors.push(error(
+                "identity.development_issuer.enabled",
+                "must be false with warehouse.kind: bigquery: anyone who can read the development \
+                 issuer's key file in the data folder could mint a token for any group and query \
+                 BigQuery with it. Trust your identity provider under identity.issuers instead \
+                 (docs/policy.md); the development issuer is for the embedded warehouse's demo and tests"
+                    .into(),
+            ));
+        }
         match (base, identity, policy) {
             (Ok(mut base), Some(identity), Some(policy)) if errors.is_empty() => {
                 base.identity = identity;
@@ -396,6 +409,27 @@ mod tests {
         assert!(keys.iter().any(|k| k.starts_with("guardrails")), "{errors}");
     }
 
+    /// Anyone who can read the development issuer's key file can mint any
+    /// group: it never fronts real BigQuery.
+    #[test]
+    fn the_development_issuer_is_refused_with_the_bigquery_upstream() {
+        let dev = "identity:\n  development_issuer: {enabled: true}\n";
+        let errors = Config::parse(&format!("{UPSTREAM}{dev}"), "t.yaml").unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        let err = &errors.0[0];
+        assert_eq!(err.key, "identity.development_issuer.enabled");
+        assert!(err.reason.contains("bigquery"), "{err}");
+        assert!(err.reason.contains("identity.issuers"), "{err}");
+        assert!(err.to_string().starts_with("t.yaml: "), "{err}");
+
+        // The same issuer fronting the embedded warehouse is the demo, and a
+        // BigQuery upstream trusting a real issuer is how it is deployed.
+        Config::parse(dev, "t.yaml").unwrap();
+        let issuer =
+            "identity:\n  issuers:\n    - {issuer: https://idp.example, audiences: [sluice]}\n";
+        Config::parse(&format!("{UPSTREAM}{issuer}"), "t.yaml").unwrap();
+    }
+
     #[test]
     fn defaults_are_the_demo() {
         let config = parse("{}").unwrap();
@@ -420,7 +454,7 @@ mod tests {
         assert_eq!(err.key, "store");
     }
 
-    const UPSTREAM: &str = "warehouse:\n  kind: bigquery\n  credentials: {kind: workload_identity, audience: //iam/default}\n";
+    const UPSTREAM: &str = "warehouse:\n  kind: bigquery\n  credentials: {kind: workload_identity, audience: //iam/default, issuer: https://sluice.test}\n";
 
     fn policy_with_credentials(name: &str) -> String {
         format!(

@@ -17,15 +17,31 @@ use sluice_warehouse::QueryParameter;
 
 use crate::error::GatewayError;
 
+/// The most characters of a parse error shown to the caller (and logged):
+/// serde's messages quote the offending value or field name, which a
+/// hostile body can make megabytes long.
+const MAX_ERROR_CHARS: usize = 300;
+
 /// Parses a JSON body, answering BigQuery's `invalid` for anything wrong.
+///
+/// The body is already bounded (`limits.max_body_bytes`) and `serde_json`
+/// refuses nesting deeper than 128 levels, so a hostile body cannot
+/// exhaust the stack here or in what later walks the parsed values.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(GatewayError::invalid(
             "Invalid JSON payload received: the request body is empty.",
         ));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| GatewayError::invalid(format!("Invalid JSON payload received. {e}.")))
+    serde_json::from_slice(body).map_err(|e| {
+        let mut detail = e.to_string();
+        if let Some((cut, _)) = detail.char_indices().nth(MAX_ERROR_CHARS) {
+            detail.truncate(cut);
+            // The position was at the end: keep it.
+            detail.push_str(&format!("… at line {} column {}", e.line(), e.column()));
+        }
+        GatewayError::invalid(format!("Invalid JSON payload received. {detail}."))
+    })
 }
 
 /// `jobReference`.
@@ -68,11 +84,10 @@ impl<'de> Deserialize<'de> for Int64 {
         }
         match Raw::deserialize(d)? {
             Raw::Number(n) => Ok(Int64(n)),
-            Raw::Text(t) => {
-                t.trim().parse().map(Int64).map_err(|_| {
-                    serde::de::Error::custom(format!("\"{t}\" is not a 64-bit integer"))
-                })
-            }
+            Raw::Text(t) => t.trim().parse().map(Int64).map_err(|_| {
+                let shown: String = t.chars().take(40).collect();
+                serde::de::Error::custom(format!("\"{shown}\" is not a 64-bit integer"))
+            }),
         }
     }
 }
@@ -181,6 +196,9 @@ pub struct QueryRequestBody {
     pub reservation: Option<String>,
     pub write_incremental_results: Option<bool>,
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,14 @@
 //! The BigQuery facade over HTTP: shapes, paging, job lifecycle, and every
 //! kind of bad input answered in BigQuery's error shape.
 
+#[path = "facade/cross_check.rs"]
+mod cross_check;
 #[path = "facade/harness.rs"]
 mod harness;
+#[path = "facade/hostile_bodies.rs"]
+mod hostile_bodies;
+#[path = "facade/hostile_sql.rs"]
+mod hostile_sql;
 #[path = "facade/upstream.rs"]
 mod upstream;
 

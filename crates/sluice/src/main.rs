@@ -1,13 +1,39 @@
 //! The `sluice` command: parses flags and calls into the gateway. It holds
 //! no logic of its own.
+//!
+//! It behaves like a Unix tool: when the reader of its output goes away
+//! early (`sluice policy explain … | head`), the command ends quietly with
+//! status 0, as the reader asked for no more; no path prints a panic or a
+//! backtrace for an I/O error.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_gateway::{Config, Gateway};
+
+/// Every `println!` of this command (here and in its modules) writes through
+/// [`print_line`] and hands a failed write back with `?`, where
+/// `std::println!` would panic ("failed printing to stdout: Broken pipe").
+macro_rules! println {
+    () => {
+        $crate::print_line(format_args!(""))?
+    };
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))?
+    };
+}
+
+/// Progress and error lines on stderr: best effort, as there is nowhere
+/// left to report a failure to write them.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::print_note(format_args!($($arg)*))
+    };
+}
 
 mod secrets;
 
@@ -16,7 +42,14 @@ mod secrets;
 /// Agents point their unchanged BigQuery client at Sluice; Sluice runs what
 /// policy allows and answers exactly as BigQuery would.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, propagate_version = true)]
+#[command(
+    name = "sluice",
+    version,
+    propagate_version = true,
+    after_long_help = "Exit status: 0 on success, and also when the reader of the output goes away \
+                       early (`sluice … | head`); 1 on an error, an invalid configuration \
+                       (`policy check`) or a refused decision (`policy explain`)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,7 +144,7 @@ enum PolicyCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -120,6 +153,20 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader has all it wanted: not a failure, also under
+        // `set -o pipefail`.
+        Err(error) if error.chain().any(|cause| cause.is::<OutputClosed>()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}`: the causes on one line, never a backtrace.
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -146,6 +193,36 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Standard output was closed by its reader (`sluice … | head`).
+#[derive(Debug)]
+struct OutputClosed;
+
+impl std::fmt::Display for OutputClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed by its reader")
+    }
+}
+
+impl std::error::Error for OutputClosed {}
+
+/// One line on stdout, for [`println!`]. A closed pipe becomes
+/// [`OutputClosed`], which `main` ends on quietly.
+fn print_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::BrokenPipe => anyhow::Error::new(OutputClosed),
+            _ => anyhow::Error::new(error).context("cannot write to standard output"),
+        })
+}
+
+/// One line on stderr, for [`eprintln!`]; a failure is dropped.
+fn print_note(args: std::fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
 }
 
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
@@ -260,6 +337,10 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
                 list(facts.functions.iter().cloned().collect())
             );
             println!(
+                "  routines:   {}",
+                list(facts.routines.iter().map(ToString::to_string).collect())
+            );
+            println!(
                 "  flags:      {}",
                 list(facts.flags.iter().map(ToString::to_string).collect())
             );
@@ -295,8 +376,8 @@ async fn serve(
         Some(path) => Config::load(path)?,
         None => Config::demo(),
     };
-    if let Some(dir) = data_dir {
-        config.set_data_dir(dir);
+    if let Some(dir) = &data_dir {
+        config.set_data_dir(dir.clone());
     }
     if let Some(addr) = listen {
         config.listen = addr;
@@ -324,12 +405,13 @@ async fn serve(
     if gateway.config.policy.policy_names().is_empty() {
         tracing::warn!("no policies are configured: every query will be refused (default deny)");
     }
+    let token = token_command(config_path.as_deref(), data_dir.as_deref());
     if config_path.is_none() {
         let _ = writeln!(
             out,
             "\nDemo mode: embedded warehouse (project `demo`, dataset `shop`), SQLite store,\n\
              development token issuer. Get a token for an agent:\n\n\
-             \x20   TOKEN=$(sluice token --sub my-agent --group agents)\n\n\
+             \x20   TOKEN=$({token})\n\n\
              Then, from Python (pip install google-cloud-bigquery):\n\n\
              import os\n\
              from google.cloud import bigquery\n\
@@ -339,11 +421,103 @@ async fn serve(
              for row in client.query(\"SELECT name, email FROM demo.shop.customers LIMIT 5\").result():\n\
              \x20   print(row)\n"
         );
+    } else if gateway.dev_issuer.is_some() {
+        let _ = writeln!(
+            out,
+            "\nGet a token from the development issuer (name the groups your policies use):\n\n\
+             \x20   TOKEN=$({token})\n"
+        );
     }
     let _ = out.flush();
     drop(out);
     sluice_gateway::serve(listener, Arc::new(gateway), shutdown_signal()).await?;
     Ok(())
+}
+
+/// The `sluice token` command for this server, runnable from where the user
+/// stands: after `cargo run -- serve` there is no `sluice` on the PATH, so
+/// it names this very binary, with the configuration and data folder the
+/// server was given (the development issuer's key is in the data folder).
+fn token_command(config: Option<&Path>, data_dir: Option<&Path>) -> String {
+    let mut words = vec![
+        this_binary(),
+        "token".into(),
+        "--sub".into(),
+        "my-agent".into(),
+        "--group".into(),
+        "agents".into(),
+    ];
+    if let Some(path) = config {
+        words.extend(["--config".into(), path.display().to_string()]);
+    }
+    if let Some(path) = data_dir {
+        words.extend(["--data-dir".into(), path.display().to_string()]);
+    }
+    words
+        .iter()
+        .map(|word| shell_word(word))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How to run this binary from the current folder: its bare name when the
+/// PATH finds this very file under it, else the shorter of its absolute
+/// path and its path relative to the current folder.
+fn this_binary() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "sluice".into();
+    };
+    let real = exe.canonicalize().unwrap_or_else(|_| exe.clone());
+    let same_file =
+        |candidate: &Path| candidate.is_file() && candidate.canonicalize().is_ok_and(|c| c == real);
+    if let Some(name) = exe.file_name()
+        && std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| same_file(&dir.join(name))))
+    {
+        return name.to_string_lossy().into_owned();
+    }
+    let absolute = exe.display().to_string();
+    match std::env::current_dir()
+        .ok()
+        .and_then(|cwd| relative_path(&exe, &cwd))
+    {
+        Some(relative) if relative.len() < absolute.len() => relative,
+        _ => absolute,
+    }
+}
+
+/// `target` as seen from the folder `from` (both absolute), with `./` when
+/// it is right there, so a shell runs it rather than searching the PATH.
+fn relative_path(target: &Path, from: &Path) -> Option<String> {
+    let target: Vec<_> = target.components().collect();
+    let from: Vec<_> = from.components().collect();
+    let common = target.iter().zip(&from).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return None;
+    }
+    let mut parts: Vec<String> = vec!["..".into(); from.len() - common];
+    parts.extend(
+        target[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.len() == 1 {
+        parts.insert(0, ".".into());
+    }
+    Some(parts.join("/"))
+}
+
+/// `word` quoted for a POSIX shell when it needs to be.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 async fn shutdown_signal() {
@@ -362,4 +536,35 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_is_named_by_the_shorter_path_that_works_from_here() {
+        let exe = Path::new("/repo/target/debug/sluice");
+        assert_eq!(
+            relative_path(exe, Path::new("/repo")).as_deref(),
+            Some("target/debug/sluice")
+        );
+        assert_eq!(
+            relative_path(exe, Path::new("/repo/target/debug")).as_deref(),
+            Some("./sluice")
+        );
+        assert_eq!(
+            relative_path(exe, Path::new("/home/me")).as_deref(),
+            Some("../../repo/target/debug/sluice")
+        );
+    }
+
+    #[test]
+    fn words_are_quoted_only_when_a_shell_needs_it() {
+        assert_eq!(shell_word("/tmp/sluice-data"), "/tmp/sluice-data");
+        assert_eq!(shell_word("my data"), "'my data'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("$(rm -rf /)"), "'$(rm -rf /)'");
+        assert_eq!(shell_word(""), "''");
+    }
 }
