@@ -31,8 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("SLUICE_E2E_UPSTREAM", "bqemulator")
@@ -46,6 +44,7 @@ from conftest import (  # noqa: E402
     _upstream_config,
     agent_token,
     make_client,
+    trust_gateway_keys,
 )
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
@@ -80,6 +79,9 @@ def start_gateway(binary: str, config: Path, work_dir: Path) -> SluiceServer:
     data_dir = work_dir / "data"
     data_dir.mkdir(exist_ok=True)
     log_path = work_dir / "sluice.log"
+    # The token service trusts only Sluice's own signing keys, as a pool
+    # provider given the exported JWKS does.
+    trust_gateway_keys(binary, config, data_dir)
     args = [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--config", str(config)]
     process, port = _launch(args, dict(os.environ), work_dir, log_path)
     server = SluiceServer(f"http://127.0.0.1:{port}", process, log_path, data_dir)
@@ -149,9 +151,8 @@ def main() -> None:
     print(f"work dir {work_dir}", file=sys.stderr)
     config, helpers = _upstream_config(work_dir, binary)
     emulator_url = next(h.url for h in helpers if h.name == "bqemulator")
-    sts_url = next(h.url for h in helpers if h.name == "fake-sts")
     try:
-        report(binary, config, work_dir, emulator_url, sts_url)
+        report(binary, config, work_dir, emulator_url)
     finally:
         for gateway in list(RUNNING):
             stop(gateway)
@@ -159,26 +160,7 @@ def main() -> None:
             helper.stop()
 
 
-def sts_exchange(sts_url: str, subject_token: str) -> None:
-    """One token exchange at the local token service, as Sluice sends it."""
-    form = urllib.parse.urlencode(
-        {
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "audience": STS_AUDIENCE,
-            "scope": "https://www.googleapis.com/auth/bigquery",
-            "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
-            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-            "subject_token": subject_token,
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"{sts_url}/v1/token", data=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        resp.read()
-
-
-def report(binary: str, config: Path, work_dir: Path, emulator_url: str, sts_url: str) -> None:
+def report(binary: str, config: Path, work_dir: Path, emulator_url: str) -> None:
     from google.cloud import bigquery
 
     direct = make_client(emulator_url, anonymous())
@@ -205,7 +187,6 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str, sts_url
                 times[name][side].append(ms)
             ms, _ = timed(lambda: direct.query(sql, job_config=dry_run))
             times[name]["dry run"].append(ms)
-    exchanges = [timed(lambda: sts_exchange(sts_url, caller))[0] for _ in range(ROUNDS)]
 
     table = f"`{PROJECT}.shop.orders`"
     warm: dict[str, dict[str, list[float]]] = {
@@ -258,7 +239,6 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str, sts_url
     d, s, s2 = (median(cold[k]) for k in ("direct", "sluice", "sluice second"))
     print(row("count, first query of a new gateway", f"{d:.1f}", f"{s:.1f}", f"{s - d:.1f}", f"**{s / d:.2f}**", ""))
     print(row("count, second query of that gateway", f"{d:.1f}", f"{s2:.1f}", f"{s2 - d:.1f}", f"{s2 / d:.2f}", ""))
-    print(f"\none token exchange at the local token service: {median(exchanges):.1f} ms (median)")
 
     print()
     print(row("result", "rows", "read time (ms)", "gateway RSS idle (MiB)", "gateway peak (MiB)", "peak − idle (MiB)"))
