@@ -38,6 +38,8 @@ pub mod retry;
 mod revoke;
 mod signing_keys;
 mod sts;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 mod token;
 
 pub use config::{

@@ -77,6 +77,10 @@ pub fn seed() -> u64 {
         })
 }
 
+/// JSON's punctuation, the start of a dictionary for any JSON target:
+/// `[JSON_PUNCTUATION, OWN_WORDS].concat()`.
+pub const JSON_PUNCTUATION: &[&[u8]] = &[b"{", b"}", b"[", b"]", b",", b":", b"\""];
+
 /// One mutation of `input`: byte flips, insertions, deletions, repeats of
 /// a slice (to grow deep or long shapes), and splices of `dictionary`
 /// entries (keywords, operators, JSON fragments) or of another seed.

@@ -328,6 +328,7 @@ async fn load_key(
 
 #[cfg(test)]
 mod tests {
+    use sluice_credentials::test_util::jwks_kids;
     use sluice_store::SqliteStore;
 
     use super::*;
@@ -343,15 +344,6 @@ mod tests {
             store.clone(),
             MasterKey::from_base64(&master.to_base64()).unwrap(),
         )
-    }
-
-    fn kids(jwks: &Value) -> Vec<String> {
-        jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect()
     }
 
     #[tokio::test]
@@ -397,7 +389,7 @@ mod tests {
             .unwrap()
             .to_owned();
         assert_ne!(after, before);
-        assert_eq!(kids(&jwks), [after, before]);
+        assert_eq!(jwks_kids(&jwks), [after, before]);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::*;
+use crate::test_util::{jwks_kids, workflow_caller};
 
 const ISSUER: &str = "https://sluice.example.com";
 const AUDIENCE: &str =
@@ -20,13 +21,7 @@ fn caller() -> Caller {
         "ref": {"nested": true},
         "environment": "x".repeat(300),
     });
-    Caller {
-        issuer: "https://token.actions.githubusercontent.com".into(),
-        subject: "repo:acme/analytics:ref:refs/heads/main".into(),
-        groups: vec!["ci-analytics".into()],
-        policies: vec!["ci-analytics-read".into()],
-        claims: claims.as_object().unwrap().clone(),
-    }
+    workflow_caller(&claims)
 }
 
 /// Verifies `assertion` against `jwks` as a token service would.
@@ -120,13 +115,7 @@ fn after_a_rotation_assertions_carry_the_new_kid_and_the_old_one_still_verifies(
     assert_ne!(old_kid, new_kid);
 
     let jwks = issuer.jwks();
-    let published: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(published, [new_kid.as_str(), old_kid.as_str()]);
+    assert_eq!(jwks_kids(&jwks), [new_kid.as_str(), old_kid.as_str()]);
     verify(&before, &jwks);
     verify(&after, &jwks);
 }

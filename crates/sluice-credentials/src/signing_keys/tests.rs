@@ -1,23 +1,15 @@
 use super::*;
+use crate::test_util::jwks_kids;
 
 const NOW: u64 = 1_800_000_000;
 const HOUR: u64 = 3600;
-
-fn kids(jwks: &Value) -> Vec<String> {
-    jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[test]
 fn a_new_ring_has_one_active_published_key() {
     let keys = SigningKeys::generate(NOW).unwrap();
     let kid = keys.active_kid(NOW).unwrap().to_owned();
     let jwks = keys.jwks(NOW);
-    assert_eq!(kids(&jwks), std::slice::from_ref(&kid));
+    assert_eq!(jwks_kids(&jwks), std::slice::from_ref(&kid));
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "EC");
     assert_eq!(key["crv"], "P-256");
@@ -57,7 +49,7 @@ fn after_a_rotation_the_new_key_signs_and_the_old_one_stays_published_for_a_day(
     assert_ne!(old, new);
 
     let jwks = rotated.jwks(NOW + HOUR);
-    assert_eq!(kids(&jwks), [new.clone(), old.clone()]);
+    assert_eq!(jwks_kids(&jwks), [new.clone(), old.clone()]);
     let states: Vec<KeyState> = rotated
         .describe(NOW + HOUR)
         .iter()
@@ -68,7 +60,7 @@ fn after_a_rotation_the_new_key_signs_and_the_old_one_stays_published_for_a_day(
 
     // A day later the old key is no longer published, and the next
     // rotation drops it from the store.
-    assert_eq!(kids(&rotated.jwks(until)), std::slice::from_ref(&new));
+    assert_eq!(jwks_kids(&rotated.jwks(until)), std::slice::from_ref(&new));
     let next = rotated.rotate(until, Duration::ZERO, false).unwrap();
     let remaining: Vec<String> = next.describe(until).into_iter().map(|k| k.kid).collect();
     assert_eq!(remaining.len(), 2);
@@ -84,7 +76,7 @@ fn a_delayed_key_is_published_first_and_signs_from_its_time() {
     assert_eq!(states, [KeyState::Pending, KeyState::Active]);
     assert_eq!(staged.active_kid(NOW).unwrap(), old);
     assert_eq!(
-        kids(&staged.jwks(NOW)).len(),
+        jwks_kids(&staged.jwks(NOW)).len(),
         2,
         "published before it signs"
     );
@@ -95,7 +87,7 @@ fn a_delayed_key_is_published_first_and_signs_from_its_time() {
 fn dropping_the_previous_keys_unpublishes_them_at_once() {
     let first = SigningKeys::generate(NOW).unwrap();
     let fresh = first.rotate(NOW + 1, Duration::ZERO, true).unwrap();
-    assert_eq!(kids(&fresh.jwks(NOW + 1)).len(), 1);
+    assert_eq!(jwks_kids(&fresh.jwks(NOW + 1)).len(), 1);
     assert_ne!(
         fresh.active_kid(NOW + 1).unwrap(),
         first.active_kid(NOW + 1).unwrap()

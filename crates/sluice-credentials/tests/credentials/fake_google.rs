@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use sluice_credentials::test_util::workflow_caller;
 use sluice_credentials::{
     Caller, Credential, Endpoints, ImpersonationSource, Minter, MinterConfig, ServiceAccountKey,
     SigningKeys, SluiceIssuer,
@@ -253,13 +254,7 @@ pub fn caller() -> Caller {
         "workflow": "nightly",
         "run_id": "9001",
     });
-    Caller {
-        issuer: "https://token.actions.githubusercontent.com".into(),
-        subject: "repo:acme/analytics:ref:refs/heads/main".into(),
-        groups: vec!["ci-analytics".into()],
-        policies: vec!["ci-analytics-read".into()],
-        claims: claims.as_object().unwrap().clone(),
-    }
+    workflow_caller(&claims)
 }
 
 /// `source` impersonating the test's target account.

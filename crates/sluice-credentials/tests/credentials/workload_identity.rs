@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use sluice_credentials::test_util::{jwks_kids, token_exchange_form};
 use sluice_credentials::{CredentialErrorKind, SigningKeys, SluiceIssuer};
 
 use crate::fake_google::{
@@ -23,24 +24,10 @@ fn now() -> u64 {
 /// Posts a token exchange of `subject_token` straight to the fake STS, as
 /// an agent going around Sluice would.
 async fn exchange_directly(google: &FakeGoogle, subject_token: &str) -> (u16, Value) {
-    let form = [
-        (
-            "grant_type",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-        ),
-        ("audience", AUDIENCE),
-        ("scope", "https://www.googleapis.com/auth/bigquery"),
-        (
-            "requested_token_type",
-            "urn:ietf:params:oauth:token-type:access_token",
-        ),
-        ("subject_token", subject_token),
-        ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
-    ];
     let response = reqwest::Client::new()
         .post(format!("{}/v1/token", google.url))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(form).unwrap())
+        .body(token_exchange_form(AUDIENCE, subject_token))
         .send()
         .await
         .unwrap();
@@ -171,15 +158,10 @@ async fn after_a_rotation_the_new_kid_signs_and_both_keys_verify() {
             .unwrap(),
     );
     let jwks = google.issuer.jwks();
-    let published: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let published = jwks_kids(&jwks);
     assert_eq!(published.len(), 2);
     assert_eq!(published[1], old_kid);
-    let new_kid = published[0].to_owned();
+    let new_kid = published[0].clone();
     assert_ne!(new_kid, old_kid);
 
     // The provider still has only the old key: the new assertion is

@@ -40,14 +40,8 @@ const CLIENT_QUERIES: &[&str] = &[
     "maxResults=3&projection=full&allUsers=false",
 ];
 
+/// Words spliced in, after [`sluice_fuzz::JSON_PUNCTUATION`].
 const DICTIONARY: &[&[u8]] = &[
-    b"{",
-    b"}",
-    b"[",
-    b"]",
-    b",",
-    b":",
-    b"\"",
     b"\\",
     b"\\u0000",
     b"\\ud800",
@@ -203,7 +197,7 @@ fn request_bodies_and_query_strings_parse_or_are_refused_as_invalid() {
     let report = sluice_fuzz::run(
         "request bodies",
         &seeds,
-        DICTIONARY,
+        &[sluice_fuzz::JSON_PUNCTUATION, DICTIONARY].concat(),
         Duration::from_secs(5),
         check,
     );

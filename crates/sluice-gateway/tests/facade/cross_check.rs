@@ -13,7 +13,9 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::harness::{TestGateway, assert_error};
+use super::harness::{
+    TestGateway, assert_error, done_job, dry_run_job, id_schema, inserted_job, query_as,
+};
 
 /// What the fake's dry runs report, and the real jobs it was sent.
 #[derive(Default)]
@@ -60,15 +62,6 @@ async fn answer(State(upstream): State<Arc<Upstream>>, request: Request) -> Resp
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or(Value::Null);
-    let done = |id: &str| {
-        json!({
-            "jobReference": {"projectId": "proj", "jobId": id, "location": "US"},
-            "status": {"state": "DONE"},
-            "statistics": {"query": {"totalBytesProcessed": "50", "statementType": "SELECT"}},
-            "configuration": {"query": {}}
-        })
-    };
-    let schema = json!({"fields": [{"name": "id", "type": "INTEGER", "mode": "NULLABLE"}]});
     let answer = if path.ends_with("/service-accounts/default/token") {
         json!({"access_token": "ya29.gateway", "expires_in": 3600, "token_type": "Bearer"})
     } else if path.ends_with(":generateAccessToken") {
@@ -76,23 +69,17 @@ async fn answer(State(upstream): State<Arc<Upstream>>, request: Request) -> Resp
         json!({"accessToken": "ya29.job", "expireTime": expires.to_rfc3339()})
     } else if path == "/bigquery/v2/projects/proj/jobs" {
         if body["configuration"]["dryRun"] == json!(true) {
-            let mut job = done("dry");
-            job["statistics"]["query"] = upstream.dry_run.lock().unwrap().clone();
-            job["statistics"]["query"]["schema"] = schema;
-            job
+            dry_run_job(upstream.dry_run.lock().unwrap().clone())
         } else {
-            let id = body["jobReference"]["jobId"]
-                .as_str()
-                .unwrap_or("x")
-                .to_string();
+            let job = inserted_job(&body);
             upstream.jobs.lock().unwrap().push(body);
-            done(&id)
+            job
         }
     } else if let Some(id) = path.strip_prefix("/bigquery/v2/projects/proj/queries/") {
         json!({"jobReference": {"projectId": "proj", "jobId": id}, "jobComplete": true,
-               "totalRows": "1", "schema": schema, "rows": [{"f": [{"v": "7"}]}]})
+               "totalRows": "1", "schema": id_schema(), "rows": [{"f": [{"v": "7"}]}]})
     } else if let Some(id) = path.strip_prefix("/bigquery/v2/projects/proj/jobs/") {
-        done(id)
+        done_job(id)
     } else {
         return (axum::http::StatusCode::NOT_FOUND, "not found").into_response();
     };
@@ -133,16 +120,9 @@ policies:
       routines: [proj.ds.is_adult]
 "#;
 
+/// Runs `sql` as a reader.
 async fn query(gw: &TestGateway, sql: &str) -> (u16, Value) {
-    let bearer = format!("Bearer {}", gw.token_for("reader", &["readers"]));
-    let body = json!({"query": sql, "useLegacySql": false, "timeoutMs": 5000}).to_string();
-    gw.call(
-        "POST",
-        "/bigquery/v2/projects/proj/queries",
-        Some(body.as_bytes()),
-        &[("authorization", &bearer)],
-    )
-    .await
+    query_as(gw, &gw.token_for("reader", &["readers"]), sql).await
 }
 
 fn refused_by_cross_check(status: u16, error: &Value, names: &str) {

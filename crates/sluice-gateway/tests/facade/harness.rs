@@ -259,6 +259,51 @@ pub async fn run_query(gateway: &TestGateway, sql: &str) -> String {
     job["jobReference"]["jobId"].as_str().unwrap().to_string()
 }
 
+/// Runs `sql` by jobs.query as the holder of `token`; the status and body.
+pub async fn query_as(gateway: &TestGateway, token: &str, sql: &str) -> (u16, Value) {
+    let body =
+        serde_json::json!({"query": sql, "useLegacySql": false, "timeoutMs": 5000}).to_string();
+    let bearer = format!("Bearer {token}");
+    gateway
+        .call(
+            "POST",
+            "/bigquery/v2/projects/proj/queries",
+            Some(body.as_bytes()),
+            &[("authorization", &bearer)],
+        )
+        .await
+}
+
+/// A finished query job `id` as a fake BigQuery upstream answers it.
+pub fn done_job(id: &str) -> Value {
+    serde_json::json!({
+        "jobReference": {"projectId": "proj", "jobId": id, "location": "US"},
+        "status": {"state": "DONE"},
+        "statistics": {"query": {"totalBytesProcessed": "50", "statementType": "SELECT"}},
+        "configuration": {"query": {}}
+    })
+}
+
+/// The schema of the fake upstream's results: one INTEGER column, `id`.
+pub fn id_schema() -> Value {
+    serde_json::json!({"fields": [{"name": "id", "type": "INTEGER", "mode": "NULLABLE"}]})
+}
+
+/// A dry run's job as a fake upstream answers it: its query statistics
+/// are `statistics` (what it reports the query reads), with [`id_schema`].
+pub fn dry_run_job(statistics: Value) -> Value {
+    let mut job = done_job("dry");
+    job["statistics"]["query"] = statistics;
+    job["statistics"]["query"]["schema"] = id_schema();
+    job
+}
+
+/// The finished job a fake upstream answers to the jobs.insert `body`,
+/// under the id it asked for.
+pub fn inserted_job(body: &Value) -> Value {
+    done_job(body["jobReference"]["jobId"].as_str().unwrap_or("x"))
+}
+
 /// BigQuery's error shape, with the expected code and reason.
 pub fn assert_error(status: u16, body: &Value, code: u16, reason: &str) {
     assert_eq!(status, code, "{body}");

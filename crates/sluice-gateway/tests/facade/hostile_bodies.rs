@@ -190,14 +190,8 @@ const CLIENT_BODIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Words spliced in, after [`sluice_fuzz::JSON_PUNCTUATION`].
 const DICTIONARY: &[&[u8]] = &[
-    b"{",
-    b"}",
-    b"[",
-    b"]",
-    b",",
-    b":",
-    b"\"",
     b"null",
     b"true",
     b"-1",
@@ -377,7 +371,7 @@ fn fuzzed_job_bodies_are_answered_as_the_callers_fault_never_a_gateway_failure()
     let report = sluice_fuzz::run(
         "job bodies over HTTP",
         &seeds,
-        DICTIONARY,
+        &[sluice_fuzz::JSON_PUNCTUATION, DICTIONARY].concat(),
         Duration::from_secs(5),
         |input| {
             // The path a seed came with, or the other one when mutation ate it.

@@ -13,9 +13,12 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
+use sluice_credentials::test_util::{jwks_kids, token_exchange_form};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::harness::{TestGateway, assert_error};
+use super::harness::{
+    TestGateway, assert_error, done_job, dry_run_job, id_schema, inserted_job, query_as,
+};
 
 /// Sluice's issuer URL in these tests, and the provider's audience.
 const ISSUER: &str = "https://sluice.test";
@@ -117,29 +120,14 @@ async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response
     if path == "/v1/token" {
         return google.exchange(&bytes);
     }
-    let schema = json!({"fields": [{"name": "id", "type": "INTEGER", "mode": "NULLABLE"}]});
-    let done = |id: &str| {
-        json!({
-            "jobReference": {"projectId": "proj", "jobId": id, "location": "US"},
-            "status": {"state": "DONE"},
-            "statistics": {"query": {"totalBytesProcessed": "50", "statementType": "SELECT"}},
-            "configuration": {"query": {}}
-        })
-    };
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let answer = if path == "/bigquery/v2/projects/proj/jobs" {
         if body["configuration"]["dryRun"] == json!(true) {
-            let mut job = done("dry");
-            job["statistics"]["query"] = google.dry_run.lock().unwrap().clone();
-            job["statistics"]["query"]["schema"] = schema.clone();
-            job
+            dry_run_job(google.dry_run.lock().unwrap().clone())
         } else {
-            let id = body["jobReference"]["jobId"]
-                .as_str()
-                .unwrap_or("x")
-                .to_string();
+            let job = inserted_job(&body);
             google.jobs.lock().unwrap().push((body, bearer));
-            done(&id)
+            job
         }
     } else if let Some(id) = path.strip_prefix("/bigquery/v2/projects/proj/queries/") {
         let rows = match parts
@@ -152,9 +140,9 @@ async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response
             false => json!([{"f": [{"v": "7"}]}, {"f": [{"v": "8"}]}]),
         };
         json!({"jobReference": {"projectId": "proj", "jobId": id}, "jobComplete": true,
-               "totalRows": "2", "schema": schema, "rows": rows})
+               "totalRows": "2", "schema": id_schema(), "rows": rows})
     } else if let Some(id) = path.strip_prefix("/bigquery/v2/projects/proj/jobs/") {
-        done(id)
+        done_job(id)
     } else {
         return (axum::http::StatusCode::NOT_FOUND, "not found").into_response();
     };
@@ -222,21 +210,7 @@ async fn trust_the_gateway(google: &Google, gw: &TestGateway) {
 /// POSTs a token exchange of `subject_token` straight to the fake STS at
 /// `url`, as an agent going around Sluice would; the status and body.
 async fn exchange_directly(url: &str, subject_token: &str) -> (u16, Value) {
-    let body = serde_urlencoded::to_string([
-        (
-            "grant_type",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-        ),
-        ("audience", AUDIENCE),
-        ("scope", "https://www.googleapis.com/auth/bigquery"),
-        (
-            "requested_token_type",
-            "urn:ietf:params:oauth:token-type:access_token",
-        ),
-        ("subject_token", subject_token),
-        ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
-    ])
-    .unwrap();
+    let body = token_exchange_form(AUDIENCE, subject_token);
     let addr = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
@@ -268,25 +242,13 @@ fn dry_run(google: &Google, bytes: u64, tables: &[Table], statement: &str) {
     });
 }
 
-async fn query(gw: &TestGateway, token: &str, sql: &str) -> (u16, Value) {
-    let body = json!({"query": sql, "useLegacySql": false, "timeoutMs": 5000}).to_string();
-    let bearer = format!("Bearer {token}");
-    gw.call(
-        "POST",
-        "/bigquery/v2/projects/proj/queries",
-        Some(body.as_bytes()),
-        &[("authorization", &bearer)],
-    )
-    .await
-}
-
 #[tokio::test]
 async fn an_allowed_query_runs_upstream_with_its_own_token_the_byte_cap_and_labels() {
     let (_dir, google, gw) = gateway().await;
     dry_run(&google, 50, &[("proj", "ds", "people")], "SELECT");
     let token = gw.token_for("frugal-agent", &["frugal"]);
 
-    let (status, result) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    let (status, result) = query_as(&gw, &token, "SELECT id FROM proj.ds.people").await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["jobComplete"], true, "{result}");
     assert_eq!(result["totalRows"], "2");
@@ -353,7 +315,7 @@ async fn a_dry_run_that_disagrees_with_the_analysis_runs_nothing() {
     ];
     for (tables, statement, names) in cases {
         dry_run(&google, 50, tables, statement);
-        let (status, error) = query(&gw, &token, sql).await;
+        let (status, error) = query_as(&gw, &token, sql).await;
         assert_error(status, &error, 403, "accessDenied");
         let message = error["error"]["message"].as_str().unwrap();
         assert!(message.contains("analysis.cross_check"), "{message}");
@@ -363,7 +325,7 @@ async fn a_dry_run_that_disagrees_with_the_analysis_runs_nothing() {
 
     // The same query with an agreeing dry run runs.
     dry_run(&google, 50, &[("proj", "ds", "people")], "SELECT");
-    let (status, result) = query(&gw, &token, sql).await;
+    let (status, result) = query_as(&gw, &token, sql).await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(google.jobs.lock().unwrap().len(), 1);
     gw.stop().await;
@@ -374,7 +336,7 @@ async fn an_estimate_over_the_policy_limit_runs_nothing() {
     let (_dir, google, gw) = gateway().await;
     dry_run(&google, 10_000, &[("proj", "ds", "people")], "SELECT");
     let token = gw.token_for("frugal-agent", &["frugal"]);
-    let (status, error) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    let (status, error) = query_as(&gw, &token, "SELECT id FROM proj.ds.people").await;
     assert_error(status, &error, 403, "accessDenied");
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.contains("limits.max_bytes_billed"), "{message}");
@@ -425,7 +387,7 @@ async fn the_agents_own_token_is_refused_at_the_token_service() {
     assert!(google.issued.lock().unwrap().is_empty(), "nothing issued");
 
     // Through the gateway, the same caller's query runs.
-    let (status, result) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    let (status, result) = query_as(&gw, &token, "SELECT id FROM proj.ds.people").await;
     assert_eq!(status, 200, "{result}");
     assert!(!google.issued.lock().unwrap().is_empty());
     // And the only time the STS saw the agent's token is when the agent
@@ -466,7 +428,7 @@ async fn after_a_rotation_the_new_key_signs_and_both_keys_are_published() {
     let gw = start_gateway(dir.path(), &url).await;
     trust_the_gateway(&google, &gw).await;
     let token = gw.token_for("agent", &["testers"]);
-    let (status, result) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    let (status, result) = query_as(&gw, &token, "SELECT id FROM proj.ds.people").await;
     assert_eq!(status, 200, "{result}");
     let old_jwks = google.trusted_jwks.lock().unwrap().clone();
     let old_kid = old_jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
@@ -490,26 +452,21 @@ async fn after_a_rotation_the_new_key_signs_and_both_keys_are_published() {
     let gw = start_gateway(dir.path(), &url).await;
 
     let (_, jwks) = gw.get("/.well-known/sluice/jwks.json").await;
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids = jwks_kids(&jwks);
     assert_eq!(kids.len(), 2, "{jwks}");
     assert_eq!(kids[1], old_kid, "the old key is still published");
-    let new_kid = kids[0].to_owned();
+    let new_kid = kids[0].clone();
     assert_ne!(new_kid, old_kid);
 
     // A provider still holding the old JWKS refuses the new key's
     // assertions: the query is refused, nothing falls back.
-    let (status, error) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    let (status, error) = query_as(&gw, &token, "SELECT id FROM proj.ds.people").await;
     assert_error(status, &error, 403, "accessDenied");
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.contains("credential.mint"), "{message}");
     // Given the new JWKS, it accepts them.
     *google.trusted_jwks.lock().unwrap() = jwks.clone();
-    let (status, result) = query(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    let (status, result) = query_as(&gw, &token, "SELECT id FROM proj.ds.people").await;
     assert_eq!(status, 200, "{result}");
     let sent = google.subject_tokens.lock().unwrap().clone();
     let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
