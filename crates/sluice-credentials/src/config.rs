@@ -165,7 +165,7 @@ impl MinterConfig {
                         check_url("the key's token_uri", key.token_uri())?
                     }
                     ImpersonationSource::MetadataServer => {
-                        check_url("metadata_url", &endpoints.metadata_url)?
+                        check_metadata_url(&endpoints.metadata_url)?
                     }
                 }
             }
@@ -178,12 +178,52 @@ impl MinterConfig {
 }
 
 fn check_url(name: &str, url: &str) -> Result<(), CredentialError> {
+    check_endpoint(name, url).map_err(CredentialError::invalid)
+}
+
+/// Checks a URL Sluice sends tokens, assertions or queries to: it must be
+/// `https`, or `http` on a loopback address only (a local test server or a
+/// proxy beside Sluice), so no credential crosses a network in the clear.
+/// The error names `name` and says what to change.
+pub fn check_endpoint(name: &str, url: &str) -> Result<(), String> {
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(parsed) if parsed.has_host() => parsed,
+        _ => return Err(format!("{name} {url:?} is not an http(s) URL")),
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&parsed) => Ok(()),
+        "http" => Err(format!(
+            "{name} {url:?} is plain http to a host that is not loopback: credentials would \
+             cross the network unencrypted; use https (http is accepted only for 127.0.0.0/8, \
+             [::1] and localhost)"
+        )),
+        _ => Err(format!("{name} {url:?} is not an http(s) URL")),
+    }
+}
+
+/// The GCE metadata server is plain http by design (it is reached on the
+/// link-local address, never across a network), so its URL is only
+/// checked for shape.
+fn check_metadata_url(url: &str) -> Result<(), CredentialError> {
     match reqwest::Url::parse(url) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
         _ => Err(CredentialError::invalid(format!(
-            "{name} {url:?} is not an http(s) URL"
+            "metadata_url {url:?} is not an http(s) URL"
         ))),
     }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    let host = host.to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
 }
 
 /// A service-account email goes into a URL path, so only the characters
@@ -199,5 +239,40 @@ fn check_service_account(email: &str) -> Result<(), CredentialError> {
         _ => Err(CredentialError::invalid(format!(
             "{email:?} is not a service-account email (name@project.iam.gserviceaccount.com)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_endpoint;
+
+    /// Issue: upstream endpoints must be https except on loopback, so no
+    /// token or assertion crosses a network in the clear.
+    #[test]
+    fn endpoints_are_https_or_loopback_http() {
+        for ok in [
+            "https://sts.googleapis.com",
+            "https://10.0.0.5:8443/v1",
+            "http://127.0.0.1:9000",
+            "http://127.8.9.10",
+            "http://[::1]:8080/token",
+            "http://localhost:1234",
+            "http://sts.localhost",
+        ] {
+            assert!(check_endpoint("sts_url", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://sts.googleapis.com",
+            "http://10.0.0.5:8080",
+            "http://localhost.example.com",
+            "http://[::2]:80",
+            "ftp://127.0.0.1",
+            "sts.googleapis.com",
+        ] {
+            let err = check_endpoint("sts_url", bad).unwrap_err();
+            assert!(err.contains("sts_url"), "{err}");
+        }
+        let err = check_endpoint("warehouse.endpoint", "http://bq.internal").unwrap_err();
+        assert!(err.contains("use https"), "{err}");
     }
 }

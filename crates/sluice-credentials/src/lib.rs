@@ -44,6 +44,7 @@ mod token;
 
 pub use config::{
     BIGQUERY_SCOPE, Credential, Endpoints, ImpersonationSource, MAX_LIFETIME, MinterConfig,
+    check_endpoint,
 };
 pub use error::{CredentialError, CredentialErrorKind};
 pub use issuer::{

@@ -267,7 +267,8 @@ fn credential_config(
         &format!("{prefix}.iam_credentials_url"),
         &iam_credentials_url,
     )?;
-    url(&format!("{prefix}.metadata_url"), &metadata_url)?;
+    // The metadata server is plain http by design (link-local, never across
+    // a network); its shape is checked when the minter is built.
     if let Some(revoke) = &revoke_url {
         url(&format!("{prefix}.revoke_url"), revoke)?;
     }
@@ -306,14 +307,7 @@ fn issuer_url(prefix: &str, issuer: Option<&str>) -> Result<String, (String, Str
 }
 
 fn url(key: &str, value: &str) -> Result<(), (String, String)> {
-    if value.starts_with("https://") || value.starts_with("http://") {
-        Ok(())
-    } else {
-        Err((
-            key.to_string(),
-            format!("\"{value}\" is not an http(s) URL"),
-        ))
-    }
+    sluice_credentials::check_endpoint(key, value).map_err(|why| (key.to_string(), why))
 }
 
 #[cfg(test)]
@@ -338,6 +332,27 @@ mod tests {
             .map(|(name, raw)| (name.to_string(), raw))
             .collect();
         validate(None, None, None, None, None, default, named)
+    }
+
+    /// Issue: upstream endpoints are https except on loopback, so no
+    /// token crosses a network in the clear.
+    #[test]
+    fn upstream_endpoints_must_be_https_except_on_loopback() {
+        let wi = || workload_identity(Some("https://sluice.test"));
+        let plain = Some("http://bigquery.internal".to_string());
+        let (key, reason) =
+            validate(plain, None, None, None, None, wi(), BTreeMap::new()).unwrap_err();
+        assert_eq!(key, "warehouse.endpoint");
+        assert!(reason.contains("use https"), "{reason}");
+        let loopback = Some("http://127.0.0.1:9050".to_string());
+        validate(loopback, None, None, None, None, wi(), BTreeMap::new()).unwrap();
+
+        let sts = RawCredentials {
+            sts_url: Some("http://sts.internal/v1/token".into()),
+            ..wi()
+        };
+        let (key, _) = upstream(sts, vec![]).unwrap_err();
+        assert_eq!(key, "warehouse.credentials.sts_url");
     }
 
     #[test]
