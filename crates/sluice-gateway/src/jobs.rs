@@ -56,24 +56,48 @@ pub struct Jobs {
     pub location: String,
 }
 
-/// Labels that name who asked, for the warehouse's own job history:
-/// principal, session and CI run, and the job id the client knows.
+/// Labels that name who asked, for the warehouse's own job history. Sluice
+/// writes every one of them on every job (callers may not set keys
+/// beginning with `sluice`): the principal's name, its issuer, a hash of
+/// issuer and subject (so two issuers' equal names, or names that differ
+/// only in characters a label cannot hold, never look alike), the session
+/// and CI run (`none` when the token names none), and the job id the
+/// client knows.
 pub fn attribution(
     principal: &Principal,
     job_id: &str,
 ) -> std::collections::BTreeMap<String, String> {
     let verified = &principal.verified;
-    let mut pairs = vec![
+    let subject = subject_hash(&verified.issuer, &verified.subject);
+    let issuer = verified
+        .issuer
+        .split_once("://")
+        .map_or(verified.issuer.as_str(), |(_, rest)| rest);
+    let pairs = vec![
         ("sluice-principal", verified.name.as_str()),
+        ("sluice-issuer", issuer),
+        ("sluice-subject", subject.as_str()),
+        (
+            "sluice-session",
+            verified.session.as_deref().unwrap_or("none"),
+        ),
+        ("sluice-run", verified.run.as_deref().unwrap_or("none")),
         ("sluice-job", job_id),
     ];
-    if let Some(session) = &verified.session {
-        pairs.push(("sluice-session", session));
-    }
-    if let Some(run) = &verified.run {
-        pairs.push(("sluice-run", run));
-    }
     sluice_warehouse::bigquery::labels(pairs)
+}
+
+/// The first 80 bits of SHA-256 over `issuer#subject`, in hex: fits a label
+/// value and tells principals apart where their names cannot.
+fn subject_hash(issuer: &str, subject: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{issuer}#{subject}").as_bytes(),
+    );
+    digest.as_ref()[..10]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a new job is.
@@ -320,5 +344,67 @@ impl Jobs {
         };
         self.settle(&mut job, status).await?;
         Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(issuer: &str, subject: &str, name: &str) -> Principal {
+        Principal::new(
+            sluice_identity::Principal {
+                name: name.to_owned(),
+                issuer: issuer.to_owned(),
+                subject: subject.to_owned(),
+                groups: vec![],
+                run: None,
+                session: None,
+            },
+            "unused.jwt.token",
+        )
+    }
+
+    /// Issue: labels tell the truth. Every job carries all of Sluice's
+    /// labels, and two principals whose names collide (across issuers, or
+    /// in characters a label cannot hold) still differ in `sluice-subject`.
+    #[test]
+    fn every_label_is_written_and_colliding_names_stay_apart() {
+        let a = attribution(
+            &principal(
+                "https://token.actions.githubusercontent.com",
+                "repo:acme/etl",
+                "etl",
+            ),
+            "j1",
+        );
+        let keys: Vec<&str> = a.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "sluice-issuer",
+                "sluice-job",
+                "sluice-principal",
+                "sluice-run",
+                "sluice-session",
+                "sluice-subject"
+            ]
+        );
+        assert_eq!(a["sluice-run"], "none");
+        assert_eq!(a["sluice-session"], "none");
+        assert_eq!(a["sluice-issuer"], "token_actions_githubusercontent_com");
+        assert_eq!(a["sluice-subject"].len(), 20);
+
+        let other_issuer = attribution(
+            &principal("https://gitlab.example.com", "repo:acme/etl", "etl"),
+            "j1",
+        );
+        assert_eq!(a["sluice-principal"], other_issuer["sluice-principal"]);
+        assert_ne!(a["sluice-subject"], other_issuer["sluice-subject"]);
+
+        let upper = attribution(&principal("https://i.example", "Agent", "Agent"), "j1");
+        let lower = attribution(&principal("https://i.example", "agent", "agent"), "j1");
+        assert_eq!(upper["sluice-principal"], lower["sluice-principal"]);
+        assert_ne!(upper["sluice-subject"], lower["sluice-subject"]);
     }
 }

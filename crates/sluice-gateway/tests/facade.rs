@@ -770,3 +770,37 @@ async fn the_policy_decides_queries_metadata_and_limits() {
     assert_error(status, &body, 404, "notFound");
     gw.stop().await;
 }
+
+/// Issue: labels tell the truth. A caller may not set a label key that
+/// begins with `sluice` (in any case), on jobs.insert or jobs.query; other
+/// labels pass.
+#[tokio::test]
+async fn caller_labels_beginning_with_sluice_are_refused() {
+    let dir = temp();
+    let gw = TestGateway::start(dir.path()).await;
+    for key in ["sluice-principal", "Sluice_run", "sluicex"] {
+        let insert = json!({"configuration": {"query": {"query": "SELECT 1", "useLegacySql": false}, "labels": {key: "someone-else"}}});
+        let (status, body) = gw
+            .post("/bigquery/v2/projects/proj/jobs", &insert.to_string())
+            .await;
+        assert_error(status, &body, 400, "invalid");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("labels.reserved"),
+            "{body}"
+        );
+        let query = json!({"query": "SELECT 1", "useLegacySql": false, "labels": {key: "x"}});
+        let (status, body) = gw
+            .post("/bigquery/v2/projects/proj/queries", &query.to_string())
+            .await;
+        assert_error(status, &body, 400, "invalid");
+    }
+    let query = json!({"query": "SELECT 1", "useLegacySql": false, "labels": {"team": "etl"}});
+    let (status, body) = gw
+        .post("/bigquery/v2/projects/proj/queries", &query.to_string())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    gw.stop().await;
+}

@@ -93,6 +93,18 @@ fn query_spec(
     dry_run: bool,
     labels: Option<&std::collections::BTreeMap<String, String>>,
 ) -> Result<QuerySpec, GatewayError> {
+    if let Some(key) = labels
+        .into_iter()
+        .flat_map(|l| l.keys())
+        .find(|k| k.to_ascii_lowercase().starts_with("sluice"))
+    {
+        let shown: String = key.chars().take(64).collect();
+        return Err(GatewayError::invalid(format!(
+            "Label key \"{shown}\" is reserved (check labels.reserved): keys beginning with \
+             \"sluice\" are written by Sluice alone, so that a job's labels say truthfully who \
+             ran it. Rename the label and send the job again."
+        )));
+    }
     let sql = sql.unwrap_or_default();
     if sql.trim().is_empty() {
         return Err(GatewayError::invalid(

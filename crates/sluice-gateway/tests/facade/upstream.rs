@@ -282,10 +282,20 @@ async fn an_allowed_query_runs_upstream_with_its_own_token_the_byte_cap_and_labe
     assert_eq!(claims["groups"], json!(["frugal"]));
     // BigQuery itself refuses more than the policy allows.
     assert_eq!(job["configuration"]["query"]["maximumBytesBilled"], "100");
-    assert_eq!(
-        job["configuration"]["labels"]["sluice-principal"],
-        "frugal-agent"
-    );
+    let labels = &job["configuration"]["labels"];
+    assert_eq!(labels["sluice-principal"], "frugal-agent");
+    for key in [
+        "sluice-issuer",
+        "sluice-subject",
+        "sluice-session",
+        "sluice-run",
+        "sluice-job",
+    ] {
+        assert!(
+            labels[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key}: {labels}"
+        );
+    }
     assert!(
         job["jobReference"]["jobId"]
             .as_str()
