@@ -20,8 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sluice_credentials::{AccessToken, COPIED_CLAIMS, Caller, CredentialErrorKind, Minter};
-use sluice_policy::{PolicySet, Who};
-use sluice_sql::QueryFacts;
+use sluice_policy::PolicySet;
 use sluice_warehouse::Access;
 
 use crate::authenticate::Principal;
@@ -196,7 +195,7 @@ impl Credentials {
             issuer: verified.issuer.clone(),
             subject: verified.subject.clone(),
             groups: verified.groups.clone(),
-            policies: admitting_policies(&self.policy, &principal.who()),
+            policies: self.policy.matching_names(&principal.who()),
             claims: workload_claims(principal.token.secret()),
         }
     }
@@ -240,19 +239,6 @@ impl Credentials {
             }
         });
     }
-}
-
-/// The policies that match `who`, in configuration order: the ones whose
-/// grants a call runs under (a decision joins them). Read from the trace of
-/// a decision on no SQL, whose first steps match each policy's `who`.
-fn admitting_policies(policy: &PolicySet, who: &Who<'_>) -> Vec<String> {
-    policy
-        .decide(who, &QueryFacts::default(), None)
-        .trace
-        .into_iter()
-        .filter(|step| step.outcome == "match" && step.rule.ends_with(".who"))
-        .map(|step| step.policy)
-        .collect()
 }
 
 /// The workload claims ([`COPIED_CLAIMS`]) of the caller's token. The
@@ -477,12 +463,9 @@ mod tests {
         )
         .unwrap();
         let bob = principal("bob", &["finance", "staff"]);
-        assert_eq!(
-            admitting_policies(&policies, &bob.who()),
-            ["staff", "finance"]
-        );
+        assert_eq!(policies.matching_names(&bob.who()), ["staff", "finance"]);
         let nobody = principal("eve", &["visitors"]);
-        assert!(admitting_policies(&policies, &nobody.who()).is_empty());
+        assert!(policies.matching_names(&nobody.who()).is_empty());
 
         let payload = URL_SAFE_NO_PAD.encode(
             serde_json::json!({

@@ -118,6 +118,12 @@ impl PolicySet {
         self.policies.iter().map(|p| p.name.as_str()).collect()
     }
 
+    /// The names of the policies that match `who`, in configuration order:
+    /// the policies whose grants a call by `who` runs under.
+    pub fn matching_names(&self, who: &Who<'_>) -> Vec<String> {
+        self.matching(who).map(|p| p.name.clone()).collect()
+    }
+
     /// May `who` see `project.dataset` (`datasets.list`, `datasets.get`)?
     /// True when some matching policy has a read or write pattern whose
     /// first segment matches `project` and that either stops there or whose
