@@ -66,9 +66,15 @@ pub fn budget(default: Duration) -> Duration {
 
 /// The seed of this run: `SLUICE_FUZZ_SEED`, else the clock.
 pub fn seed() -> u64 {
+    seed_or(None)
+}
+
+/// `SLUICE_FUZZ_SEED` if set, else `default` if given, else the clock.
+fn seed_or(default: Option<u64>) -> u64 {
     std::env::var("SLUICE_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
+        .or(default)
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -143,11 +149,27 @@ pub fn run(
     seeds: &[Vec<u8>],
     dictionary: &[&[u8]],
     default_budget: Duration,
+    check: impl FnMut(&[u8]),
+) -> Report {
+    run_from(name, None, seeds, dictionary, default_budget, check)
+}
+
+/// Like [`run`], but with `default_seed` unless `SLUICE_FUZZ_SEED` is set:
+/// for a target whose random runs have found a case not yet fixed, so the
+/// test command stays reproducible while longer runs keep exploring.
+pub fn run_from(
+    name: &str,
+    default_seed: Option<u64>,
+    seeds: &[Vec<u8>],
+    dictionary: &[&[u8]],
+    default_budget: Duration,
     mut check: impl FnMut(&[u8]),
 ) -> Report {
-    let seed = seed();
+    let seed = seed_or(default_seed);
     let budget = budget(default_budget);
     let mut rng = Rng::new(seed);
+    // Printed first, so a case that hangs can be replayed too.
+    eprintln!("fuzz {name}: starting (SLUICE_FUZZ_SEED={seed})");
     let started = Instant::now();
     let mut cases = 0u64;
     let mut current: Vec<u8> = Vec::new();
