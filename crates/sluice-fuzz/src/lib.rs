@@ -10,7 +10,12 @@
 //! - `SLUICE_FUZZ_SECONDS=N` runs each target for N seconds (default: the
 //!   target's own budget, a few seconds).
 //! - `SLUICE_FUZZ_SEED=N` fixes the random stream.
+//! - A case that runs longer than `SLUICE_FUZZ_CASE_SECONDS` (default 20)
+//!   is a hang: its number is printed and the process aborts.
+//!   `SLUICE_FUZZ_SHOW_CASE=N` with the same seed prints case N's input.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A small, fast pseudo-random stream (xorshift64*): enough to drive
@@ -66,21 +71,12 @@ pub fn budget(default: Duration) -> Duration {
 
 /// The seed of this run: `SLUICE_FUZZ_SEED`, else the clock.
 pub fn seed() -> u64 {
-    seed_or(None)
-}
-
-/// `SLUICE_FUZZ_SEED` if set, else `default` if given, else the clock.
-fn seed_or(default: Option<u64>) -> u64 {
-    std::env::var("SLUICE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .or(default)
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
+    env_u64("SLUICE_FUZZ_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    })
 }
 
 /// JSON's punctuation, the start of a dictionary for any JSON target:
@@ -149,27 +145,15 @@ pub fn run(
     seeds: &[Vec<u8>],
     dictionary: &[&[u8]],
     default_budget: Duration,
-    check: impl FnMut(&[u8]),
-) -> Report {
-    run_from(name, None, seeds, dictionary, default_budget, check)
-}
-
-/// Like [`run`], but with `default_seed` unless `SLUICE_FUZZ_SEED` is set:
-/// for a target whose random runs have found a case not yet fixed, so the
-/// test command stays reproducible while longer runs keep exploring.
-pub fn run_from(
-    name: &str,
-    default_seed: Option<u64>,
-    seeds: &[Vec<u8>],
-    dictionary: &[&[u8]],
-    default_budget: Duration,
     mut check: impl FnMut(&[u8]),
 ) -> Report {
-    let seed = seed_or(default_seed);
+    let seed = seed();
     let budget = budget(default_budget);
+    let show = env_u64("SLUICE_FUZZ_SHOW_CASE");
     let mut rng = Rng::new(seed);
     // Printed first, so a case that hangs can be replayed too.
     eprintln!("fuzz {name}: starting (SLUICE_FUZZ_SEED={seed})");
+    let watchdog = Watchdog::start(name, seed);
     let started = Instant::now();
     let mut cases = 0u64;
     let mut current: Vec<u8> = Vec::new();
@@ -179,10 +163,21 @@ pub fn run_from(
         input: &mut current,
         armed: true,
     };
+    let mut one = |input: &mut Vec<u8>, cases: &mut u64| {
+        *cases += 1;
+        if show == Some(*cases) {
+            eprintln!(
+                "fuzz {name}: case {cases} ({} bytes): {}",
+                input.len(),
+                escaped(input)
+            );
+        }
+        watchdog.begin(*cases);
+        check(input);
+    };
     for input in seeds {
         guard.input.clone_from(input);
-        check(guard.input);
-        cases += 1;
+        one(guard.input, &mut cases);
     }
     let empty = [Vec::new()];
     let pool = if seeds.is_empty() { &empty[..] } else { seeds };
@@ -197,15 +192,92 @@ pub fn run_from(
             }
         }
         *guard.input = input;
-        check(guard.input);
-        cases += 1;
+        one(guard.input, &mut cases);
     }
     guard.armed = false;
+    watchdog.stop();
     eprintln!(
         "fuzz {name}: {cases} cases in {:.1} s (SLUICE_FUZZ_SEED={seed})",
         started.elapsed().as_secs_f64()
     );
     Report { cases, seed }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
+fn escaped(input: &[u8]) -> String {
+    input
+        .iter()
+        .take(4096)
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
+}
+
+/// Turns a hang into a failure: a thread that watches the case number and
+/// aborts, naming the case, when one case outlives its time.
+struct Watchdog {
+    case: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(name: &str, seed: u64) -> Self {
+        let limit = std::env::var("SLUICE_FUZZ_CASE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(20));
+        let case = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (case, done, name) = (case.clone(), done.clone(), name.to_owned());
+            std::thread::spawn(move || {
+                let mut seen = (0, Instant::now());
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(Duration::from_millis(200));
+                    let now = case.load(Ordering::Relaxed);
+                    if now != seen.0 {
+                        seen = (now, Instant::now());
+                    } else if now != 0 && seen.1.elapsed() > limit && !done.load(Ordering::Relaxed)
+                    {
+                        eprintln!(
+                            "fuzz {name}: case {now} has run for over {limit:?}: a hang. \
+                             Print it with SLUICE_FUZZ_SEED={seed} SLUICE_FUZZ_SHOW_CASE={now}"
+                        );
+                        std::process::abort();
+                    }
+                }
+            })
+        };
+        Self {
+            case,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn begin(&self, case: u64) {
+        self.case.store(case, Ordering::Relaxed);
+    }
+
+    fn stop(mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Prints the failing case when a check panics (on unwind).
@@ -219,13 +291,7 @@ struct FailureNote<'a> {
 impl Drop for FailureNote<'_> {
     fn drop(&mut self) {
         if self.armed && std::thread::panicking() {
-            let shown: String = self
-                .input
-                .iter()
-                .take(2048)
-                .flat_map(|b| std::ascii::escape_default(*b))
-                .map(char::from)
-                .collect();
+            let shown = escaped(self.input);
             eprintln!(
                 "fuzz {}: failing case (SLUICE_FUZZ_SEED={}, {} bytes): {shown}",
                 self.name,

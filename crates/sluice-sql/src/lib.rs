@@ -13,6 +13,7 @@
 //! The crate is pure: plain data in, plain data out, no I/O, and
 //! [`analyze`] never panics and never returns an error.
 
+mod budget;
 mod facts;
 mod fallback;
 mod limits;
@@ -24,12 +25,16 @@ pub use facts::{
     Defaults, Flag, ObjectKind, QueryFacts, ScriptKind, StatementFacts, StatementKind,
 };
 pub use limits::{LIMITS, LimitExceeded, SqlLimits};
+
 pub use name::TableName;
 pub use routine::{RoutineName, SPENDING_NAMESPACES};
 
+use sqlparser::ast::Statement;
 use sqlparser::dialect::BigQueryDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Tokenizer;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use budget::Budgeted;
 
 /// The longest SQL text analyzed; longer text is reported incomplete
 /// without being parsed, so one request cannot make the gateway spend
@@ -50,14 +55,50 @@ fn shortened(message: &str) -> String {
     format!("{kept}…")
 }
 
-/// Check `sql` against the analysis limits ([`LIMITS`]) without parsing
-/// it, for any other component that parses SQL (the embedded warehouse).
-/// Text that does not even tokenize passes: its parser reports that.
-pub fn check_limits(sql: &str) -> Result<(), LimitExceeded> {
-    match Tokenizer::new(&BigQueryDialect, sql).tokenize_with_location() {
-        Ok(tokens) => limits::check(&tokens, &LIMITS),
-        Err(_) => Ok(()),
+/// Why [`parse`] returned no statements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParseFailure {
+    /// The text is over an analysis limit; nothing was (fully) parsed.
+    Limit(LimitExceeded),
+    /// The text is not BigQuery SQL sqlparser understands.
+    Syntax(ParserError),
+}
+
+impl std::fmt::Display for ParseFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Limit(exceeded) => exceeded.fmt(f),
+            Self::Syntax(err) => err.fmt(f),
+        }
     }
+}
+
+/// Parse BigQuery-dialect `sql` within the analysis limits: the token
+/// limits are checked before parsing, and the parser runs on a budget of
+/// steps ([`budget`]), so no text makes it recurse too deep or backtrack
+/// for long. For every component that parses request SQL (the analysis
+/// here, the embedded warehouse).
+pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseFailure> {
+    let tokens = Tokenizer::new(&BigQueryDialect, sql)
+        .tokenize_with_location()
+        .map_err(|err| ParseFailure::Syntax(err.into()))?;
+    limits::check(&tokens, &LIMITS).map_err(ParseFailure::Limit)?;
+    let counted = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .count();
+    let dialect = Budgeted::for_tokens(counted);
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let parsed = parser.parse_statements();
+    if dialect.exhausted() {
+        return Err(ParseFailure::Limit(LimitExceeded {
+            limit: "max_parse_work",
+            max: usize::try_from(dialect.max()).unwrap_or(usize::MAX),
+            line: parser.peek_token_ref().span.start.line,
+            hint: "the parser would have to try too many readings of this text; look for an unclosed bracket or a malformed expression after a long chain of field accesses, NOT (…), CAST(…) or INTERVAL",
+        }));
+    }
+    parsed.map_err(ParseFailure::Syntax)
 }
 
 /// Analyze BigQuery-dialect `sql` with the request's `defaults`.
@@ -82,28 +123,20 @@ pub(crate) fn analyze_at_depth(sql: &str, defaults: &Defaults, depth: usize) -> 
     // The work a text may cause is bounded on its tokens before anything
     // is parsed (see `limits`): a tree too deep to walk or even drop on a
     // worker's stack is never built. The parser keeps its own recursion
-    // limit for nested brackets and subqueries. A panic inside the parser
+    // limit for nested brackets and subqueries, and runs on a budget of
+    // steps so it cannot backtrack for long (see `budget`). A panic inside the parser
     // is a bug there; it still must not take the gateway down.
-    let parsed = std::panic::catch_unwind(|| {
-        let tokens = Tokenizer::new(&BigQueryDialect, sql).tokenize_with_location()?;
-        if let Err(exceeded) = limits::check(&tokens, &LIMITS) {
-            return Ok(Err(exceeded));
-        }
-        Parser::new(&BigQueryDialect)
-            .with_tokens_with_locations(tokens)
-            .parse_statements()
-            .map(Ok)
-    });
+    let parsed = std::panic::catch_unwind(|| parse(sql));
     let parsed = match parsed {
-        Ok(Ok(Err(exceeded))) => {
+        Ok(Err(ParseFailure::Limit(exceeded))) => {
             facts
                 .incomplete
                 .push(format!("SQL was not analyzed: {exceeded}"));
             facts.limit_exceeded = Some(exceeded);
             return facts;
         }
-        Ok(Ok(Ok(statements))) => Ok(Ok(statements)),
-        Ok(Err(err)) => Ok(Err(err)),
+        Ok(Ok(statements)) => Ok(Ok(statements)),
+        Ok(Err(ParseFailure::Syntax(err))) => Ok(Err(err)),
         Err(panic) => Err(panic),
     };
     match parsed {

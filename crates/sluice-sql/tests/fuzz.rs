@@ -98,34 +98,22 @@ fn analyzer_survives_mutated_sql() {
                 project: "proj".into(),
                 dataset: Some("ds".into()),
             };
-            // A fixed stream by default: random streams found inputs that
-            // send sqlparser into exponential backtracking (nested calls and
-            // subscripts, e.g. SLUICE_FUZZ_SEED=1796221337468038770), not yet
-            // bounded; see docs/security.md. Set SLUICE_FUZZ_SEED to explore.
-            let fixed = Some(1_796_221_331_448_334_371);
-            sluice_fuzz::run_from(
-                "sql",
-                fixed,
-                &seeds,
-                DICTIONARY,
-                Duration::from_secs(6),
-                |input| {
-                    let sql = String::from_utf8_lossy(input);
-                    let facts = analyze(&sql, &defaults);
-                    if facts.limit_exceeded.is_some() || facts.syntax_error.is_some() {
-                        assert!(
-                            !facts.is_complete(),
-                            "refused text must be incomplete: {sql:?}"
-                        );
-                    }
-                    if facts.is_complete() {
-                        assert!(
-                            !facts.statements.is_empty(),
-                            "complete facts name statements"
-                        );
-                    }
-                },
-            )
+            sluice_fuzz::run("sql", &seeds, DICTIONARY, Duration::from_secs(6), |input| {
+                let sql = String::from_utf8_lossy(input);
+                let facts = analyze(&sql, &defaults);
+                if facts.limit_exceeded.is_some() || facts.syntax_error.is_some() {
+                    assert!(
+                        !facts.is_complete(),
+                        "refused text must be incomplete: {sql:?}"
+                    );
+                }
+                if facts.is_complete() {
+                    assert!(
+                        !facts.statements.is_empty(),
+                        "complete facts name statements"
+                    );
+                }
+            })
         })
         .expect("spawn")
         .join()

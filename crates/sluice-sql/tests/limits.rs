@@ -35,7 +35,12 @@ fn analyze_on_worker(sql: String) -> QueryFacts {
 /// warehouse may do with any text the analysis accepted.
 fn parse_print_drop_on_worker(sql: String) {
     on_worker_stack(move || {
-        let statements = Parser::parse_sql(&BigQueryDialect, &sql).expect("parses");
+        let statements = sluice_sql::parse(&sql).expect("parses within the budget");
+        assert_eq!(
+            statements,
+            Parser::parse_sql(&BigQueryDialect, &sql).expect("parses"),
+            "the budgeted parse is BigQuery's parse"
+        );
         let printed: usize = statements.iter().map(|s| s.to_string().len()).sum();
         assert!(printed > 0);
         drop(statements);
@@ -162,6 +167,15 @@ fn large_flat_queries_real_agents_write_are_accepted() {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let deep_fields = format!(
+        "SELECT {} FROM `p.d.t`",
+        (0..3_000)
+            .map(|i| format!(
+                "t.a.b.c.d[OFFSET({i})].e.f[SAFE_OFFSET(CAST(g.h.i AS INT64))] AS x{i}"
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let many_ors = format!(
         "SELECT 1 FROM t WHERE {}",
         (0..200)
@@ -169,7 +183,7 @@ fn large_flat_queries_real_agents_write_are_accepted() {
             .collect::<Vec<_>>()
             .join(" OR ")
     );
-    for sql in [in_list, wide_select, long_case, many_ors] {
+    for sql in [in_list, wide_select, long_case, deep_fields, many_ors] {
         let facts = analyze_on_worker(sql.clone());
         assert_eq!(limit_of(&facts), None, "{:?}", facts.limit_exceeded);
         assert!(facts.is_complete(), "{:?}", facts.incomplete);
@@ -186,4 +200,64 @@ fn a_syntax_error_at_a_huge_token_is_reported_briefly() {
     let message = facts.syntax_error.expect("does not parse");
     assert!(message.chars().count() <= 301, "{} chars", message.len());
     assert!(facts.incomplete.iter().all(|r| r.len() < 400));
+}
+
+/// Regression: sqlparser backtracks at every `.` of a field access and
+/// inside `NOT (`, `CAST(`, `INTERVAL` and subscripts, so a short text
+/// that fails deep inside doubles the work per level: the fuzzer's
+/// `SELECT SAFE.li.li.….li[b.f(1)` (143 bytes) held a thread for minutes.
+/// Each shape below, at 40 levels, would take longer than the universe has
+/// existed; the parser's step budget refuses it at once.
+#[test]
+fn texts_that_make_the_parser_backtrack_are_refused() {
+    let shapes = [
+        ("SELECT a", ".li", "[1 +]"),
+        ("SELECT SAFE", ".li", "[b.f(1)"),
+        ("SELECT a[1]", ".li", "[1"),
+        ("SELECT f(x)", ".li[1]", "[1"),
+        ("SELECT ", "CAST(", "1 +"),
+        ("SELECT ", "NOT (", "1 +"),
+        ("SELECT ", "DATE_ADD(x, INTERVAL ", "1 +"),
+        ("SELECT ", "x.y[", "1 +"),
+        ("SELECT ", "a[b.", "1 +"),
+    ];
+    for (head, piece, tail) in shapes {
+        for times in [20, 40] {
+            let sql = format!("{head}{}{tail}", piece.repeat(times));
+            let facts = analyze_on_worker(sql.clone());
+            assert!(!facts.is_complete(), "{sql}");
+            assert!(
+                limit_of(&facts) == Some("max_parse_work") || facts.syntax_error.is_some(),
+                "{sql}: {:?}",
+                facts.incomplete
+            );
+        }
+    }
+    let facts = analyze_on_worker(format!("SELECT a{}[1 +]", ".li".repeat(40)));
+    let shown = facts.limit_exceeded.expect("over the budget").to_string();
+    assert!(shown.contains("analysis.limits.max_parse_work"), "{shown}");
+}
+
+/// The budget wraps BigQuery's dialect without changing it: every query of
+/// the guardrail corpus parses to the same tree, or fails the same way.
+#[test]
+fn the_budgeted_parser_is_bigquerys_parser() {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        sql: String,
+    }
+    let corpus: Vec<Case> =
+        serde_json::from_str(include_str!("corpus/guardrails.json")).expect("corpus parses");
+    assert!(corpus.len() > 50);
+    for case in corpus {
+        let ours = sluice_sql::parse(&case.sql);
+        let theirs = Parser::parse_sql(&BigQueryDialect, &case.sql);
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", case.sql),
+            (Err(sluice_sql::ParseFailure::Syntax(a)), Err(b)) => {
+                assert_eq!(a, b, "{}", case.sql)
+            }
+            (ours, theirs) => panic!("{}: {ours:?} vs {theirs:?}", case.sql),
+        }
+    }
 }

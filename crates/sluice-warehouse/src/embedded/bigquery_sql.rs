@@ -20,8 +20,7 @@ mod tests;
 mod unnest;
 
 use datafusion::sql::sqlparser::ast::{Statement, Visit, Visitor};
-use datafusion::sql::sqlparser::dialect::BigQueryDialect;
-use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::parser::ParserError;
 use std::ops::ControlFlow;
 
 use crate::{QueryRequest, TableRef, WarehouseError};
@@ -83,8 +82,15 @@ fn parse_query(sql: &str) -> Result<Statement, WarehouseError> {
             "The query is too large. The maximum standard SQL query length is {MAX_SQL_BYTES} bytes."
         )));
     }
-    names::check_operator_count(sql)?;
-    let mut statements = Parser::parse_sql(&BigQueryDialect {}, sql).map_err(parse_error)?;
+    // The analysis' bounded parse: token limits first, then a budget of
+    // parser steps, so the warehouse accepts no text the gateway's
+    // analysis would refuse, even when called on its own.
+    let mut statements = sluice_sql::parse(sql).map_err(|failure| match failure {
+        sluice_sql::ParseFailure::Limit(exceeded) => {
+            WarehouseError::invalid_query(format!("The query is too complex: {exceeded}."))
+        }
+        sluice_sql::ParseFailure::Syntax(error) => parse_error(error),
+    })?;
     match statements.len() {
         0 => {
             return Err(WarehouseError::invalid_query(

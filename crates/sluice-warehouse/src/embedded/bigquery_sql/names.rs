@@ -1,6 +1,5 @@
 //! Names: table references resolved to `project.dataset.table`, column
-//! identifiers made case-insensitive, and the cheap size checks that run
-//! before the parser builds a tree.
+//! identifiers made case-insensitive.
 //!
 //! DataFusion lowercases unquoted identifiers and keeps quoted ones as they
 //! are. BigQuery's table names are case-sensitive and its column names are
@@ -10,15 +9,6 @@
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
 
 use crate::{QueryRequest, WarehouseError};
-
-/// Refuses queries that could build a tree too deep to walk or drop: the
-/// analysis limits of `sluice_sql`, so the warehouse accepts no text the
-/// gateway's analysis would refuse, even when called on its own.
-pub fn check_operator_count(sql: &str) -> Result<(), WarehouseError> {
-    sluice_sql::check_limits(sql).map_err(|exceeded| {
-        WarehouseError::invalid_query(format!("The query is too complex: {exceeded}."))
-    })
-}
 
 /// Makes a backtick-quoted column identifier unquoted, so DataFusion
 /// matches it case-insensitively like BigQuery does.
