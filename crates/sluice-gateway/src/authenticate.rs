@@ -43,6 +43,7 @@ impl Principal {
         sluice_policy::Who {
             name: &self.verified.name,
             groups: &self.verified.groups,
+            issuer: &self.verified.issuer,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The credential phase: the upstream token a call runs with.
 //!
-//! A token is minted for one principal and one job (or, for metadata
-//! calls, one principal's catalog reads), kept in memory only, reused for
-//! that job's polling and pages while it is fresh, and revoked once the job
-//! is done where Google allows it. Tokens are never shared between
-//! principals, and a failure to mint is a refusal (403) or an outage (503):
-//! there is no fall-back to a broader credential.
+//! A token is minted for one principal, one job and the one token the
+//! caller presented (or for a single dry run or metadata call), kept in
+//! memory only, reused for that job's polling and pages while it is fresh,
+//! and released and revoked once the job is done where Google allows it.
+//! Tokens are never shared between principals or between two tokens of one
+//! principal, nothing is minted for a caller no policy names, and a failure
+//! to mint is a refusal (403) or an outage (503): there is no fall-back to
+//! a broader credential.
 //!
 //! A minter is told who the token is for as a [`Caller`]: the verified
 //! identity, the policies that admit it and the workload claims of its
@@ -35,12 +37,29 @@ const FRESH_MARGIN: Duration = Duration::from_secs(60);
 /// gateway sets it to the longest an upstream call may take).
 const REVOKE_GRACE: Duration = Duration::from_secs(120);
 
-/// What a cached token was minted for.
+/// What a cached token was minted for: one principal, one job, and the
+/// very token the caller presented (hashed), so that two callers sharing a
+/// subject never share an upstream token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Purpose {
     principal: String,
-    /// The job key, or none for metadata calls.
-    job: Option<String>,
+    job: String,
+    caller_token: [u8; 32],
+}
+
+/// A token minted for one call (a dry run, a metadata read): released,
+/// and revoked where Google allows it, when the call is over.
+#[derive(Debug)]
+pub struct CallAccess<'a> {
+    credentials: &'a Credentials,
+    key: String,
+    pub access: Access,
+}
+
+impl Drop for CallAccess<'_> {
+    fn drop(&mut self) {
+        self.credentials.release(&self.key);
+    }
 }
 
 /// A minted token and the minter that made it (and may revoke it).
@@ -139,18 +158,26 @@ impl Credentials {
         }
     }
 
-    /// The access for a call by `principal`, for `job` (or catalog reads).
-    pub async fn access(
-        &self,
-        principal: &Principal,
-        job: Option<&str>,
-    ) -> Result<Access, GatewayError> {
+    /// The access for the calls of `principal` on `job` (its start,
+    /// polling and pages), minted once per job and caller token.
+    ///
+    /// A caller no policy names gets nothing: no token is minted and no
+    /// upstream call made for a stranger (with a public issuer, anyone).
+    pub async fn access(&self, principal: &Principal, job: &str) -> Result<Access, GatewayError> {
         let Some(minter) = self.minter_for(principal)? else {
             return Ok(Access::none());
         };
+        if self.policy.matching_names(&principal.who()).is_empty() {
+            return Err(GatewayError::access_denied(format!(
+                "Access Denied: rule default-deny: no policy names {}, so Sluice minted no credential and called nothing. \
+                 Ask the Sluice administrators for a policy that covers your identity.",
+                principal.verified.name
+            )));
+        }
         let purpose = Purpose {
             principal: principal.name.clone(),
-            job: job.map(str::to_string),
+            job: job.to_owned(),
+            caller_token: caller_token_hash(principal.token.secret()),
         };
         if let Some(token) = self.cached(&purpose, &minter) {
             return Ok(Access::with_token(token));
@@ -176,16 +203,39 @@ impl Credentials {
                 }
             })?;
         let token = Arc::new(token);
+        let minted = Minted {
+            token: token.clone(),
+            minter,
+        };
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        tokens.retain(|_, m| m.token.is_fresh(Duration::ZERO));
-        tokens.insert(
-            purpose,
-            Minted {
-                token: token.clone(),
-                minter,
-            },
-        );
+        let mut dropped: Vec<Minted> = Vec::new();
+        tokens.retain(|_, m| {
+            let fresh = m.token.is_fresh(Duration::ZERO);
+            if !fresh {
+                dropped.push(m.clone());
+            }
+            fresh
+        });
+        // A concurrent call for the same purpose may have minted too: the
+        // token it cached is replaced, and revoked like any other.
+        dropped.extend(tokens.insert(purpose, minted));
+        drop(tokens);
+        for minted in dropped {
+            self.revoke_later(minted);
+        }
         Ok(Access::with_token(token))
+    }
+
+    /// The access for one call that belongs to no job (a dry run, a
+    /// metadata read): its token is released when the result is dropped.
+    pub async fn access_once(&self, principal: &Principal) -> Result<CallAccess<'_>, GatewayError> {
+        let key = format!("call-{}", uuid::Uuid::new_v4().simple());
+        let access = self.access(principal, &key).await?;
+        Ok(CallAccess {
+            credentials: self,
+            key,
+            access,
+        })
     }
 
     /// Who a token is minted for, as Sluice asserts it.
@@ -208,22 +258,30 @@ impl Credentials {
             .map(|m| m.token.clone())
     }
 
-    /// The job is done: its token is forgotten and, where Google allows
-    /// it, revoked in the background once no call still uses it (or after
-    /// the revoke grace). A later call for the same job mints a new one.
-    pub fn release(&self, principal: &str, job: &str) {
-        let purpose = Purpose {
-            principal: principal.to_string(),
-            job: Some(job.to_string()),
-        };
-        let minted = self
-            .tokens
+    /// The job is done: its tokens (one per caller token that used it) are
+    /// forgotten and, where Google allows it, revoked in the background
+    /// once no call still uses them (or after the revoke grace). A later
+    /// call for the same job mints a new one.
+    pub fn release(&self, job: &str) {
+        let mut released = Vec::new();
+        self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&purpose);
-        let Some(Minted { token, minter }) = minted else {
-            return;
-        };
+            .retain(|purpose, minted| {
+                let keep = purpose.job != job;
+                if !keep {
+                    released.push(minted.clone());
+                }
+                keep
+            });
+        for minted in released {
+            self.revoke_later(minted);
+        }
+    }
+
+    /// Revokes a token no longer cached, once calls still holding it are
+    /// done (or after the revoke grace).
+    fn revoke_later(&self, Minted { token, minter }: Minted) {
         if !minter.revocable() {
             return;
         }
@@ -239,6 +297,15 @@ impl Credentials {
             }
         });
     }
+}
+
+/// SHA-256 of the caller's token: the cache key part that keeps two
+/// callers' tokens apart without keeping the token itself.
+fn caller_token_hash(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest.as_ref());
+    hash
 }
 
 /// The workload claims ([`COPIED_CLAIMS`]) of the caller's token. The
@@ -337,6 +404,7 @@ mod tests {
             who: RawWho {
                 groups: vec![group.into()],
                 principals: Vec::new(),
+                issuers: Vec::new(),
             },
             allow: RawAllow {
                 read: vec!["proj".into()],
@@ -368,6 +436,10 @@ mod tests {
     }
 
     fn principal(subject: &str, groups: &[&str]) -> Principal {
+        principal_with_token(subject, groups, "caller.jwt.token")
+    }
+
+    fn principal_with_token(subject: &str, groups: &[&str], token: &str) -> Principal {
         Principal::new(
             sluice_identity::Principal {
                 name: subject.into(),
@@ -377,7 +449,7 @@ mod tests {
                 run: None,
                 session: None,
             },
-            "caller.jwt.token",
+            token,
         )
     }
 
@@ -388,16 +460,16 @@ mod tests {
         let finance = principal("bob", &["finance", "staff"]);
         let both = principal("carol", &["finance", "ops"]);
 
-        let access = credentials.access(&staff, Some("job-1")).await.unwrap();
+        let access = credentials.access(&staff, "job-1").await.unwrap();
         assert!(access.token().is_some());
         assert_eq!(google.default_mints.load(Ordering::SeqCst), 1);
         assert_eq!(google.named_mints.load(Ordering::SeqCst), 0);
 
-        credentials.access(&finance, Some("job-2")).await.unwrap();
+        credentials.access(&finance, "job-2").await.unwrap();
         assert_eq!(google.default_mints.load(Ordering::SeqCst), 1);
         assert_eq!(google.named_mints.load(Ordering::SeqCst), 1);
 
-        let refused = credentials.access(&both, Some("job-3")).await.unwrap_err();
+        let refused = credentials.access(&both, "job-3").await.unwrap_err();
         let message = refused.to_string();
         assert!(message.contains("policies.credentials"), "{message}");
         assert!(message.contains("finance uses finance-reader"), "{message}");
@@ -412,10 +484,10 @@ mod tests {
         let alice = principal("alice", &["staff"]);
         let mallory = principal("mallory", &["staff"]);
 
-        let first = credentials.access(&alice, Some("job-1")).await.unwrap();
-        let again = credentials.access(&alice, Some("job-1")).await.unwrap();
-        let other = credentials.access(&mallory, Some("job-1")).await.unwrap();
-        let next_job = credentials.access(&alice, Some("job-2")).await.unwrap();
+        let first = credentials.access(&alice, "job-1").await.unwrap();
+        let again = credentials.access(&alice, "job-1").await.unwrap();
+        let other = credentials.access(&mallory, "job-1").await.unwrap();
+        let next_job = credentials.access(&alice, "job-2").await.unwrap();
         let secret = |a: &Access| a.token().unwrap().secret().to_string();
         assert_eq!(secret(&first), secret(&again), "reused within the job");
         assert_ne!(
@@ -433,7 +505,7 @@ mod tests {
         // The job is done while a call still holds its token: it is not
         // revoked under that call's feet…
         drop(again);
-        credentials.release(&alice.name, "job-1");
+        credentials.release("job-1");
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(google.revokes.load(Ordering::SeqCst), 0);
         // …but as soon as the call is over.
@@ -446,9 +518,73 @@ mod tests {
         }
         assert_eq!(google.revokes.load(Ordering::SeqCst), 1);
         // A later call for the job mints afresh.
-        let after = credentials.access(&alice, Some("job-1")).await.unwrap();
+        let after = credentials.access(&alice, "job-1").await.unwrap();
         assert_ne!(secret(&after), secret(&other));
         assert_eq!(google.default_mints.load(Ordering::SeqCst), 4);
+        // The release covered every caller's token for the job.
+        drop(other);
+        wait_for(&google.revokes, 2).await;
+    }
+
+    async fn wait_for(counter: &AtomicUsize, n: usize) {
+        for _ in 0..100 {
+            if counter.load(Ordering::SeqCst) >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(counter.load(Ordering::SeqCst), n);
+    }
+
+    /// Issue: ownership is more than a subject. Two runs presenting
+    /// different tokens for one subject (every pull request of a
+    /// repository, say) never share a job's upstream token.
+    #[tokio::test]
+    async fn two_tokens_of_one_subject_never_share_an_upstream_token() {
+        let (google, credentials) = credentials().await;
+        let main_run = principal_with_token("repo:acme/etl", &["staff"], "main.run.jwt");
+        let branch_run = principal_with_token("repo:acme/etl", &["staff"], "branch.run.jwt");
+        assert_eq!(main_run.name, branch_run.name);
+        let a = credentials.access(&main_run, "job-1").await.unwrap();
+        let b = credentials.access(&branch_run, "job-1").await.unwrap();
+        assert_ne!(a.token().unwrap().secret(), b.token().unwrap().secret());
+        assert_eq!(google.default_mints.load(Ordering::SeqCst), 2);
+    }
+
+    /// Issue: nothing is minted for strangers.
+    #[tokio::test]
+    async fn a_caller_no_policy_names_gets_no_token() {
+        let (google, credentials) = credentials().await;
+        let stranger = principal("someone", &["some-other-repo"]);
+        let refused = credentials.access(&stranger, "job-1").await.unwrap_err();
+        assert_eq!(refused.reason, "accessDenied");
+        assert!(refused.message.contains("default-deny"), "{refused}");
+        assert!(credentials.access_once(&stranger).await.is_err());
+        assert_eq!(google.default_mints.load(Ordering::SeqCst), 0);
+    }
+
+    /// Issue: tokens die on every path. A token minted for one call is
+    /// revoked when the call is over, and a token a concurrent mint
+    /// replaced in the cache is revoked too.
+    #[tokio::test]
+    async fn one_call_tokens_and_replaced_tokens_are_revoked() {
+        let (google, credentials) = credentials().await;
+        let alice = principal("alice", &["staff"]);
+        let once = credentials.access_once(&alice).await.unwrap();
+        assert!(once.access.token().is_some());
+        drop(once);
+        wait_for(&google.revokes, 1).await;
+
+        let (a, b) = tokio::join!(
+            credentials.access(&alice, "job-9"),
+            credentials.access(&alice, "job-9")
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(google.default_mints.load(Ordering::SeqCst), 3);
+        drop((a, b));
+        wait_for(&google.revokes, 2).await;
+        credentials.release("job-9");
+        wait_for(&google.revokes, 3).await;
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use sluice_policy::{Decision, Estimate, Limits};
 use sluice_sql::{ObjectKind, QueryFacts, RoutineName, StatementKind};
-use sluice_warehouse::{DryRun, QueryRequest, RoutineRef};
+use sluice_warehouse::{DryRun, QueryRequest, RoutineRef, WarehouseErrorKind};
 
 use crate::Gateway;
 use crate::analyze::{analyze, comparable};
@@ -53,8 +53,37 @@ pub async fn admit(
         }
     }
     enforce(first, principal)?;
-    let access = gateway.credentials.access(principal, None).await?;
-    let plan = gateway.warehouse.dry_run(&access, request).await?;
+    // Where the job runs is who pays for it: a project a policy names.
+    let project = &request.default_project;
+    if !policy.may_run_jobs_in(&who, project) {
+        tracing::info!(principal = %principal.verified.name, %project, "denied: project");
+        return Err(GatewayError::access_denied(format!(
+            "Access Denied: rule policies.projects: no policy for {} lets it run jobs in project {project} \
+             (the project a job runs in is billed for it). Send the job to a project your policy lists, \
+             or ask the Sluice administrators to add this one to the policy's projects.",
+            principal.verified.name
+        )));
+    }
+    // The dry run's token serves this one call and dies with it.
+    let call = gateway.credentials.access_once(principal).await?;
+    let plan = gateway
+        .warehouse
+        .dry_run(&call.access, request)
+        .await
+        .map_err(|err| match err.kind {
+            // Statistics Sluice cannot read are a refusal, not a failure a
+            // client would retry: the decision cannot be made.
+            WarehouseErrorKind::Internal => {
+                tracing::warn!(principal = %principal.verified.name, error = %err.message, "unreadable dry run");
+                GatewayError::access_denied(format!(
+                    "Access Denied: check analysis.cross_check: the warehouse's dry run answered with statistics Sluice \
+                     could not read ({}), so the query was not run. Report it to the Sluice administrators.",
+                    err.message
+                ))
+            }
+            _ => GatewayError::from(err),
+        })?;
+    drop(call);
     let require_tables = gateway
         .config
         .upstream

@@ -136,6 +136,22 @@ impl GatewayError {
     }
 
     /// The job's `errorResult` form of this error.
+    /// Whether the official clients would send the request again: the
+    /// reasons they retry, and any 5xx or 429.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.reason,
+            "backendError"
+                | "internalError"
+                | "rateLimitExceeded"
+                | "badGateway"
+                | "jobBackendError"
+                | "jobInternalError"
+                | "jobRateLimitExceeded"
+        ) || self.status.is_server_error()
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+    }
+
     pub fn error_result(&self) -> serde_json::Value {
         json!({"reason": self.reason, "message": self.message})
     }
@@ -156,7 +172,8 @@ impl GatewayError {
                     .unwrap_or(StatusCode::BAD_REQUEST),
                 known,
             ),
-            None => (StatusCode::INTERNAL_SERVER_ERROR, "internalError"),
+            // Unknown: passed on as a reason no client retries.
+            None => (StatusCode::BAD_REQUEST, "invalid"),
         };
         Self {
             status,

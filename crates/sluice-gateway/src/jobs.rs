@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use sluice_policy::PolicySet;
 use sluice_store::{JobRecord, JobState, Store};
 use sluice_warehouse::{Access, QueryRequest, QueryStatus, Warehouse, WarehouseErrorKind};
 
@@ -53,6 +54,9 @@ pub struct Jobs {
     pub store: Arc<dyn Store>,
     pub warehouse: Arc<dyn Warehouse>,
     pub credentials: Arc<Credentials>,
+    /// Who may act on a job: a caller one of the job's admitting policies
+    /// admits now.
+    pub policy: Arc<PolicySet>,
     pub location: String,
 }
 
@@ -137,14 +141,21 @@ impl Jobs {
             started_ms: Some(now),
             ended_ms: None,
             max_rows: new.max_rows,
+            admitted_by: self.policy.matching_names(&principal.who()),
+            admitted_groups: principal.verified.groups.clone(),
         };
         // No credential, no job: nothing is recorded, so the caller can
         // simply try again.
         let access = self
             .credentials
-            .access(principal, Some(&job.warehouse_key))
+            .access(principal, &job.warehouse_key)
             .await?;
-        self.store.insert_job(&job).await?;
+        if let Err(err) = self.store.insert_job(&job).await {
+            // A job id already in use (or a store failure): nothing runs,
+            // and the token minted for it dies now.
+            self.credentials.release(&job.warehouse_key);
+            return Err(err.into());
+        }
         new.query.labels.extend(attribution(principal, &job.job_id));
         match self
             .warehouse
@@ -156,7 +167,20 @@ impl Jobs {
                 Ok(job)
             }
             Err(err) => {
-                self.settle(&mut job, QueryStatus::Failed(err)).await?;
+                let err = GatewayError::from(err);
+                if err.is_retryable() {
+                    // Nothing exists upstream: the job is forgotten and the
+                    // caller told to try again, under the same id if it
+                    // likes (a failed job would make clients resubmit).
+                    self.credentials.release(&job.warehouse_key);
+                    self.store.delete_job(&job.project_id, &job.job_id).await?;
+                    return Err(err);
+                }
+                job.error = Some(err.error_result());
+                self.credentials.release(&job.warehouse_key);
+                job.state = JobState::Done;
+                job.ended_ms = Some(now_ms());
+                self.store.update_job(&job).await?;
                 Ok(job)
             }
         }
@@ -186,6 +210,8 @@ impl Jobs {
             started_ms: Some(now),
             ended_ms: Some(now),
             max_rows: new.max_rows,
+            admitted_by: self.policy.matching_names(&principal.who()),
+            admitted_groups: principal.verified.groups.clone(),
         };
         self.store.insert_job(&job).await?;
         Ok(job)
@@ -211,7 +237,9 @@ impl Jobs {
                         return;
                     }
                     Err(err) => {
+                        // Callers polling with their own tokens settle it.
                         tracing::warn!(job = %job.job_id, %err, "lost track of a running job");
+                        jobs.credentials.release(&job.warehouse_key);
                         return;
                     }
                 }
@@ -219,8 +247,21 @@ impl Jobs {
         });
     }
 
-    /// Loads a job of the caller's; someone else's job does not exist for
-    /// them.
+    /// Whether `principal` may act on `job`: the same principal (issuer
+    /// and subject), and one of the policies that admitted the job admits
+    /// the caller now. Many runs share a subject (every pull request of a
+    /// repository, every job of a GitHub environment), so the subject
+    /// alone does not make a run the job's owner.
+    pub fn owns(&self, principal: &Principal, job: &JobRecord) -> bool {
+        if job.principal != principal.name {
+            return false;
+        }
+        let now = self.policy.matching_names(&principal.who());
+        job.admitted_by.iter().any(|policy| now.contains(policy))
+    }
+
+    /// Loads a job the caller owns ([`Self::owns`]); any other job does
+    /// not exist for them.
     pub async fn load(
         &self,
         principal: &Principal,
@@ -228,7 +269,7 @@ impl Jobs {
         job_id: &str,
     ) -> Result<JobRecord, GatewayError> {
         match self.store.get_job(project_id, job_id).await? {
-            Some(job) if job.principal == principal.name => {
+            Some(job) if self.owns(principal, &job) => {
                 self.warehouse.resume(&job.warehouse_key, &job.project_id);
                 Ok(job)
             }
@@ -252,7 +293,7 @@ impl Jobs {
         }
         let access = self
             .credentials
-            .access(principal, Some(&job.warehouse_key))
+            .access(principal, &job.warehouse_key)
             .await?;
         let status = match self
             .warehouse
@@ -303,9 +344,11 @@ impl Jobs {
             QueryStatus::Failed(err) => {
                 let err = GatewayError::from(err);
                 job.error = Some(json!({"reason": err.reason, "message": err.message}));
-                // No pages will be read: the job's token is done with.
-                self.credentials.release(&job.principal, &job.warehouse_key);
             }
+        }
+        if job.error.is_some() {
+            // No pages will be read: the job's tokens are done with.
+            self.credentials.release(&job.warehouse_key);
         }
         job.state = JobState::Done;
         job.ended_ms = Some(now_ms());
@@ -324,7 +367,7 @@ impl Jobs {
         }
         let access = self
             .credentials
-            .access(principal, Some(&job.warehouse_key))
+            .access(principal, &job.warehouse_key)
             .await?;
         self.warehouse
             .cancel_query(&access, &job.warehouse_key)

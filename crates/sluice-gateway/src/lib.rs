@@ -154,6 +154,7 @@ impl Gateway {
             store: store.clone(),
             warehouse: warehouse.clone(),
             credentials: credentials.clone(),
+            policy: config.policy.clone(),
             location: config.location.clone(),
         };
         Ok(Self {

@@ -9,6 +9,10 @@ mod harness;
 mod hostile_bodies;
 #[path = "facade/hostile_sql.rs"]
 mod hostile_sql;
+#[path = "facade/ownership.rs"]
+mod ownership;
+#[path = "facade/tokens.rs"]
+mod tokens;
 #[path = "facade/upstream.rs"]
 mod upstream;
 

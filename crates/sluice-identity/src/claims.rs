@@ -4,17 +4,18 @@ use serde_json::{Map, Value};
 
 use crate::Principal;
 
-/// Adds `group` when every `(claim, glob)` in `when` matches.
+/// Adds `group` when every claim in `when` matches one of its globs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GroupRule {
     pub(crate) group: String,
-    pub(crate) when: Vec<(String, String)>,
+    pub(crate) when: Vec<(String, Vec<String>)>,
 }
 
 impl GroupRule {
     fn matches(&self, claims: &Map<String, Value>) -> bool {
-        self.when.iter().all(|(claim, pattern)| {
-            scalar_text(claims.get(claim)).is_some_and(|value| glob_match(pattern, &value))
+        self.when.iter().all(|(claim, patterns)| {
+            scalar_text(claims.get(claim))
+                .is_some_and(|value| patterns.iter().any(|pattern| glob_match(pattern, &value)))
         })
     }
 }
@@ -93,6 +94,9 @@ fn scalar_text(value: Option<&Value>) -> Option<String> {
 pub(crate) use sluice_policy::glob_match;
 
 #[cfg(test)]
+mod safe_github_rule;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -102,7 +106,7 @@ mod tests {
             group: group.to_string(),
             when: when
                 .iter()
-                .map(|(c, p)| (c.to_string(), p.to_string()))
+                .map(|(c, p)| (c.to_string(), vec![p.to_string()]))
                 .collect(),
         }
     }
@@ -171,6 +175,42 @@ mod tests {
             mapping,
         );
         assert_eq!(p.groups, vec!["ci-acme"]);
+    }
+
+    /// A claim listed with several globs matches when any of them does;
+    /// every claim of the rule must still match.
+    #[test]
+    fn a_list_of_globs_matches_any_of_them() {
+        let rules = vec![GroupRule {
+            group: "ci-load".to_string(),
+            when: vec![
+                (
+                    "event_name".to_string(),
+                    vec!["push".to_string(), "schedule".to_string()],
+                ),
+                ("repository_id".to_string(), vec!["42".to_string()]),
+            ],
+        }];
+        let mapping = ClaimMapping {
+            name_claim: "sub",
+            groups_claim: None,
+            group_rules: &rules,
+        };
+        let groups = |value: Value| principal("iss", "s", &claims(value), mapping).groups;
+        assert_eq!(
+            groups(json!({"event_name": "push", "repository_id": "42"})),
+            ["ci-load"]
+        );
+        assert_eq!(
+            groups(json!({"event_name": "schedule", "repository_id": 42})),
+            ["ci-load"]
+        );
+        assert!(
+            groups(json!({"event_name": "pull_request_target", "repository_id": "42"})).is_empty()
+        );
+        assert!(groups(json!({"event_name": "push", "repository_id": "421"})).is_empty());
+        assert!(groups(json!({"event_name": ["push"], "repository_id": "42"})).is_empty());
+        assert!(groups(json!({"repository_id": "42"})).is_empty());
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! validated [`IdentityConfig`] the verifier runs on.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use reqwest::Url;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::claims::GroupRule;
 use crate::duration::parse_duration;
@@ -64,14 +66,116 @@ pub struct RawIssuer {
     pub refresh: Option<String>,
 }
 
-/// Puts the caller in `group` when every claim in `when` matches its glob.
+/// Puts the caller in `group` when every claim in `when` matches.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGroupRule {
     /// The group to add.
     pub group: String,
-    /// Claim name → glob (`*` matches any run of characters). All must match.
-    pub when: BTreeMap<String, String>,
+    /// Claim name → what its value must be (see [`RawClaimMatch`]). All
+    /// must match.
+    pub when: BTreeMap<String, RawClaimMatch>,
+}
+
+/// What one claim of a group rule must be: a glob (`*` matches any run of
+/// characters), or a list of globs of which one must match
+/// (`event_name: [push, schedule]`). A claim matches only when it is a
+/// string, number or boolean, compared as text; a number or boolean
+/// written in YAML is its text too (`repository_id: 123` is `"123"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawClaimMatch(pub Vec<String>);
+
+impl From<&str> for RawClaimMatch {
+    fn from(glob: &str) -> Self {
+        Self(vec![glob.to_string()])
+    }
+}
+
+impl<'de> Deserialize<'de> for RawClaimMatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ClaimMatchVisitor)
+    }
+}
+
+/// Reads one value, or a list of values, of a group rule's claim.
+struct ClaimMatchVisitor;
+
+/// One value of a list: a scalar, never a list again.
+struct ClaimText(String);
+
+impl<'de> Deserialize<'de> for ClaimText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(ClaimTextVisitor)
+            .map(ClaimText)
+    }
+}
+
+/// Scalars as the text a claim is compared with.
+struct ClaimTextVisitor;
+
+impl Visitor<'_> for ClaimTextVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a claim value: a string, integer or boolean")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
+        Ok(value.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<String, E> {
+        Ok(value.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<String, E> {
+        Ok(value.to_string())
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<String, E> {
+        Ok(value.to_string())
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimMatchVisitor {
+    type Value = RawClaimMatch;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a claim value (a string, integer or boolean) or a list of them")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        ClaimTextVisitor
+            .visit_str(value)
+            .map(|text| RawClaimMatch(vec![text]))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        ClaimTextVisitor
+            .visit_u64(value)
+            .map(|text| RawClaimMatch(vec![text]))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        ClaimTextVisitor
+            .visit_i64(value)
+            .map(|text| RawClaimMatch(vec![text]))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        ClaimTextVisitor
+            .visit_bool(value)
+            .map(|text| RawClaimMatch(vec![text]))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut globs = Vec::new();
+        while let Some(ClaimText(text)) = seq.next_element()? {
+            globs.push(text);
+        }
+        Ok(RawClaimMatch(globs))
+    }
 }
 
 /// `identity.development_issuer`.
@@ -321,14 +425,23 @@ fn validate_issuer(raw: &RawIssuer, key: &str, errors: &mut Errors) -> Option<Is
                 "list at least one claim to match; a rule without conditions would put every caller in the group",
             );
         }
-        for claim in rule.when.keys() {
+        for (claim, matches) in &rule.when {
             if claim.trim().is_empty() {
                 errors.push(format!("{rule_key}.when"), "claim names must not be empty");
+            } else if matches.0.is_empty() {
+                errors.push(
+                    format!("{rule_key}.when.{claim}"),
+                    "list at least one value; an empty list matches no token",
+                );
             }
         }
         group_rules.push(GroupRule {
             group: rule.group.clone(),
-            when: rule.when.clone().into_iter().collect(),
+            when: rule
+                .when
+                .iter()
+                .map(|(claim, matches)| (claim.clone(), matches.0.clone()))
+                .collect(),
         });
     }
 

@@ -17,7 +17,9 @@ mod keys;
 mod token;
 mod verifier;
 
-pub use config::{IdentityConfig, RawDevIssuer, RawGroupRule, RawIdentity, RawIssuer};
+pub use config::{
+    IdentityConfig, RawClaimMatch, RawDevIssuer, RawGroupRule, RawIdentity, RawIssuer,
+};
 pub use dev_issuer::DevIssuer;
 pub use duration::parse_duration;
 pub use verifier::Verifier;

@@ -71,6 +71,7 @@ fn main() {
     let who = Who {
         name: "bench-agent",
         groups: &groups,
+        issuer: "",
     };
     let defaults = Defaults {
         project: "demo".into(),

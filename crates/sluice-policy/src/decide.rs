@@ -147,20 +147,15 @@ impl PolicySet {
         for policy in &self.policies {
             let rule = format!("policies.{}.who", policy.name);
             match policy.matches(who) {
-                Some(why) => {
+                Ok(why) => {
                     run.trace
                         .push(TraceStep::new(&policy.name, rule, "match", why));
                     run.matching.push(policy);
                 }
-                None => run.trace.push(TraceStep::new(
-                    &policy.name,
-                    rule,
-                    "no match",
-                    format!(
-                        "{} is in none of its groups and matches none of its principals",
-                        principal(who)
-                    ),
-                )),
+                Err(why_not) => {
+                    run.trace
+                        .push(TraceStep::new(&policy.name, rule, "no match", why_not))
+                }
             }
         }
         run
@@ -568,14 +563,22 @@ fn smallest<'p>(
         .min_by_key(|(_, v)| *v)
 }
 
-/// `principal etl-agent (groups: agents, ci)`.
-fn principal(who: &Who<'_>) -> String {
+/// `principal etl-agent (groups: agents, ci)`, or with an issuer
+/// `principal etl-agent (issuer https://idp.example, groups: agents)`.
+pub(crate) fn principal(who: &Who<'_>) -> String {
     let groups = if who.groups.is_empty() {
         "none".to_owned()
     } else {
         who.groups.join(", ")
     };
-    format!("principal {} (groups: {groups})", who.name)
+    if who.issuer.is_empty() {
+        format!("principal {} (groups: {groups})", who.name)
+    } else {
+        format!(
+            "principal {} (issuer {}, groups: {groups})",
+            who.name, who.issuer
+        )
+    }
 }
 
 fn count(n: usize, noun: &str) -> String {

@@ -13,6 +13,10 @@ pub struct Who<'a> {
     pub name: &'a str,
     /// The principal's groups, matched by `who.groups`.
     pub groups: &'a [String],
+    /// The issuer of the principal's token (its `iss`), matched exactly by
+    /// `who.issuers`. Empty for no issuer: such a principal matches only
+    /// policies without `who.issuers`.
+    pub issuer: &'a str,
 }
 
 /// The dry run's estimate of a query.

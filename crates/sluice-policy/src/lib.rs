@@ -11,6 +11,8 @@
 //! - [`PolicySet::decide_read`]: may it read this one table?
 //! - [`PolicySet::may_see_dataset`], [`PolicySet::may_see_project`]: what
 //!   the listing methods may show.
+//! - [`PolicySet::may_run_jobs_in`]: may it run (and bill) a job in this
+//!   project?
 //!
 //! Each [`Decision`] names the policy and rule that decided, carries a
 //! user-facing message saying what to do next, and a trace of every check
@@ -21,6 +23,9 @@
 //! A policy matches a principal ([`Who`]) when one of the principal's
 //! groups is in `who.groups`, or its name matches a glob of
 //! `who.principals` (`*` matches any run of characters; case-sensitive).
+//! A policy with `who.issuers` matches only principals whose token one of
+//! those issuers issued (compared exactly), so equal names from two
+//! issuers are not interchangeable.
 //!
 //! # Table patterns
 //!
@@ -30,8 +35,17 @@
 //! whole dataset (its `INFORMATION_SCHEMA` included), `demo.shop.*` every
 //! table of the dataset. A segment with `*` never matches
 //! `INFORMATION_SCHEMA` or a `region-…` qualifier: metadata must be granted
-//! literally (`demo.region-us.INFORMATION_SCHEMA.JOBS`). Segments may hold
-//! letters, digits, `_`, `-`, `$` and `*`.
+//! literally (`demo.region-us.INFORMATION_SCHEMA.TABLES`). Anonymous result
+//! datasets (`demo._…`) and the `INFORMATION_SCHEMA.JOBS…` views are granted
+//! only by a pattern that names them, never by a `*` or a shorter prefix
+//! (`demo.region-us.INFORMATION_SCHEMA.JOBS`). Segments may hold letters,
+//! digits, `_`, `-`, `$` and `*`.
+//!
+//! # Projects
+//!
+//! `projects` lists the project-id globs a policy's principals may run jobs
+//! in, and so bill; without it, the first part of each `allow.read` and
+//! `allow.write` pattern.
 //!
 //! # Routines
 //!

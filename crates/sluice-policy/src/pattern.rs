@@ -7,7 +7,7 @@
 //!
 //! | pattern          | grants                                             |
 //! |------------------|----------------------------------------------------|
-//! | `demo`           | the whole project, its `INFORMATION_SCHEMA` views included |
+//! | `demo`           | the whole project, its `INFORMATION_SCHEMA` views included (not the guarded names below) |
 //! | `demo.shop`      | the whole dataset, its `INFORMATION_SCHEMA` included |
 //! | `demo.shop.*`    | every table of the dataset (not its `INFORMATION_SCHEMA`) |
 //! | `demo.public_*`  | every dataset whose name starts with `public_` (whole) |
@@ -18,11 +18,25 @@
 //!
 //! Metadata is never granted by accident: a segment containing `*` never
 //! matches an `INFORMATION_SCHEMA` segment or a `region-…` segment; those
-//! must be written literally (`demo.region-us.INFORMATION_SCHEMA.JOBS`),
-//! so `demo.*` does not grant the project's job history. `INFORMATION_SCHEMA`,
-//! `region-…` qualifiers and the view names after `INFORMATION_SCHEMA` are
-//! matched case-insensitively, as BigQuery treats them; every other segment
-//! is case-sensitive.
+//! must be written literally (`demo.region-us.INFORMATION_SCHEMA.TABLES`).
+//! `INFORMATION_SCHEMA`, `region-…` qualifiers and the view names after
+//! `INFORMATION_SCHEMA` are matched case-insensitively, as BigQuery treats
+//! them; every other segment is case-sensitive.
+//!
+//! Two kinds of name are granted only by a pattern that writes them out,
+//! not by a `*` and not by a shorter prefix, because under a credential
+//! shared by several principals they hold what the others did:
+//!
+//! - a dataset whose name begins with `_`: BigQuery keeps query results
+//!   in such hidden, anonymous datasets (`demo._a1b2c3.anon…`), so only
+//!   `demo._a1b2c3` (or longer) grants it, never `demo`, `demo.*` or
+//!   `demo._*`;
+//! - the job views of `INFORMATION_SCHEMA` (`JOBS`, `JOBS_BY_USER`,
+//!   `JOBS_BY_PROJECT`, `JOBS_BY_FOLDER`, `JOBS_BY_ORGANIZATION`,
+//!   `JOBS_TIMELINE…`): every job's SQL and who ran it, so only
+//!   `demo.region-us.INFORMATION_SCHEMA.JOBS` grants that view, never
+//!   `demo`, `demo.region-us`, `demo.region-us.INFORMATION_SCHEMA` or
+//!   `….INFORMATION_SCHEMA.JOBS*`.
 //!
 //! A wildcard table read (`events_*`) is matched as its literal text, so
 //! `demo.shop.*` and `demo.shop.events_*` grant it but
@@ -82,6 +96,11 @@ impl TablePattern {
         &self.text
     }
 
+    /// The first part: the project (a glob).
+    pub(crate) fn project(&self) -> &str {
+        &self.segments[0]
+    }
+
     /// True when the pattern grants `table`.
     pub(crate) fn matches_table(&self, table: &TableName) -> bool {
         let mut path: Vec<&str> = Vec::with_capacity(4);
@@ -95,7 +114,7 @@ impl TablePattern {
     /// (the pattern stops at the project, or its dataset segment matches).
     pub(crate) fn matches_dataset(&self, project: &str, dataset: &str) -> bool {
         match self.segments.as_slice() {
-            [_] => self.matches_path(&[project]),
+            [_] => self.matches_path(&[project, dataset]),
             _ => Self::new_prefix(&self.segments[..2]).matches_path(&[project, dataset]),
         }
     }
@@ -122,7 +141,7 @@ impl TablePattern {
     /// Prefix matching: the pattern has no more segments than the path and
     /// each segment matches the path segment at the same position.
     fn matches_path(&self, path: &[&str]) -> bool {
-        if self.segments.len() > path.len() {
+        if self.segments.len() > path.len() || !self.writes_out_guarded(path) {
             return false;
         }
         let mut inside_information_schema = false;
@@ -148,6 +167,38 @@ impl TablePattern {
         }
         true
     }
+
+    /// True when every guarded segment of `path` (see the module docs)
+    /// faces a pattern segment without `*`; the segment loop then
+    /// compares the two literally.
+    fn writes_out_guarded(&self, path: &[&str]) -> bool {
+        guarded_positions(path).all(|at| {
+            self.segments
+                .get(at)
+                .is_some_and(|segment| !segment.contains('*'))
+        })
+    }
+}
+
+/// The positions in `path` that only a literal pattern segment grants: a
+/// dataset beginning with `_` (an anonymous dataset of query results) and
+/// a `JOBS…` view after `INFORMATION_SCHEMA`.
+fn guarded_positions<'p>(path: &'p [&str]) -> impl Iterator<Item = usize> + 'p {
+    let anonymous_dataset = path.get(1).is_some_and(|d| d.starts_with('_'));
+    let jobs_view = path
+        .windows(2)
+        .position(|pair| pair[0].eq_ignore_ascii_case(INFORMATION_SCHEMA) && is_jobs_view(pair[1]));
+    anonymous_dataset
+        .then_some(1)
+        .into_iter()
+        .chain(jobs_view.map(|at| at + 1))
+}
+
+/// An `INFORMATION_SCHEMA` view of job history: `JOBS`, `JOBS_BY_…`,
+/// `JOBS_TIMELINE…` (case-insensitive, as BigQuery reads view names).
+fn is_jobs_view(view: &str) -> bool {
+    view.get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("JOBS"))
 }
 
 impl fmt::Display for TablePattern {
@@ -253,22 +304,104 @@ mod tests {
 
     #[test]
     fn region_and_project_information_schema_must_be_written_literally() {
-        let jobs = "demo.region-us.INFORMATION_SCHEMA.JOBS";
-        assert!(!grants("demo.*", jobs));
-        assert!(!grants("demo.reg*", jobs));
-        assert!(!grants("*.*.*.*", jobs));
-        assert!(!grants("demo.region-us.*", jobs));
-        assert!(grants("demo.region-us.INFORMATION_SCHEMA.JOBS", jobs));
-        assert!(grants("demo.REGION-US.information_schema", jobs));
-        assert!(grants("demo.region-us", jobs));
-        // The whole project is the whole project.
-        assert!(grants("demo", jobs));
+        let tables = "demo.region-us.INFORMATION_SCHEMA.TABLES";
+        assert!(!grants("demo.*", tables));
+        assert!(!grants("demo.reg*", tables));
+        assert!(!grants("*.*.*.*", tables));
+        assert!(!grants("demo.region-us.*", tables));
+        assert!(grants("demo.region-us.INFORMATION_SCHEMA.TABLES", tables));
+        assert!(grants("demo.REGION-US.information_schema", tables));
+        assert!(grants("demo.region-us", tables));
+        // The whole project is the whole project (job views aside, below).
+        assert!(grants("demo", tables));
         let schemata = "demo.INFORMATION_SCHEMA.SCHEMATA";
         assert!(!grants("demo.*", schemata));
         assert!(!grants("demo.*.*", schemata));
         assert!(grants("demo.INFORMATION_SCHEMA", schemata));
         assert!(grants("demo.INFORMATION_SCHEMA.SCHEMATA", schemata));
         assert!(grants("demo", schemata));
+    }
+
+    /// Under a shared credential the job views hold every principal's SQL:
+    /// neither a `*` nor a shorter prefix grants them, only the view's name.
+    #[test]
+    fn job_views_are_granted_only_by_their_literal_name() {
+        for view in [
+            "JOBS",
+            "JOBS_BY_USER",
+            "JOBS_BY_PROJECT",
+            "JOBS_BY_FOLDER",
+            "JOBS_BY_ORGANIZATION",
+            "JOBS_TIMELINE",
+            "JOBS_TIMELINE_BY_USER",
+            "jobs_by_project",
+        ] {
+            for scope in ["region-us", "REGION-europe-west1", "shop"] {
+                let table = format!("demo.{scope}.INFORMATION_SCHEMA.{view}");
+                for wide in [
+                    "*",
+                    "demo",
+                    &format!("demo.{scope}"),
+                    &format!("demo.{scope}.INFORMATION_SCHEMA"),
+                    &format!("demo.{scope}.INFORMATION_SCHEMA.*"),
+                    &format!("demo.{scope}.INFORMATION_SCHEMA.JOBS*"),
+                    &format!("demo.{scope}.INFORMATION_SCHEMA.J*"),
+                ] {
+                    assert!(!grants(wide, &table), "{wide} must not grant {table}");
+                }
+                let literal = format!("demo.{scope}.information_schema.{view}");
+                assert!(grants(&literal, &table), "{literal} grants {table}");
+            }
+            let project_level = format!("demo.INFORMATION_SCHEMA.{view}");
+            assert!(!grants("demo", &project_level));
+            assert!(!grants("demo.INFORMATION_SCHEMA", &project_level));
+            assert!(grants(&project_level, &project_level));
+        }
+        // A literal grant of one view is not a grant of another.
+        assert!(!grants(
+            "demo.region-us.INFORMATION_SCHEMA.JOBS",
+            "demo.region-us.INFORMATION_SCHEMA.JOBS_BY_PROJECT"
+        ));
+        // Other views keep the prefix rule.
+        assert!(grants(
+            "demo.region-us.INFORMATION_SCHEMA",
+            "demo.region-us.INFORMATION_SCHEMA.SCHEMATA"
+        ));
+    }
+
+    /// BigQuery keeps query results in hidden datasets named `_…`: only a
+    /// pattern naming the dataset grants them.
+    #[test]
+    fn anonymous_datasets_are_granted_only_by_their_literal_name() {
+        let result = "proj._a1b2c3d4.anon_e5f6";
+        for wide in [
+            "*",
+            "proj",
+            "proj.*",
+            "proj.*.*",
+            "*.*.*",
+            "proj._*",
+            "proj._*.*",
+        ] {
+            assert!(!grants(wide, result), "{wide} must not grant {result}");
+        }
+        assert!(grants("proj._a1b2c3d4", result));
+        assert!(grants("proj._a1b2c3d4.*", result));
+        assert!(grants("proj._a1b2c3d4.anon_e5f6", result));
+        assert!(!grants("proj._a1b2c3d4.*", "proj._a1b2c3d5.anon_e5f6"));
+        assert!(!grants(
+            "proj._a1b2c3d4",
+            "proj._a1b2c3d4.INFORMATION_SCHEMA.JOBS"
+        ));
+        // Listing and whole-dataset grants follow the same rule.
+        assert!(!pattern("proj").matches_dataset("proj", "_a1b2c3d4"));
+        assert!(!pattern("proj.*").matches_dataset("proj", "_a1b2c3d4"));
+        assert!(pattern("proj._a1b2c3d4.*").matches_dataset("proj", "_a1b2c3d4"));
+        assert!(!pattern("proj").matches_whole_dataset("proj", "_x"));
+        assert!(pattern("proj._x").matches_whole_dataset("proj", "_x"));
+        // An underscore elsewhere is an ordinary name.
+        assert!(grants("proj.*", "proj.shop._staging"));
+        assert!(grants("proj.shop_*", "proj.shop_2024.t"));
     }
 
     #[test]

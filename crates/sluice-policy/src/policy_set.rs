@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::decide::principal;
 use crate::decision::{Limits, Who};
 use crate::glob::glob_match;
 use crate::names::{expand, guardrail_names, statement_names};
@@ -39,6 +40,11 @@ pub(crate) struct Policy {
     pub(crate) name: String,
     groups: Vec<String>,
     principals: Vec<String>,
+    /// Token issuers admitted; empty admits every trusted issuer.
+    issuers: Vec<String>,
+    /// Project-id globs the policy's principals may run jobs in: as
+    /// written, or derived from the table patterns.
+    projects: Vec<String>,
     pub(crate) read: Vec<TablePattern>,
     pub(crate) write: Vec<TablePattern>,
     /// Entries of `allow.statements` as written, with the kinds each grants.
@@ -60,15 +66,36 @@ pub(crate) struct DenyRule {
 }
 
 impl Policy {
-    /// Why the policy matches `who`, or `None` when it does not.
-    pub(crate) fn matches(&self, who: &Who<'_>) -> Option<String> {
+    /// Why the policy matches `who`, or why it does not.
+    ///
+    /// The issuer is checked first: with `who.issuers` set, a group or
+    /// name means nothing unless the token came from one of them, because
+    /// two issuers may hand out the same names.
+    pub(crate) fn matches(&self, who: &Who<'_>) -> Result<String, String> {
+        let issued = if self.issuers.is_empty() {
+            String::new()
+        } else if self.issuers.iter().any(|issuer| issuer == who.issuer) {
+            format!(", token issued by {}", who.issuer)
+        } else {
+            return Err(format!(
+                "{} has a token of another issuer; the policy admits only tokens of {}",
+                principal(who),
+                self.issuers.join(", ")
+            ));
+        };
         if let Some(group) = who.groups.iter().find(|g| self.groups.contains(g)) {
-            return Some(format!("{} is in group {group}", who.name));
+            return Ok(format!("{} is in group {group}{issued}", who.name));
         }
         self.principals
             .iter()
             .find(|pattern| glob_match(pattern, who.name))
-            .map(|pattern| format!("{} matches principal pattern {pattern}", who.name))
+            .map(|pattern| format!("{} matches principal pattern {pattern}{issued}", who.name))
+            .ok_or_else(|| {
+                format!(
+                    "{} is in none of its groups and matches none of its principals",
+                    principal(who)
+                )
+            })
     }
 
     /// Every read or write pattern (both grant reading).
@@ -84,7 +111,8 @@ impl PolicySet {
     /// - a policy needs a non-empty name (not `guardrails`, `default` or
     ///   `analysis`), unique among policies;
     /// - `who` must name at least one group or principal pattern, none of
-    ///   them empty;
+    ///   them empty, and `who.issuers` entries must be non-empty;
+    /// - `projects` entries must be project-id globs;
     /// - table patterns must be valid (see the crate docs), and so must
     ///   routine names (`project.dataset.routine` or `ML.FUNCTION`, …);
     /// - statement and guardrail names must be known
@@ -142,6 +170,17 @@ impl PolicySet {
             .any(|pattern| pattern.matches_project(project))
     }
 
+    /// May `who` run a job in `project` (and so bill it)? True when some
+    /// policy matching `who` names the project in `projects:` (a glob), or,
+    /// for a policy without `projects:`, in the first part of one of its
+    /// `allow.read` or `allow.write` patterns.
+    pub fn may_run_jobs_in(&self, who: &Who<'_>, project: &str) -> bool {
+        !project.is_empty()
+            && self
+                .matching(who)
+                .any(|policy| policy.projects.iter().any(|p| glob_match(p, project)))
+    }
+
     /// The named upstream credential `who` runs with: the one the matching
     /// policies that name a credential agree on, or `None` when none of
     /// them names one (the warehouse's default credential).
@@ -174,7 +213,7 @@ impl PolicySet {
         let who = *who;
         self.policies
             .iter()
-            .filter(move |policy| policy.matches(&who).is_some())
+            .filter(move |policy| policy.matches(&who).is_ok())
     }
 }
 
@@ -221,6 +260,7 @@ fn build_policy(raw: &RawPolicy, key: &str, errors: &mut Vec<PolicyError>) -> Po
     for (field, values) in [
         ("groups", &raw.who.groups),
         ("principals", &raw.who.principals),
+        ("issuers", &raw.who.issuers),
     ] {
         for (i, value) in values.iter().enumerate() {
             if value.is_empty() {
@@ -231,12 +271,29 @@ fn build_policy(raw: &RawPolicy, key: &str, errors: &mut Vec<PolicyError>) -> Po
             }
         }
     }
+    let read = patterns(&raw.allow.read, &format!("{key}.allow.read"), errors);
+    let write = patterns(&raw.allow.write, &format!("{key}.allow.write"), errors);
+    let projects = match &raw.projects {
+        Some(written) => projects(written, &format!("{key}.projects"), errors),
+        None => {
+            let mut named: Vec<String> = read
+                .iter()
+                .chain(&write)
+                .map(|pattern| pattern.project().to_owned())
+                .collect();
+            named.sort();
+            named.dedup();
+            named
+        }
+    };
     Policy {
         name: raw.name.clone(),
         groups: raw.who.groups.clone(),
         principals: raw.who.principals.clone(),
-        read: patterns(&raw.allow.read, &format!("{key}.allow.read"), errors),
-        write: patterns(&raw.allow.write, &format!("{key}.allow.write"), errors),
+        issuers: raw.who.issuers.clone(),
+        projects,
+        read,
+        write,
         statements: names(
             &raw.allow.statements,
             &format!("{key}.allow.statements"),
@@ -263,6 +320,30 @@ fn patterns(raw: &[String], key: &str, errors: &mut Vec<PolicyError>) -> Vec<Tab
                 errors.push(error(format!("{key}[{i}]"), reason));
                 None
             }
+        })
+        .collect()
+}
+
+/// Validate `projects:` entries: project ids (letters, digits, `-`, `_`,
+/// and `.` and `:` of domain-scoped ids) with `*` wildcards.
+fn projects(raw: &[String], key: &str, errors: &mut Vec<PolicyError>) -> Vec<String> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            let bad = text
+                .chars()
+                .find(|&c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '*')));
+            let reason = if text.is_empty() {
+                "empty project pattern".to_owned()
+            } else if let Some(bad) = bad {
+                format!(
+                    "`{text}` contains `{bad}`; a project pattern is a project id with `*` wildcards"
+                )
+            } else {
+                return Some(text.clone());
+            };
+            errors.push(error(format!("{key}[{i}]"), reason));
+            None
         })
         .collect()
 }

@@ -12,11 +12,14 @@ use serde::de::{self, Deserializer, Visitor};
 /// ```yaml
 /// - name: agents-read
 ///   description: Agents may read the shop and public datasets.
-///   who: { groups: [agents] }
+///   who:
+///     issuers: [https://token.actions.githubusercontent.com]
+///     groups: [agents]
 ///   allow:
 ///     read: ["proj.shop.*", "proj.public_*"]
 ///     statements: [select]
 ///     routines: ["proj.udfs.*", "AI.GENERATE"]
+///   projects: [proj, "agents-*"]
 ///   deny: [wildcard_table]
 ///   limits: { max_bytes_billed: 50GiB, max_rows: 100000 }
 /// ```
@@ -31,6 +34,12 @@ pub struct RawPolicy {
     /// What the policy allows.
     #[serde(default)]
     pub allow: RawAllow,
+    /// The projects this policy's principals may run jobs in (and so
+    /// bill): project-id globs (`*` = any run of characters,
+    /// case-sensitive). When absent, the projects named by the first part
+    /// of each `allow.read` and `allow.write` pattern; `[]` allows none.
+    #[serde(default)]
+    pub projects: Option<Vec<String>>,
     /// Extra guardrails that apply only to principals this policy matches
     /// (names of [`crate::guardrail_names`]). They deny even what another
     /// matching policy allows.
@@ -50,7 +59,8 @@ pub struct RawPolicy {
 }
 
 /// Whom a policy applies to: a principal matches when it is in one of the
-/// `groups`, or its name matches one of the `principals` globs.
+/// `groups`, or its name matches one of the `principals` globs — and, when
+/// `issuers` is set, its token came from one of those issuers.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWho {
@@ -61,6 +71,12 @@ pub struct RawWho {
     /// principal's name.
     #[serde(default)]
     pub principals: Vec<String>,
+    /// Issuer identifiers (a token's `iss`, compared exactly). Empty: any
+    /// trusted issuer. Set, the policy matches only principals whose token
+    /// one of these issued, so equal group or principal names from another
+    /// issuer do not match.
+    #[serde(default)]
+    pub issuers: Vec<String>,
 }
 
 /// What a policy allows.

@@ -22,6 +22,7 @@ fn policy(
         who: RawWho {
             groups: strings(groups),
             principals: Vec::new(),
+            issuers: Vec::new(),
         },
         allow: RawAllow {
             read: strings(read),
@@ -80,6 +81,7 @@ fn decide(set: &PolicySet, groups: &[&str], sql: &str, estimate: Option<u64>) ->
     let who = Who {
         name: "tester",
         groups: &groups,
+        issuer: "",
     };
     let estimate = estimate.map(|bytes_processed| Estimate { bytes_processed });
     set.decide(&who, &facts(sql), estimate.as_ref())
@@ -91,6 +93,7 @@ fn decide_facts(set: &PolicySet, groups: &[&str], facts: &QueryFacts) -> Decisio
     let who = Who {
         name: "tester",
         groups: &groups,
+        issuer: "",
     };
     set.decide(&who, facts, None)
 }
@@ -107,5 +110,7 @@ fn assert_denied(decision: &Decision, rule: &str) {
 }
 
 mod decisions;
+mod guarded_names;
+mod jobs;
 mod routines;
 mod validation;

@@ -103,6 +103,7 @@ fn corpus_decisions_match() {
         let who = Who {
             name: "corpus-principal",
             groups: &case.groups,
+            issuer: "",
         };
         let decision = set.decide(&who, &facts, None);
         let verdict = match decision.verdict {

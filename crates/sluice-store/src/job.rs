@@ -55,6 +55,11 @@ pub struct JobRecord {
     /// The most result rows the job may return (the admitting policy's
     /// `limits.max_rows`); a larger result ends the job refused.
     pub max_rows: Option<u64>,
+    /// The policies that admitted the job (those matching its caller then).
+    /// A later call on the job needs a caller one of them admits now.
+    pub admitted_by: Vec<String>,
+    /// The caller's groups when the job was admitted, as a record.
+    pub admitted_groups: Vec<String>,
 }
 
 /// A page of [`JobRecord`]s and the token for the next one.

@@ -41,6 +41,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Saves a job's state, statistics, error and times.
     async fn update_job(&self, job: &JobRecord) -> Result<(), StoreError>;
 
+    /// Forgets a job that never started (a transient failure before it
+    /// existed upstream), so a retry under the same id can make it.
+    async fn delete_job(&self, project_id: &str, job_id: &str) -> Result<(), StoreError>;
+
     /// The principal's jobs in a project, newest first, `limit` at most,
     /// starting after `page_token` (from a previous page).
     async fn list_jobs(

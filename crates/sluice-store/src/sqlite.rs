@@ -18,6 +18,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_jobs.sql")),
     (2, include_str!("../migrations/sqlite/0002_job_limits.sql")),
     (3, include_str!("../migrations/sqlite/0003_secrets.sql")),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_job_admission.sql"),
+    ),
 ];
 
 /// A [`Store`] in one SQLite database file.
@@ -103,7 +107,8 @@ impl SqliteStore {
 macro_rules! job_columns {
     () => {
         "project_id, job_id, location, principal, state, request_id, warehouse_key, \
-         configuration, statistics, error, created_ms, started_ms, ended_ms, max_rows"
+         configuration, statistics, error, created_ms, started_ms, ended_ms, max_rows, \
+         admitted_by, admitted_groups"
     };
 }
 
@@ -139,7 +144,19 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
         max_rows: row
             .try_get::<Option<i64>, _>("max_rows")?
             .map(|n| u64::try_from(n).unwrap_or(0)),
+        admitted_by: names("admitted_by", row.try_get("admitted_by")?)?,
+        admitted_groups: names("admitted_groups", row.try_get("admitted_groups")?)?,
     })
+}
+
+/// A JSON array of names; none (a job from before the column) is empty.
+fn names(column: &str, text: Option<String>) -> Result<Vec<String>, StoreError> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(t) => {
+            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("jobs.{column}: {e}")))
+        }
+    }
 }
 
 #[async_trait]
@@ -148,7 +165,7 @@ impl Store for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO jobs (",
             job_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(&job.project_id)
         .bind(&job.job_id)
@@ -164,6 +181,8 @@ impl Store for SqliteStore {
         .bind(job.started_ms)
         .bind(job.ended_ms)
         .bind(job.max_rows.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+        .bind(serde_json::Value::from(job.admitted_by.clone()).to_string())
+        .bind(serde_json::Value::from(job.admitted_groups.clone()).to_string())
         .execute(&self.pool)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -223,6 +242,15 @@ impl Store for SqliteStore {
         .bind(job.ended_ms)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, project_id: &str, job_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM jobs WHERE project_id = $1 AND job_id = $2")
+            .bind(project_id)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -178,7 +178,9 @@ pub fn reason_status(reason: &str) -> u16 {
 
 /// A job's `errorResult` as a warehouse error keeping its reason.
 fn job_error(error: &wire::ErrorProto) -> WarehouseError {
-    let reason = known_reason(&error.reason).unwrap_or("internalError");
+    // A reason this gateway does not know ends the job as one no client
+    // retries.
+    let reason = known_reason(&error.reason).unwrap_or("invalid");
     WarehouseError::new(
         WarehouseErrorKind::Upstream {
             reason,

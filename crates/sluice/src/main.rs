@@ -132,10 +132,16 @@ enum PolicyCommand {
         /// The caller's name, for policies that match principals.
         #[arg(long, value_name = "NAME", default_value = "explain")]
         principal: String,
+        /// The issuer of the caller's token (its `iss`), for policies with
+        /// `who.issuers`. Without it the caller has no issuer and matches
+        /// only policies that do not name any.
+        #[arg(long, value_name = "URL", default_value = "")]
+        issuer: String,
         /// The SQL to decide on.
         #[arg(long, value_name = "SQL")]
         sql: String,
-        /// The job's project (for two-part table names).
+        /// The job's project (for two-part table names, and the project
+        /// the job would run in and bill).
         #[arg(long, value_name = "PROJECT", default_value = "demo")]
         project: String,
         /// The default dataset (for one-part table names).
@@ -297,12 +303,19 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             config,
             groups,
             principal,
+            issuer,
             sql,
             project,
             dataset,
         } => {
             let config = load_config(config.as_deref())?;
-            let facts = sluice_sql::analyze(&sql, &sluice_sql::Defaults { project, dataset });
+            let facts = sluice_sql::analyze(
+                &sql,
+                &sluice_sql::Defaults {
+                    project: project.clone(),
+                    dataset,
+                },
+            );
             let list = |items: Vec<String>| {
                 if items.is_empty() {
                     "(none)".to_string()
@@ -356,7 +369,15 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             let who = sluice_policy::Who {
                 name: &principal,
                 groups: &groups,
+                issuer: &issuer,
             };
+            let runs_in = if config.policy.may_run_jobs_in(&who, &project) {
+                "the caller may run jobs here"
+            } else {
+                "the caller may not run jobs here (no matching policy names it in projects:, \
+                 or, without projects:, in allow.read or allow.write)"
+            };
+            println!("Project\n  {project}: {runs_in}\n");
             let decision = config.policy.decide(&who, &facts, None);
             println!("{decision}");
             if !decision.is_allowed() {

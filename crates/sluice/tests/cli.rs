@@ -1,8 +1,11 @@
 //! The `sluice` binary as a user runs it from a shell: output into pipes
-//! that close early, and the token command `sluice serve` prints.
+//! that close early, the token command `sluice serve` prints, and what
+//! `sluice policy explain` says of issuers and projects.
 
 #[path = "cli/closed_pipe.rs"]
 mod closed_pipe;
+#[path = "cli/explain_issuer.rs"]
+mod explain_issuer;
 #[path = "cli/serve_banner.rs"]
 mod serve_banner;
 

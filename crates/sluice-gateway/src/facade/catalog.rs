@@ -20,7 +20,16 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
     let warehouse = &gateway.warehouse;
     let policy = &gateway.config.policy;
     let who = cx.principal.who();
-    // Decide first: a call the policy refuses mints no token.
+    // Decide first: a call the policy refuses mints no token and calls
+    // nothing upstream, and a caller no policy names is refused outright
+    // (it would otherwise learn which projects the credential can see).
+    if policy.matching_names(&who).is_empty() {
+        return Err(GatewayError::access_denied(format!(
+            "Access Denied: rule default-deny: no policy names {}, so Sluice called nothing. \
+             Ask the Sluice administrators for a policy that covers your identity.",
+            cx.principal.verified.name
+        )));
+    }
     match &cx.call {
         ApiCall::DatasetsGet { project, dataset } | ApiCall::TablesList { project, dataset } => {
             may_see_dataset(gateway, cx, project, dataset)?;
@@ -37,8 +46,9 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
         } => may_read(gateway, cx, project, dataset, table)?,
         _ => {}
     }
-    let access = gateway.credentials.access(&cx.principal, None).await?;
-    let access = &access;
+    // The token serves this one call and dies with it.
+    let call = gateway.credentials.access_once(&cx.principal).await?;
+    let access = &call.access;
     match &cx.call {
         ApiCall::ProjectsList => {
             let projects: Vec<Value> = warehouse

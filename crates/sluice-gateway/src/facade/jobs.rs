@@ -234,8 +234,10 @@ async fn insert(
     let admitted = match admit(gateway, &cx.principal, &spec.request).await {
         Ok(admitted) => admitted,
         // As in BigQuery, a query the warehouse cannot plan still makes a
-        // job: a finished one carrying the error. It never runs.
-        Err(err) if err.origin == Origin::Upstream && !dry_run => {
+        // job: a finished one carrying the error. It never runs. A
+        // transient failure makes none: it answers an HTTP error the
+        // client may retry, and a retry must not find a failed job.
+        Err(err) if err.origin == Origin::Upstream && !dry_run && !err.is_retryable() => {
             let new = new_job(project, job_id, None, spec, &Limits::default());
             let job = gateway.jobs.record_failed(&cx.principal, new, &err).await?;
             return Ok(json(resources::job(&job, &gateway.config.base_url)));
@@ -349,7 +351,7 @@ async fn query(
         None => None,
     };
     let job = match existing {
-        Some(job) if job.principal == cx.principal.name => job,
+        Some(job) if gateway.jobs.owns(&cx.principal, &job) => job,
         Some(_) => {
             return Err(GatewayError::duplicate(
                 "Already Exists: a query with this requestId",
@@ -441,7 +443,7 @@ async fn respond_with_rows(
     if max_rows > 0 && page.start < outcome.total_rows {
         let access = gateway
             .credentials
-            .access(&cx.principal, Some(&job.warehouse_key))
+            .access(&cx.principal, &job.warehouse_key)
             .await?;
         let fetched = gateway
             .warehouse
@@ -458,9 +460,7 @@ async fn respond_with_rows(
     let next = page.start + rows.len() as u64;
     if max_rows > 0 && next >= outcome.total_rows {
         // The last page is out: the job's token is done with.
-        gateway
-            .credentials
-            .release(&job.principal, &job.warehouse_key);
+        gateway.credentials.release(&job.warehouse_key);
     }
     if !page.use_int64_timestamp {
         rows = timestamps::to_float_seconds(rows, &outcome.schema)?;
@@ -506,6 +506,7 @@ async fn list(
     let jobs: Vec<Value> = page
         .jobs
         .iter()
+        .filter(|job| gateway.jobs.owns(&cx.principal, job))
         .filter(|job| {
             state_filter.is_empty() || state_filter.iter().any(|s| s == job.state.as_str())
         })

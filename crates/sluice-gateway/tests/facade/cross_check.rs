@@ -115,7 +115,7 @@ policies:
   - name: readers
     who: { groups: [readers] }
     allow:
-      read: [proj]
+      read: [proj, proj.region-us.INFORMATION_SCHEMA.JOBS]
       statements: [select]
       routines: [proj.ds.is_adult]
 "#;

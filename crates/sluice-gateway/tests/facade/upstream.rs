@@ -122,6 +122,17 @@ async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response
     }
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let answer = if path == "/bigquery/v2/projects/proj/jobs" {
+        if body["configuration"]["dryRun"] == json!(true)
+            && *google.dry_run.lock().unwrap() == json!("unavailable")
+        {
+            let error = json!({"error": {"code": 503, "message": "The service is currently unavailable.",
+                               "errors": [{"reason": "backendError", "message": "unavailable"}]}});
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(error),
+            )
+                .into_response();
+        }
         if body["configuration"]["dryRun"] == json!(true) {
             dry_run_job(google.dry_run.lock().unwrap().clone())
         } else {
@@ -187,7 +198,7 @@ async fn start_gateway(dir: &std::path::Path, url: &str) -> TestGateway {
         std::fs::write(&master, sluice_store::MasterKey::generate().to_base64()).unwrap();
     }
     let yaml = format!(
-        "warehouse:\n  kind: bigquery\n  endpoint: {url}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: {AUDIENCE}\n    issuer: {ISSUER}\n    sts_url: {url}/v1/token\n    revoke_url: none\n"
+        "warehouse:\n  kind: bigquery\n  endpoint: {url}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: {AUDIENCE}\n    issuer: {ISSUER}\n    sts_url: {url}/v1/token\n    revoke_url: none\n  retry_deadline: 1s\n"
     );
     let upstream = sluice_gateway::Config::parse(&yaml, "upstream.yaml")
         .unwrap()
@@ -341,6 +352,77 @@ async fn a_dry_run_that_disagrees_with_the_analysis_runs_nothing() {
     gw.stop().await;
 }
 
+/// Issue: no retryable reason on a refusal. Dry-run statistics Sluice
+/// cannot read are a refusal (403), not a 500 every client retries.
+#[tokio::test]
+async fn unreadable_dry_run_statistics_are_access_denied() {
+    let (_dir, google, gw) = gateway().await;
+    *google.dry_run.lock().unwrap() = json!({
+        "totalBytesProcessed": "50",
+        "referencedTables": "not a list of tables",
+        "statementType": "SELECT",
+    });
+    let token = gw.token_for("agent", &["testers"]);
+    let (status, error) = query_as(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    assert_error(status, &error, 403, "accessDenied");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("analysis.cross_check"), "{message}");
+    assert!(google.jobs.lock().unwrap().is_empty(), "nothing ran");
+    gw.stop().await;
+}
+
+/// Issue: a transient failure before a job exists answers an HTTP error
+/// and records no job, so the client's retry under the same id makes it
+/// (a recorded failed job made the Python client resubmit under a new id).
+#[tokio::test]
+async fn a_transient_failure_before_the_job_exists_records_no_job() {
+    let (_dir, google, gw) = gateway().await;
+    let token = gw.token_for("agent", &["testers"]);
+    let bearer = format!("Bearer {token}");
+    let insert = json!({
+        "jobReference": {"projectId": "proj", "jobId": "retry-me"},
+        "configuration": {"query": {"query": "SELECT id FROM proj.ds.people", "useLegacySql": false}}
+    })
+    .to_string();
+    *google.dry_run.lock().unwrap() = json!("unavailable");
+    let (status, error) = gw
+        .call(
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            Some(insert.as_bytes()),
+            &[("Authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(status, 503, "{error}");
+    assert_eq!(
+        error["error"]["errors"][0]["reason"], "backendError",
+        "{error}"
+    );
+    let (status, error) = gw
+        .call(
+            "GET",
+            "/bigquery/v2/projects/proj/jobs/retry-me",
+            None,
+            &[("Authorization", &bearer)],
+        )
+        .await;
+    assert_error(status, &error, 404, "notFound");
+
+    // The retry under the same id runs.
+    dry_run(&google, 50, &[("proj", "ds", "people")], "SELECT");
+    let (status, job) = gw
+        .call(
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            Some(insert.as_bytes()),
+            &[("Authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["jobReference"]["jobId"], "retry-me", "{job}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn an_estimate_over_the_policy_limit_runs_nothing() {
     let (_dir, google, gw) = gateway().await;
@@ -369,6 +451,28 @@ async fn a_metadata_call_the_policy_refuses_mints_no_token() {
         assert_error(status, &error, 403, "accessDenied");
     }
     assert!(google.issued.lock().unwrap().is_empty(), "no token minted");
+
+    // A caller no policy names (with a public issuer: any workflow
+    // anywhere) cannot even list projects or datasets: no token is minted
+    // and BigQuery is not asked which projects the credential can see.
+    let stranger = format!(
+        "Bearer {}",
+        gw.token_for("stranger", &["nobody-names-this"])
+    );
+    for path in [
+        "/bigquery/v2/projects",
+        "/bigquery/v2/projects/proj/datasets",
+    ] {
+        let (status, error) = gw
+            .call("GET", path, None, &[("authorization", stranger.as_str())])
+            .await;
+        assert_error(status, &error, 403, "accessDenied");
+    }
+    assert!(google.issued.lock().unwrap().is_empty(), "no token minted");
+    assert!(
+        google.subject_tokens.lock().unwrap().is_empty(),
+        "STS never called"
+    );
 
     // An allowed call does mint (the fake then knows no such table).
     let (status, _) = gw

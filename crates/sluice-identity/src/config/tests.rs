@@ -136,3 +136,58 @@ fn unknown_fields_are_refused() {
     let typo = json!({"development_issuer": {"enable": true}});
     assert!(serde_json::from_value::<RawIdentity>(typo).is_err());
 }
+
+/// A claim of a group rule takes one glob or a list of them; numbers and
+/// booleans are their text, so a numeric id can be written either way.
+#[test]
+fn group_rule_claims_take_a_value_or_a_list() {
+    let config = IdentityConfig::from_raw(&raw(json!({
+        "issuers": [{"issuer": "https://idp.example", "audiences": ["x"], "groups": [
+            {"group": "g", "when": {
+                "event_name": ["push", "schedule"],
+                "repository_id": 123,
+                "ref": "refs/heads/main",
+                "ref_protected": true,
+            }},
+        ]}],
+    })))
+    .unwrap();
+    let when = &config.issuers[0].group_rules[0].when;
+    let when: Vec<(&str, Vec<&str>)> = when
+        .iter()
+        .map(|(claim, globs)| (claim.as_str(), globs.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        when,
+        [
+            ("event_name", vec!["push", "schedule"]),
+            ("ref", vec!["refs/heads/main"]),
+            ("ref_protected", vec!["true"]),
+            ("repository_id", vec!["123"]),
+        ]
+    );
+
+    let errors = IdentityConfig::from_raw(&raw(json!({
+        "issuers": [{"issuer": "https://idp.example", "audiences": ["x"], "groups": [
+            {"group": "g", "when": {"event_name": [], "ref": "refs/heads/main"}},
+        ]}],
+    })))
+    .unwrap_err();
+    assert_eq!(
+        keys(&errors),
+        ["identity.issuers[0].groups[0].when.event_name"]
+    );
+    for bad in [
+        json!({"ref": {"a": 1}}),
+        json!({"ref": [["refs/heads/main"]]}),
+        json!({"ref": 1.5}),
+        json!({"ref": null}),
+    ] {
+        let rule = json!({"issuers": [{"issuer": "https://idp.example", "audiences": ["x"],
+            "groups": [{"group": "g", "when": bad}]}]});
+        assert!(
+            serde_json::from_value::<RawIdentity>(rule.clone()).is_err(),
+            "{rule}"
+        );
+    }
+}

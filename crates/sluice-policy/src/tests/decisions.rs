@@ -10,8 +10,16 @@ fn principals_match_by_glob() {
     raw.who.principals = strings(&["repo:acme/*", "svc-exact"]);
     let set = PolicySet::build(&[raw], &RawGuardrails::default()).unwrap();
     let allowed = |name: &str| {
-        set.decide(&Who { name, groups: &[] }, &facts("SELECT 1"), None)
-            .is_allowed()
+        set.decide(
+            &Who {
+                name,
+                groups: &[],
+                issuer: "",
+            },
+            &facts("SELECT 1"),
+            None,
+        )
+        .is_allowed()
     };
     assert!(allowed("repo:acme/analytics:ref:main"));
     assert!(allowed("svc-exact"));
@@ -356,6 +364,7 @@ fn decide_read_checks_matching_and_tables_only() {
     let who = Who {
         name: "a",
         groups: &groups,
+        issuer: "",
     };
     assert!(
         set.decide_read(&who, &TableName::new("proj", "shop", "orders"))
@@ -379,6 +388,7 @@ fn decide_read_checks_matching_and_tables_only() {
     let nobody = Who {
         name: "n",
         groups: &[],
+        issuer: "",
     };
     assert_denied(
         &set.decide_read(&nobody, &TableName::new("proj", "shop", "orders")),
@@ -388,6 +398,7 @@ fn decide_read_checks_matching_and_tables_only() {
     let etl = Who {
         name: "e",
         groups: &etl_groups,
+        issuer: "",
     };
     let decision = set.decide_read(&etl, &TableName::new("proj", "scratch", "t"));
     assert!(decision.is_allowed());
@@ -401,6 +412,7 @@ fn visibility_of_projects_and_datasets() {
     let agent = Who {
         name: "a",
         groups: &groups,
+        issuer: "",
     };
     assert!(set.may_see_project(&agent, "proj"));
     assert!(!set.may_see_project(&agent, "other-proj"));
@@ -411,11 +423,13 @@ fn visibility_of_projects_and_datasets() {
     let etl = Who {
         name: "e",
         groups: &etl_groups,
+        issuer: "",
     };
     assert!(set.may_see_dataset(&etl, "proj", "scratch"));
     let nobody = Who {
         name: "n",
         groups: &[],
+        issuer: "",
     };
     assert!(!set.may_see_project(&nobody, "proj"));
 }
@@ -497,6 +511,7 @@ fn the_matching_policies_choose_the_upstream_credential() {
         set.credentials_for(&Who {
             name: "tester",
             groups: &groups,
+            issuer: "",
         })
         .map(|c| c.map(str::to_owned))
         .map_err(|pairs| {

@@ -15,6 +15,7 @@ fn decide_in(set: &PolicySet, groups: &[&str], sql: &str, dataset: Option<&str>)
     let who = Who {
         name: "tester",
         groups: &groups,
+        issuer: "",
     };
     let defaults = Defaults {
         project: "proj".to_owned(),

@@ -18,6 +18,8 @@ fn job(id: &str, principal: &str, created_ms: i64) -> JobRecord {
         started_ms: Some(created_ms),
         ended_ms: None,
         max_rows: Some(1000),
+        admitted_by: vec!["agents".into()],
+        admitted_groups: vec!["ci".into()],
     }
 }
 

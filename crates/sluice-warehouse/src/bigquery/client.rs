@@ -193,6 +193,15 @@ fn describe(error: &reqwest::Error) -> &'static str {
     }
 }
 
+/// An unknown reason, kept short and printable for a message.
+fn shortened_reason(reason: &str) -> String {
+    reason
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
+}
+
 /// BigQuery's error body as a [`WarehouseError`] keeping its reason. A
 /// rejected credential (401) is the gateway's problem, not the caller's,
 /// so it is never passed on as 401 (which would make the client refresh
@@ -205,9 +214,11 @@ pub fn upstream_error(status: StatusCode, body: &[u8]) -> WarehouseError {
         .filter(|m| !m.is_empty())
         .map(str::to_string)
         .unwrap_or_else(|| format!("BigQuery answered HTTP {}", status.as_u16()));
-    let reason = detail
+    let named = detail
         .and_then(|d| d.errors.first())
-        .and_then(|e| known_reason(&e.reason));
+        .map(|e| e.reason.as_str())
+        .filter(|r| !r.is_empty());
+    let reason = named.and_then(known_reason);
     if status == StatusCode::UNAUTHORIZED {
         return WarehouseError::new(
             WarehouseErrorKind::Upstream {
@@ -217,6 +228,20 @@ pub fn upstream_error(status: StatusCode, body: &[u8]) -> WarehouseError {
             format!(
                 "Access Denied: check credential.upstream: BigQuery did not accept the credential Sluice minted for this job ({message}). \
                  Ask the Sluice administrators to check the warehouse credentials."
+            ),
+        );
+    }
+    if let (Some(unknown), None) = (named, reason) {
+        // A reason this gateway does not know is passed on as one no
+        // client retries: retrying what nobody understood only repeats it.
+        return WarehouseError::new(
+            WarehouseErrorKind::Upstream {
+                reason: "invalid",
+                status: 400,
+            },
+            format!(
+                "{message} (BigQuery's reason: {})",
+                shortened_reason(unknown)
             ),
         );
     }

@@ -360,6 +360,62 @@ async fn upstream_reasons_pass_through_and_a_rejected_credential_is_not_a_401() 
     assert_eq!(err.kind.reason(), "bytesBilledLimitExceeded");
 }
 
+/// Issue: no retryable reason on a refusal. A reason this gateway does not
+/// know is passed on as `invalid` (400), which no client retries; it was
+/// `internalError` (500), which every official client retries.
+#[tokio::test]
+async fn an_unknown_reason_is_passed_on_as_one_no_client_retries() {
+    let (fake, url) = start_fake().await;
+    let bq = warehouse(&url, Duration::from_secs(5), Duration::from_secs(1));
+    script(
+        &fake,
+        vec![(
+            StatusCode::BAD_REQUEST,
+            bigquery_error(400, "someReasonFromTheFuture", "Something new went wrong"),
+        )],
+    );
+    let err = bq
+        .get_table(&access("t"), &TableRef::new("p", "d", "t"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        WarehouseErrorKind::Upstream {
+            reason: "invalid",
+            status: 400
+        }
+    );
+    assert!(
+        err.message.contains("someReasonFromTheFuture"),
+        "{}",
+        err.message
+    );
+
+    script(
+        &fake,
+        vec![
+            (StatusCode::OK, json!({"status": {"state": "RUNNING"}})),
+            (
+                StatusCode::BAD_REQUEST,
+                bigquery_error(400, "someReasonFromTheFuture", "It failed."),
+            ),
+            (
+                StatusCode::OK,
+                json!({"status": {"state": "DONE", "errorResult": {"reason": "someReasonFromTheFuture", "message": "It failed."}}}),
+            ),
+        ],
+    );
+    bq.start_query(&access("t"), "k3", &query()).await.unwrap();
+    let QueryStatus::Failed(err) = bq
+        .wait_query(&access("t"), "k3", Duration::ZERO)
+        .await
+        .unwrap()
+    else {
+        panic!("the job failed");
+    };
+    assert_eq!(err.kind.reason(), "invalid");
+}
+
 #[tokio::test]
 async fn an_unreachable_or_slow_upstream_fails_within_the_deadline() {
     // A port nothing listens on.

@@ -1,0 +1,188 @@
+//! Whose a job is: the principal that ran it, admitted by a policy that
+//! still admits the caller. Many runs share one subject — every job of a
+//! GitHub environment, every pull request of a repository — so a run that
+//! shares the subject but not the policy sees nothing of the job.
+
+use serde_json::{Value, json};
+
+use super::harness::{TestGateway, assert_error};
+
+/// The subject every job of the repository's `prod` environment gets,
+/// whatever branch it runs on.
+const SHARED_SUBJECT: &str = "repo:acme/etl:environment:prod";
+
+async fn call(
+    gw: &TestGateway,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let body = body.map(|b| b.to_string());
+    gw.call(
+        method,
+        path,
+        body.as_deref().map(str::as_bytes),
+        &[("Authorization", &bearer)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_run_that_shares_the_subject_but_not_the_policy_sees_nothing_of_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start(dir.path()).await;
+    // The main-branch run is in `testers` (policy testers-read); the
+    // feature-branch run of the same environment is not, but another
+    // policy (outsiders) admits it.
+    let main_run = gw.token_for(SHARED_SUBJECT, &["testers"]);
+    let branch_run = gw.token_for(SHARED_SUBJECT, &["outsiders"]);
+    let nobody = gw.token_for(SHARED_SUBJECT, &[]);
+
+    let (status, job) = call(
+        &gw,
+        &main_run,
+        "POST",
+        "/bigquery/v2/projects/proj/jobs",
+        Some(json!({
+            "jobReference": {"projectId": "proj", "jobId": "main-run-job"},
+            "configuration": {"query": {"query": "SELECT name FROM ds.people ORDER BY id", "useLegacySql": false}}
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{job}");
+
+    let job_paths = [
+        ("GET", "/bigquery/v2/projects/proj/jobs/main-run-job"),
+        ("GET", "/bigquery/v2/projects/proj/queries/main-run-job"),
+        (
+            "POST",
+            "/bigquery/v2/projects/proj/jobs/main-run-job/cancel",
+        ),
+    ];
+    for other in [&branch_run, &nobody] {
+        for (method, path) in job_paths {
+            let (status, body) = call(&gw, other, method, path, None).await;
+            assert_error(status, &body, 404, "notFound");
+        }
+        let (status, list) = call(&gw, other, "GET", "/bigquery/v2/projects/proj/jobs", None).await;
+        assert_eq!(status, 200, "{list}");
+        let listed = list["jobs"].as_array().map_or(0, Vec::len);
+        assert_eq!(listed, 0, "{list}");
+    }
+
+    // The job's own run, with a fresh token of the same policy, reads it.
+    let main_again = gw.token_for(SHARED_SUBJECT, &["testers"]);
+    let (status, rows) = call(
+        &gw,
+        &main_again,
+        "GET",
+        "/bigquery/v2/projects/proj/queries/main-run-job",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows["jobComplete"], true, "{rows}");
+    assert!(
+        rows["rows"].as_array().is_some_and(|r| !r.is_empty()),
+        "{rows}"
+    );
+    let (status, list) = call(
+        &gw,
+        &main_again,
+        "GET",
+        "/bigquery/v2/projects/proj/jobs",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["jobs"][0]["jobReference"]["jobId"], "main-run-job",
+        "{list}"
+    );
+
+    // A retried jobs.query with the main run's requestId does not hand the
+    // branch run the main run's job.
+    let query = |token: &str| {
+        let token = token.to_owned();
+        let gw = &gw;
+        async move {
+            call(
+                gw,
+                &token,
+                "POST",
+                "/bigquery/v2/projects/proj/queries",
+                Some(json!({"query": "SELECT 1 AS one", "useLegacySql": false, "requestId": "req-shared"})),
+            )
+            .await
+        }
+    };
+    let (status, first) = query(&main_run).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, body) = query(&branch_run).await;
+    assert_error(status, &body, 409, "duplicate");
+    gw.stop().await;
+}
+
+/// Issue: nothing is minted for strangers, and they learn nothing: a
+/// caller no policy names is refused every metadata call.
+#[tokio::test]
+async fn a_caller_no_policy_names_is_refused_every_metadata_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start(dir.path()).await;
+    let stranger = gw.token_for("any-workflow-anywhere", &["no-policy-names-this"]);
+    for path in [
+        "/bigquery/v2/projects",
+        "/bigquery/v2/projects/proj/datasets",
+        "/bigquery/v2/projects/proj/datasets/ds",
+        "/bigquery/v2/projects/proj/datasets/ds/tables",
+        "/bigquery/v2/projects/proj/datasets/ds/tables/people",
+        "/bigquery/v2/projects/proj/datasets/ds/tables/people/data",
+    ] {
+        let (status, body) = call(&gw, &stranger, "GET", path, None).await;
+        assert_error(status, &body, 403, "accessDenied");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("default-deny"), "{path}: {message}");
+    }
+    gw.stop().await;
+}
+
+/// Issue: where a job runs and who pays is policy. The URL's project
+/// becomes the job's project and billing account, so a project no policy
+/// of the caller's lists is refused before anything is planned or run.
+#[tokio::test]
+async fn a_job_runs_only_in_a_project_the_policy_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start(dir.path()).await;
+    let tester = gw.token_for("tess", &["testers"]);
+    for (method, path, body) in [
+        (
+            "POST",
+            "/bigquery/v2/projects/someone-elses-billing/queries",
+            json!({"query": "SELECT name FROM proj.ds.people", "useLegacySql": false}),
+        ),
+        (
+            "POST",
+            "/bigquery/v2/projects/someone-elses-billing/jobs",
+            json!({"configuration": {"query": {"query": "SELECT name FROM proj.ds.people", "useLegacySql": false}}}),
+        ),
+    ] {
+        let (status, error) = call(&gw, &tester, method, path, Some(body)).await;
+        assert_error(status, &error, 403, "accessDenied");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains("policies.projects"), "{message}");
+        assert!(message.contains("someone-elses-billing"), "{message}");
+    }
+    // The project its table patterns name is the default.
+    let (status, result) = call(
+        &gw,
+        &tester,
+        "POST",
+        "/bigquery/v2/projects/proj/queries",
+        Some(json!({"query": "SELECT name FROM proj.ds.people", "useLegacySql": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{result}");
+    gw.stop().await;
+}
