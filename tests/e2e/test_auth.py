@@ -142,8 +142,11 @@ def test_a_group_without_a_policy_is_refused_by_default(sluice):
     with pytest.raises(exceptions.Forbidden) as err:
         stranger.query_and_wait("SELECT 1", wait_timeout=30)
     assert "default-deny" in str(err.value)
-    # metadata is decided too: nothing to list
-    assert [d.dataset_id for d in stranger.list_datasets(timeout=30)] == []
+    # metadata too: a caller no policy names is refused outright, before
+    # any credential is minted or the warehouse is asked what exists
+    with pytest.raises(exceptions.Forbidden) as err:
+        list(stranger.list_datasets(timeout=30))
+    assert "default-deny" in str(err.value)
 
 
 def test_the_policy_sees_through_default_dataset_resolution(client):
@@ -163,3 +166,21 @@ def test_jobs_belong_to_their_principal(sluice, client):
     assert job.job_id not in {j.job_id for j in other.list_jobs(max_results=200, timeout=30)}
     with pytest.raises(exceptions.NotFound):
         other.cancel_job(job.job_id, timeout=30)
+
+
+def test_a_run_sharing_the_subject_but_not_the_policy_cannot_reach_the_job(sluice):
+    # Every job of a GitHub environment gets the same subject, whatever its
+    # branch: the subject alone does not make a run the job's owner.
+    subject = "repo:acme/etl:environment:prod"
+    main_run = make_client(sluice.base_url, Credentials(token=agent_token(sluice, subject, ("agents",))))
+    job = main_run.query("SELECT 1 AS one")
+    assert [r["one"] for r in job.result(timeout=60)] == [1]
+    branch_run = make_client(sluice.base_url, Credentials(token=agent_token(sluice, subject, ("admins",))))
+    with pytest.raises(exceptions.NotFound):
+        branch_run.get_job(job.job_id, timeout=30)
+    with pytest.raises(exceptions.NotFound):
+        list(branch_run.get_job(job.job_id, timeout=30).result(timeout=30))
+    assert job.job_id not in {j.job_id for j in branch_run.list_jobs(max_results=200, timeout=30)}
+    # The main run, with a fresh token of the same policy, still reads it.
+    again = make_client(sluice.base_url, Credentials(token=agent_token(sluice, subject, ("agents",))))
+    assert again.get_job(job.job_id, timeout=30).state == "DONE"

@@ -699,7 +699,9 @@ async fn the_policy_decides_queries_metadata_and_limits() {
         let (status, body) = gw.call("GET", path, None, &as_outsider).await;
         assert_error(status, &body, 403, "accessDenied");
     }
-    let (status, _) = gw
+    // tabledata.list obeys max_rows (outsiders: 1): the first page is cut
+    // at the limit and points on, and reading on is refused by name.
+    let (status, page) = gw
         .call(
             "GET",
             "/bigquery/v2/projects/proj/datasets/public/tables/notes/data",
@@ -707,7 +709,18 @@ async fn the_policy_decides_queries_metadata_and_limits() {
             &as_outsider,
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["rows"].as_array().map(Vec::len), Some(1), "{page}");
+    let token = page["pageToken"].as_str().expect("a page token").to_owned();
+    for path in [
+        format!("/bigquery/v2/projects/proj/datasets/public/tables/notes/data?pageToken={token}"),
+        "/bigquery/v2/projects/proj/datasets/public/tables/notes/data?startIndex=1".to_owned(),
+    ] {
+        let (status, body) = gw.call("GET", &path, None, &as_outsider).await;
+        assert_error(status, &body, 403, "accessDenied");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("limits.max_rows"), "{message}");
+    }
 
     // a query reading outside the policy is refused naming the policy and table
     let query = |sql: &str| json!({"query": sql, "useLegacySql": false}).to_string();

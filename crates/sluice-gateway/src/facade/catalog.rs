@@ -13,6 +13,7 @@ use crate::error::GatewayError;
 use crate::params::page_token;
 use crate::route::ApiCall;
 use crate::timestamps;
+use sluice_policy::Limits;
 use sluice_sql::TableName;
 
 pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, GatewayError> {
@@ -20,6 +21,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
     let warehouse = &gateway.warehouse;
     let policy = &gateway.config.policy;
     let who = cx.principal.who();
+    let mut row_limit = None;
     // Decide first: a call the policy refuses mints no token and calls
     // nothing upstream, and a caller no policy names is refused outright
     // (it would otherwise learn which projects the credential can see).
@@ -43,7 +45,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             project,
             dataset,
             table,
-        } => may_read(gateway, cx, project, dataset, table)?,
+        } => row_limit = may_read(gateway, cx, project, dataset, table)?.max_rows,
         _ => {}
     }
     // The token serves this one call and dies with it.
@@ -128,7 +130,10 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             project,
             dataset,
             table,
-        } => tabledata_list(gateway, cx, access, TableRef::new(project, dataset, table)).await,
+        } => {
+            let table = TableRef::new(project, dataset, table);
+            tabledata_list(gateway, cx, access, table, row_limit).await
+        }
         _ => Err(GatewayError::internal(
             "a job method reached the metadata handler",
         )),
@@ -157,20 +162,23 @@ fn may_see_dataset(
     )))
 }
 
-/// tables.get and tabledata.list are decided like reading the table.
+/// tables.get and tabledata.list are decided like reading the table; the
+/// limits of the allowing policies come back.
 fn may_read(
     gateway: &Gateway,
     cx: &RequestContext,
     project: &str,
     dataset: &str,
     table: &str,
-) -> Result<(), GatewayError> {
+) -> Result<Limits, GatewayError> {
     let name = TableName::new(project, dataset, table);
     let decision = gateway
         .config
         .policy
         .decide_read(&cx.principal.who(), &name);
-    enforce(decision, &cx.principal)
+    let limits = decision.limits.clone();
+    enforce(decision, &cx.principal)?;
+    Ok(limits)
 }
 
 /// `maxResults` and `pageToken` over an in-memory list.
@@ -196,25 +204,42 @@ fn paginate(
     Ok((page, next))
 }
 
+/// tabledata.list: a page of a table's rows. Under a policy's
+/// `limits.max_rows` only the table's first rows up to the limit are ever
+/// served; a page is cut at the limit and still carries a page token, so a
+/// client reading on is refused by name instead of stopping short without
+/// knowing.
 async fn tabledata_list(
     gateway: &Gateway,
     cx: &RequestContext,
     access: &sluice_warehouse::Access,
     table: TableRef,
+    row_limit: Option<u64>,
 ) -> Result<Response, GatewayError> {
     let config = &gateway.config;
-    let info = gateway.warehouse.get_table(access, &table).await?;
     let start = match (cx.params.get("pageToken"), cx.params.u64("startIndex")?) {
         (Some(token), _) => page_token::decode(token)?,
         (None, Some(index)) => index,
         (None, None) => 0,
     };
+    if let Some(limit) = row_limit.filter(|limit| start >= *limit) {
+        return Err(GatewayError::access_denied(format!(
+            "Access Denied: rule limits.max_rows: your policy allows reading at most {limit} rows of a table, \
+             and this page starts at row {start}; no rows were returned. Query the table with a filter, \
+             aggregate or LIMIT, or ask for a higher limit."
+        )));
+    }
+    let info = gateway.warehouse.get_table(access, &table).await?;
     let max_rows = cx
         .params
         .u32("maxResults")?
         .map_or(config.page_max_rows, |n| {
             (n as usize).min(config.page_max_rows)
         });
+    let max_rows = match row_limit {
+        Some(limit) => max_rows.min(usize::try_from(limit - start).unwrap_or(usize::MAX)),
+        None => max_rows,
+    };
     let selected: Option<Vec<String>> = cx.params.get("selectedFields").map(|s| {
         s.split(',')
             .map(|f| f.trim().to_string())
