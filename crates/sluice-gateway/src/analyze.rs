@@ -70,6 +70,7 @@ mod tests {
             parameters: Vec::new(),
             maximum_bytes_billed: None,
             labels: Default::default(),
+            job_timeout_ms: None,
         }
     }
 

@@ -499,10 +499,20 @@ impl Run<'_> {
     fn check_limits(&mut self, estimate: Option<&Estimate>) -> Result<Limits, Box<Decision>> {
         let bytes = smallest(&self.matching, |l| l.max_bytes_billed);
         let rows = smallest(&self.matching, |l| l.max_rows);
+        let duration = smallest(&self.matching, |l| l.max_duration);
         let limits = Limits {
             max_bytes_billed: bytes.map(|(_, v)| v),
             max_rows: rows.map(|(_, v)| v),
+            max_duration: duration.map(|(_, v)| v),
         };
+        if let Some((policy, duration)) = duration {
+            self.trace.push(TraceStep::new(
+                policy,
+                format!("policies.{policy}.limits.max_duration"),
+                "allow",
+                format!("jobs may run for at most {}s", duration.as_secs()),
+            ));
+        }
         if let Some((policy, rows)) = rows {
             self.trace.push(TraceStep::new(
                 policy,
@@ -553,14 +563,14 @@ impl Run<'_> {
 }
 
 /// The smallest value any policy sets for a limit, with the policy setting it.
-fn smallest<'p>(
+fn smallest<'p, T: Ord>(
     policies: &[&'p Policy],
-    field: impl Fn(&Limits) -> Option<u64>,
-) -> Option<(&'p str, u64)> {
+    field: impl Fn(&Limits) -> Option<T>,
+) -> Option<(&'p str, T)> {
     policies
         .iter()
         .filter_map(|p| field(&p.limits).map(|v| (p.name.as_str(), v)))
-        .min_by_key(|(_, v)| *v)
+        .min_by(|(_, a), (_, b)| a.cmp(b))
 }
 
 /// `principal etl-agent (groups: agents, ci)`, or with an issuer

@@ -51,6 +51,8 @@ pub struct Limits {
     pub max_bytes_billed: Option<u64>,
     /// Most rows the query may return.
     pub max_rows: Option<u64>,
+    /// Longest the job may run (`jobTimeoutMs` upstream).
+    pub max_duration: Option<std::time::Duration>,
 }
 
 impl fmt::Display for Limits {
@@ -61,7 +63,13 @@ impl fmt::Display for Limits {
         let rows = self
             .max_rows
             .map_or_else(|| "none".to_owned(), |rows| rows.to_string());
-        write!(f, "max_bytes_billed {bytes}, max_rows {rows}")
+        let duration = self
+            .max_duration
+            .map_or_else(|| "none".to_owned(), |d| format!("{}s", d.as_secs()));
+        write!(
+            f,
+            "max_bytes_billed {bytes}, max_rows {rows}, max_duration {duration}"
+        )
     }
 }
 

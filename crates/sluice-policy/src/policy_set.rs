@@ -414,10 +414,40 @@ fn limits(raw: &RawLimits, key: &str, errors: &mut Vec<PolicyError>) -> Limits {
             "must be greater than zero",
         ));
     }
+    let max_duration = raw.max_duration.as_deref().and_then(|text| {
+        match job_duration(text) {
+            Some(duration) => Some(duration),
+            None => {
+                errors.push(error(
+                    format!("{key}.max_duration"),
+                    format!("\"{text}\" is not a duration: write a whole number of seconds, minutes or hours, such as 90s, 30m or 6h (at most 6h, BigQuery's own bound)"),
+                ));
+                None
+            }
+        }
+    });
     Limits {
         max_bytes_billed,
         max_rows: raw.max_rows,
+        max_duration,
     }
+}
+
+/// `90s`, `30m`, `6h`: above zero and at most six hours.
+fn job_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (count, unit) = text.split_at(unit_at);
+    let seconds_per = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    let seconds = count.parse::<u64>().ok()?.checked_mul(seconds_per)?;
+    (1..=6 * 3600)
+        .contains(&seconds)
+        .then(|| std::time::Duration::from_secs(seconds))
 }
 
 fn error(key: impl Into<String>, reason: impl Into<String>) -> PolicyError {

@@ -112,6 +112,11 @@ pub struct RawLimits {
     /// Most rows a query may return.
     #[serde(default)]
     pub max_rows: Option<u64>,
+    /// Longest a job may run in the warehouse (`30m`, `2h`, `90s`), sent
+    /// upstream as the job's `jobTimeoutMs`: under capacity pricing a
+    /// query that scans few bytes can still burn slots for hours.
+    #[serde(default)]
+    pub max_duration: Option<String>,
 }
 
 /// The configuration's `guardrails` section: denials for everybody.

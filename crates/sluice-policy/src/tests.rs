@@ -50,6 +50,7 @@ fn demo_set() -> PolicySet {
         &["select"],
     );
     agents.limits.max_bytes_billed = Some("50MiB".into());
+    agents.limits.max_duration = Some("2h".into());
     let mut etl = policy(
         "etl",
         &["etl"],
@@ -59,6 +60,7 @@ fn demo_set() -> PolicySet {
     );
     etl.limits.max_bytes_billed = Some(RawByteSize::Bytes(1 << 40));
     etl.limits.max_rows = Some(5000);
+    etl.limits.max_duration = Some("30m".into());
     PolicySet::build(
         &[agents, etl],
         &guardrails(&["drop", "delete_without_where", "dynamic_sql"]),

@@ -312,6 +312,8 @@ pub struct QueryRequest {
     /// Job labels naming who asked (BigQuery's label rules already
     /// applied), so the warehouse's own job history attributes the job.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `jobTimeoutMs`: the warehouse stops the job after this long.
+    pub job_timeout_ms: Option<u64>,
 }
 
 /// A page of rows, each already in BigQuery's `{"f":[{"v":…}]}` shape.

@@ -173,6 +173,7 @@ fn query_spec(
             parameters: parameters.to_vec(),
             maximum_bytes_billed,
             labels: labels.cloned().unwrap_or_default(),
+            job_timeout_ms: None,
         },
         configuration,
     })
@@ -257,6 +258,10 @@ async fn insert(
     Ok(json(resources::job(&job, &gateway.config.base_url)))
 }
 
+/// How long a job may run when no policy of its caller sets
+/// `limits.max_duration`.
+pub const DEFAULT_MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The job an admitted query becomes, carrying the policy's limits.
 fn new_job(
     project: &str,
@@ -266,6 +271,8 @@ fn new_job(
     limits: &Limits,
 ) -> NewJob {
     spec.request.maximum_bytes_billed = bytes_billed_cap(spec.request.maximum_bytes_billed, limits);
+    let duration = limits.max_duration.unwrap_or(DEFAULT_MAX_DURATION);
+    spec.request.job_timeout_ms = Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
     NewJob {
         project_id: project.to_string(),
         job_id,

@@ -291,8 +291,11 @@ async fn an_allowed_query_runs_upstream_with_its_own_token_the_byte_cap_and_labe
     );
     assert_eq!(claims["policy"], "frugal");
     assert_eq!(claims["groups"], json!(["frugal"]));
-    // BigQuery itself refuses more than the policy allows.
+    // BigQuery itself refuses more than the policy allows, and stops the
+    // job after the default hour (the policy sets no max_duration):
+    // under capacity pricing few bytes can still burn slots for hours.
     assert_eq!(job["configuration"]["query"]["maximumBytesBilled"], "100");
+    assert_eq!(job["configuration"]["jobTimeoutMs"], "3600000");
     let labels = &job["configuration"]["labels"];
     assert_eq!(labels["sluice-principal"], "frugal-agent");
     for key in [

@@ -312,6 +312,7 @@ fn limits_combine_by_minimum() {
         Limits {
             max_bytes_billed: Some(50 << 20),
             max_rows: Some(5000),
+            max_duration: Some(std::time::Duration::from_secs(30 * 60)),
         }
     );
     let plain = policy("plain", &["g"], &["proj"], &[], &["select"]);
@@ -320,6 +321,31 @@ fn limits_combine_by_minimum() {
         decide(&set, &["g"], "SELECT 1", Some(u64::MAX)).limits,
         Limits::default()
     );
+}
+
+/// Issue: bounded spending. `limits.max_duration` is a whole number of
+/// seconds, minutes or hours up to BigQuery's six; anything else is a
+/// configuration error naming the key.
+#[test]
+fn max_duration_is_a_bounded_duration() {
+    for (text, seconds) in [("90s", 90), ("30m", 1800), ("6h", 21600), (" 2h ", 7200)] {
+        let mut p = policy("p", &["g"], &["proj"], &[], &["select"]);
+        p.limits.max_duration = Some(text.into());
+        let set = PolicySet::build(&[p], &RawGuardrails::default()).unwrap();
+        let limits = decide(&set, &["g"], "SELECT 1", None).limits;
+        assert_eq!(
+            limits.max_duration,
+            Some(std::time::Duration::from_secs(seconds)),
+            "{text}"
+        );
+    }
+    for text in ["0s", "7h", "1.5h", "10", "h", "10d", "-1m", ""] {
+        let mut p = policy("p", &["g"], &["proj"], &[], &["select"]);
+        p.limits.max_duration = Some(text.into());
+        let errors = PolicySet::build(&[p], &RawGuardrails::default()).unwrap_err();
+        let shown = format!("{errors:?}");
+        assert!(shown.contains("max_duration"), "{text}: {shown}");
+    }
 }
 
 #[test]
@@ -345,6 +371,7 @@ fn allow_names_the_policies_and_traces_every_step() {
             "analysis.incomplete",
             "policies.agents-read.allow.statements",
             "policies.agents-read.allow.read",
+            "policies.agents-read.limits.max_duration",
             "policies.agents-read.limits.max_bytes_billed",
             "allow",
         ]

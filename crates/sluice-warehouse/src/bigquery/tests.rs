@@ -105,6 +105,7 @@ fn query() -> QueryRequest {
         parameters: vec![serde_json::from_value(json!({"name": "id", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "7"}})).unwrap()],
         maximum_bytes_billed: Some(1_000_000),
         labels: labels([("sluice-principal", "Agent@Example.com"), ("sluice-run", "42")]),
+        job_timeout_ms: Some(1_800_000),
         ..QueryRequest::default()
     }
 }
@@ -185,6 +186,7 @@ async fn a_job_is_submitted_with_its_token_labels_and_byte_cap_then_polled_and_p
         json!({"sluice-principal": "agent_example_com", "sluice-run": "42"})
     );
     assert!(config.get("dryRun").is_none());
+    assert_eq!(config["jobTimeoutMs"], json!("1800000"));
     // The hold is capped, and every call names the job's location.
     assert_eq!(seen[1].path, "/bigquery/v2/projects/demo/queries/sluice_k1");
     assert!(

@@ -67,6 +67,9 @@ pub fn job_insert(
     if !query.labels.is_empty() {
         configuration["labels"] = json!(query.labels);
     }
+    if let Some(ms) = query.job_timeout_ms.filter(|_| !dry_run) {
+        configuration["jobTimeoutMs"] = json!(ms.to_string());
+    }
     json!({"jobReference": reference, "configuration": configuration})
 }
 
