@@ -120,6 +120,11 @@ pub struct RawLimits {
     pub max_concurrent_queries: Option<usize>,
     /// Memory the embedded warehouse's running queries may hold together.
     pub query_memory_bytes: Option<usize>,
+    /// Jobs one principal may have running at once (per replica).
+    pub max_running_jobs_per_principal: Option<usize>,
+    /// Upstream tokens Sluice mints for one principal per minute (per
+    /// replica).
+    pub max_mints_per_principal_per_minute: Option<usize>,
 }
 
 /// The validated configuration.
@@ -137,6 +142,8 @@ pub struct Config {
     pub page_max_bytes: usize,
     pub max_concurrent_queries: usize,
     pub query_memory_bytes: usize,
+    pub max_running_jobs_per_principal: usize,
+    pub max_mints_per_principal_per_minute: usize,
     /// The BigQuery upstream, when `warehouse.kind` is `bigquery`.
     pub upstream: Option<UpstreamConfig>,
     /// Where the secrets' master key is, unless `SLUICE_MASTER_KEY` is set.
@@ -335,6 +342,16 @@ impl Config {
                 "limits.query_memory_bytes",
                 limits.query_memory_bytes,
                 2 << 30,
+            )?,
+            max_running_jobs_per_principal: positive(
+                "limits.max_running_jobs_per_principal",
+                limits.max_running_jobs_per_principal,
+                20,
+            )?,
+            max_mints_per_principal_per_minute: positive(
+                "limits.max_mints_per_principal_per_minute",
+                limits.max_mints_per_principal_per_minute,
+                120,
             )?,
             base_url: format!("http://{listen}"),
             data_dir,

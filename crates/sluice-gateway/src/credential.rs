@@ -27,6 +27,7 @@ use sluice_warehouse::Access;
 
 use crate::authenticate::Principal;
 use crate::error::GatewayError;
+use crate::quota::Quota;
 use crate::secrets::StoredIssuer;
 
 /// A token is used only while it has at least this long left.
@@ -82,6 +83,8 @@ pub struct Credentials {
     revoke_grace: Duration,
     /// Sluice's issuer, when a credential uses workload identity.
     issuer: Option<Arc<StoredIssuer>>,
+    /// Bounds mints per principal.
+    quota: Option<Arc<Quota>>,
 }
 
 impl Credentials {
@@ -103,7 +106,14 @@ impl Credentials {
             tokens: Mutex::default(),
             revoke_grace: REVOKE_GRACE,
             issuer: None,
+            quota: None,
         }
+    }
+
+    /// Mints for one principal are bounded by `quota`.
+    pub fn with_quota(mut self, quota: Arc<Quota>) -> Self {
+        self.quota = Some(quota);
+        self
     }
 
     /// Workload-identity credentials sign with `issuer`'s keys; they are
@@ -181,6 +191,9 @@ impl Credentials {
         };
         if let Some(token) = self.cached(&purpose, &minter) {
             return Ok(Access::with_token(token));
+        }
+        if let Some(quota) = &self.quota {
+            quota.mint(&principal.name)?;
         }
         if let Some(issuer) = &self.issuer {
             issuer.refresh().await;

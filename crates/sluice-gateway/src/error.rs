@@ -83,6 +83,12 @@ impl GatewayError {
 
     /// A dependency is down (a token service, the upstream): 503, which
     /// clients may retry later.
+    /// 429 `rateLimitExceeded`: a per-caller bound; the clients retry
+    /// with backoff.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::TOO_MANY_REQUESTS, "rateLimitExceeded", message)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,

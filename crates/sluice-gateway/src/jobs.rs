@@ -18,6 +18,7 @@ use sluice_warehouse::{Access, QueryRequest, QueryStatus, Warehouse, WarehouseEr
 use crate::Principal;
 use crate::credential::Credentials;
 use crate::error::GatewayError;
+use crate::quota::Quota;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -57,6 +58,8 @@ pub struct Jobs {
     /// Who may act on a job: a caller one of the job's admitting policies
     /// admits now.
     pub policy: Arc<PolicySet>,
+    /// Bounds each principal's running jobs.
+    pub quota: Arc<Quota>,
     pub location: String,
 }
 
@@ -144,16 +147,27 @@ impl Jobs {
             admitted_by: self.policy.matching_names(&principal.who()),
             admitted_groups: principal.verified.groups.clone(),
         };
+        // A job counts against its principal's running jobs until it is
+        // settled, or for at most its longest run (plus a minute) if
+        // nobody settles it.
+        let longest =
+            Duration::from_millis(new.query.job_timeout_ms.unwrap_or(0)) + Duration::from_secs(60);
+        self.quota
+            .start_job(&principal.name, &job.warehouse_key, longest)?;
         // No credential, no job: nothing is recorded, so the caller can
         // simply try again.
-        let access = self
-            .credentials
-            .access(principal, &job.warehouse_key)
-            .await?;
+        let access = match self.credentials.access(principal, &job.warehouse_key).await {
+            Ok(access) => access,
+            Err(err) => {
+                self.quota.finished(&principal.name, &job.warehouse_key);
+                return Err(err);
+            }
+        };
         if let Err(err) = self.store.insert_job(&job).await {
             // A job id already in use (or a store failure): nothing runs,
             // and the token minted for it dies now.
             self.credentials.release(&job.warehouse_key);
+            self.quota.finished(&principal.name, &job.warehouse_key);
             return Err(err.into());
         }
         new.query.labels.extend(attribution(principal, &job.job_id));
@@ -168,6 +182,7 @@ impl Jobs {
             }
             Err(err) => {
                 let err = GatewayError::from(err);
+                self.quota.finished(&principal.name, &job.warehouse_key);
                 if err.is_retryable() {
                     // Nothing exists upstream: the job is forgotten and the
                     // caller told to try again, under the same id if it
@@ -352,6 +367,7 @@ impl Jobs {
         }
         job.state = JobState::Done;
         job.ended_ms = Some(now_ms());
+        self.quota.finished(&job.principal, &job.warehouse_key);
         self.store.update_job(job).await?;
         Ok(())
     }

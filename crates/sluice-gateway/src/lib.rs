@@ -15,6 +15,7 @@ pub mod error;
 mod facade;
 mod jobs;
 mod params;
+mod quota;
 mod route;
 mod secrets;
 mod timestamps;
@@ -139,7 +140,11 @@ impl Gateway {
         store: Arc<dyn Store>,
         credentials: Credentials,
     ) -> Result<Self, StartError> {
-        let credentials = Arc::new(credentials);
+        let quota = Arc::new(quota::Quota::new(
+            config.max_running_jobs_per_principal,
+            config.max_mints_per_principal_per_minute,
+        ));
+        let credentials = Arc::new(credentials.with_quota(quota.clone()));
         let dev_issuer = match config.identity.dev_issuer_enabled() {
             true => Some(Arc::new(load_dev_issuer(&config)?)),
             false => None,
@@ -155,6 +160,7 @@ impl Gateway {
             warehouse: warehouse.clone(),
             credentials: credentials.clone(),
             policy: config.policy.clone(),
+            quota,
             location: config.location.clone(),
         };
         Ok(Self {

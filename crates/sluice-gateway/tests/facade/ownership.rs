@@ -186,3 +186,76 @@ async fn a_job_runs_only_in_a_project_the_policy_lists() {
     assert_eq!(status, 200, "{result}");
     gw.stop().await;
 }
+
+/// A query that runs until cancelled on the test warehouse.
+const ENDLESS: &str =
+    "SELECT SUM(a.id * b.id + c.id) AS s FROM proj.ds.people a, proj.ds.people b, proj.ds.people c";
+
+/// Issue: bounded spending and resources. One principal may have only so
+/// many jobs running at once; the next is 429 `rateLimitExceeded` (which
+/// the clients retry with backoff), other principals are not held up, and
+/// a finished job frees its place.
+#[tokio::test]
+async fn one_principal_runs_a_bounded_number_of_jobs_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_with(dir.path(), |c| c.max_running_jobs_per_principal = 1).await;
+    let tess = gw.token_for("tess", &["testers"]);
+    let tom = gw.token_for("tom", &["testers"]);
+    let insert = |sql: &str| {
+        Some(json!({"configuration": {"query": {"query": sql, "useLegacySql": false}}}))
+    };
+    let (status, running) = call(
+        &gw,
+        &tess,
+        "POST",
+        "/bigquery/v2/projects/proj/jobs",
+        insert(ENDLESS),
+    )
+    .await;
+    assert_eq!(status, 200, "{running}");
+    let (status, error) = call(
+        &gw,
+        &tess,
+        "POST",
+        "/bigquery/v2/projects/proj/jobs",
+        insert("SELECT 1"),
+    )
+    .await;
+    assert_error(status, &error, 429, "rateLimitExceeded");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("limits.max_running_jobs_per_principal"),
+        "{message}"
+    );
+
+    let (status, other) = call(
+        &gw,
+        &tom,
+        "POST",
+        "/bigquery/v2/projects/proj/jobs",
+        insert("SELECT 1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{other}");
+
+    let job = running["jobReference"]["jobId"].as_str().unwrap();
+    let (status, cancelled) = call(
+        &gw,
+        &tess,
+        "POST",
+        &format!("/bigquery/v2/projects/proj/jobs/{job}/cancel"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let (status, next) = call(
+        &gw,
+        &tess,
+        "POST",
+        "/bigquery/v2/projects/proj/jobs",
+        insert("SELECT 1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{next}");
+    gw.stop().await;
+}
