@@ -125,6 +125,8 @@ pub struct RawLimits {
     /// Upstream tokens Sluice mints for one principal per minute (per
     /// replica).
     pub max_mints_per_principal_per_minute: Option<usize>,
+    /// Hours the embedded warehouse keeps a finished job's results.
+    pub result_retention_hours: Option<usize>,
 }
 
 /// The validated configuration.
@@ -144,6 +146,8 @@ pub struct Config {
     pub query_memory_bytes: usize,
     pub max_running_jobs_per_principal: usize,
     pub max_mints_per_principal_per_minute: usize,
+    /// How long the embedded warehouse keeps finished jobs' results.
+    pub result_retention: Duration,
     /// The BigQuery upstream, when `warehouse.kind` is `bigquery`.
     pub upstream: Option<UpstreamConfig>,
     /// Where the secrets' master key is, unless `SLUICE_MASTER_KEY` is set.
@@ -353,6 +357,11 @@ impl Config {
                 limits.max_mints_per_principal_per_minute,
                 120,
             )?,
+            result_retention: Duration::from_secs(3600u64.saturating_mul(positive(
+                "limits.result_retention_hours",
+                limits.result_retention_hours,
+                24,
+            )? as u64)),
             base_url: format!("http://{listen}"),
             data_dir,
             identity: sluice_identity::IdentityConfig::default(),

@@ -118,6 +118,7 @@ impl Gateway {
                 location: config.location.clone(),
                 max_concurrent_queries: config.max_concurrent_queries,
                 query_memory_bytes: config.query_memory_bytes,
+                result_retention: config.result_retention,
             })
             .await?,
         );

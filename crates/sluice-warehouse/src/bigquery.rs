@@ -292,6 +292,7 @@ impl Warehouse for BigQueryWarehouse {
         table: &TableRef,
         start: u64,
         max_rows: usize,
+        max_bytes: usize,
         selected_fields: Option<&[String]>,
     ) -> Result<RowPage, WarehouseError> {
         let path = format!("{}/data", table_path(table)?);
@@ -306,7 +307,7 @@ impl Warehouse for BigQueryWarehouse {
         let page: RowsPage = self.client.get(access, &path, &query).await?;
         Ok(RowPage {
             total_rows: page.total_rows(),
-            rows: page.rows,
+            rows: crate::rows_within(page.rows, max_bytes),
         })
     }
 

@@ -55,6 +55,10 @@ pub struct EmbeddedConfig {
     /// aggregates); a query that needs more fails with `resourcesExceeded`
     /// instead of taking the gateway down.
     pub query_memory_bytes: usize,
+    /// How long a finished job's results are kept (files and memory);
+    /// after that its rows are gone, as BigQuery's anonymous result tables
+    /// expire.
+    pub result_retention: Duration,
 }
 
 /// DataFusion behind the [`Warehouse`] trait.
@@ -64,6 +68,8 @@ pub struct EmbeddedWarehouse {
     config: EmbeddedConfig,
     jobs: Mutex<HashMap<String, RunningJob>>,
     slots: Arc<Semaphore>,
+    /// When results past their retention were last looked for.
+    last_sweep: Mutex<Option<std::time::Instant>>,
     /// Queries execute on their own threads: a CPU-bound query must not
     /// starve the runtime that answers HTTP (and holds, and cancels).
     executor: Option<tokio::runtime::Runtime>,
@@ -89,6 +95,7 @@ impl std::fmt::Debug for EmbeddedWarehouse {
 struct RunningJob {
     status: watch::Receiver<QueryStatus>,
     task: tokio::task::AbortHandle,
+    started: std::time::Instant,
 }
 
 /// A planned query: what it reads and returns, ready to run.
@@ -139,7 +146,38 @@ impl EmbeddedWarehouse {
             slots: Arc::new(Semaphore::new(config.max_concurrent_queries.max(1))),
             config,
             jobs: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
         })
+    }
+
+    /// Forgets finished jobs past the retention: their in-memory entries
+    /// and their result files (also those of jobs from before a restart).
+    /// Looks at most once a minute (or once per retention, if shorter).
+    async fn sweep(&self) -> Result<(), WarehouseError> {
+        let retention = self.config.result_retention;
+        {
+            let mut last = self.last_sweep.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < retention.min(Duration::from_secs(60))) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let unfinished: std::collections::HashSet<String> = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.retain(|_, job| {
+                !(job.status.borrow().is_finished() && job.started.elapsed() >= retention)
+            });
+            jobs.iter()
+                .filter(|(_, job)| !job.status.borrow().is_finished())
+                .map(|(key, _)| key.clone())
+                .collect()
+        };
+        let dir = self.config.results_dir.clone();
+        let removed = blocking(move || results::sweep(&dir, retention, &unfinished)).await?;
+        if removed > 0 {
+            tracing::debug!(removed, "removed query results past their retention");
+        }
+        Ok(())
     }
 
     async fn plan(&self, query: &QueryRequest) -> Result<Planned, WarehouseError> {
@@ -330,6 +368,7 @@ impl Warehouse for EmbeddedWarehouse {
         table: &TableRef,
         start: u64,
         max_rows: usize,
+        max_bytes: usize,
         selected_fields: Option<&[String]>,
     ) -> Result<RowPage, WarehouseError> {
         let entry = self.catalog.table(table)?;
@@ -365,16 +404,41 @@ impl Warehouse for EmbeddedWarehouse {
             }
             frame = frame.select_columns(&columns).map_err(query_error)?;
         }
-        let batches: Vec<RecordBatch> = frame
+        let frame = frame
             .limit(start as usize, Some(max_rows))
-            .map_err(query_error)?
-            .collect()
-            .await
             .map_err(query_error)?;
-        let mut rows = Vec::new();
-        for batch in &batches {
-            rows.extend(rows::encode_rows(batch)?);
-        }
+        // A page is read like a query: it waits for one of the query
+        // slots and runs on the query threads, so reading tables cannot
+        // crowd out queries or the threads that answer HTTP.
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| WarehouseError::internal("the warehouse is shutting down"))?;
+        let executor = self
+            .executor
+            .as_ref()
+            .ok_or_else(|| WarehouseError::internal("the warehouse is shutting down"))?;
+        let read = executor.spawn(async move {
+            let _permit = permit;
+            let batches: Vec<RecordBatch> = frame.collect().await.map_err(query_error)?;
+            let mut rows = Vec::new();
+            let mut bytes = 0usize;
+            for batch in &batches {
+                for row in rows::encode_rows(batch)? {
+                    bytes = bytes.saturating_add(row.get().len() + 1);
+                    if !rows.is_empty() && bytes > max_bytes {
+                        return Ok(rows);
+                    }
+                    rows.push(row);
+                }
+            }
+            Ok::<_, WarehouseError>(rows)
+        });
+        let rows = read
+            .await
+            .map_err(|e| WarehouseError::internal(format!("reading the table failed: {e}")))??;
         Ok(RowPage { rows, total_rows })
     }
 
@@ -399,6 +463,7 @@ impl Warehouse for EmbeddedWarehouse {
         job_key: &str,
         query: &QueryRequest,
     ) -> Result<(), WarehouseError> {
+        self.sweep().await?;
         let planned = self.plan(query).await?;
         let writer = {
             let dir = self.config.results_dir.clone();
@@ -437,6 +502,7 @@ impl Warehouse for EmbeddedWarehouse {
             RunningJob {
                 status: status_rx,
                 task: task.abort_handle(),
+                started: std::time::Instant::now(),
             },
         );
         Ok(())

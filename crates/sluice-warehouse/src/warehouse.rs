@@ -87,13 +87,16 @@ pub trait Warehouse: Send + Sync + std::fmt::Debug {
     ) -> Result<TableInfo, WarehouseError>;
 
     /// `tabledata.list`: rows `start..start+max_rows` of a table, optionally
-    /// only the named top-level columns.
+    /// only the named top-level columns, and about `max_bytes` of row JSON
+    /// at most (the page stops before a row that would pass it, but holds
+    /// at least one).
     async fn read_rows(
         &self,
         access: &Access,
         table: &TableRef,
         start: u64,
         max_rows: usize,
+        max_bytes: usize,
         selected_fields: Option<&[String]>,
     ) -> Result<RowPage, WarehouseError>;
 

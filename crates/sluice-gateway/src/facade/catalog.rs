@@ -248,7 +248,14 @@ async fn tabledata_list(
     });
     let page = gateway
         .warehouse
-        .read_rows(access, &table, start, max_rows, selected.as_deref())
+        .read_rows(
+            access,
+            &table,
+            start,
+            max_rows,
+            config.page_max_bytes,
+            selected.as_deref(),
+        )
         .await?;
     let next = start + page.rows.len() as u64;
     let schema = match &selected {

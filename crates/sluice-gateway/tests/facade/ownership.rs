@@ -259,3 +259,66 @@ async fn one_principal_runs_a_bounded_number_of_jobs_at_once() {
     assert_eq!(status, 200, "{next}");
     gw.stop().await;
 }
+
+/// Issue: bounded resources. Finished jobs' results are kept for the
+/// retention, then removed (files and memory); reading them afterwards is
+/// a clear `notFound`, not a failure of the gateway.
+#[tokio::test]
+async fn finished_results_are_removed_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_with(dir.path(), |c| {
+        c.result_retention = std::time::Duration::ZERO
+    })
+    .await;
+    let tess = gw.token_for("tess", &["testers"]);
+    let query = |sql: &str| Some(json!({"query": sql, "useLegacySql": false}));
+    let (status, first) = call(
+        &gw,
+        &tess,
+        "POST",
+        "/bigquery/v2/projects/proj/queries",
+        query("SELECT name FROM proj.ds.people"),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let job = first["jobReference"]["jobId"].as_str().unwrap().to_owned();
+    let results = dir.path().join("results");
+    let files = || std::fs::read_dir(&results).unwrap().count();
+    assert!(files() > 0, "the first job's results are on disk");
+
+    // The next query sweeps: the first job is past its (zero) retention.
+    let (status, second) = call(
+        &gw,
+        &tess,
+        "POST",
+        "/bigquery/v2/projects/proj/queries",
+        query("SELECT 1 AS one"),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let second_job = second["jobReference"]["jobId"].as_str().unwrap();
+    let (status, error) = call(
+        &gw,
+        &tess,
+        "GET",
+        &format!("/bigquery/v2/projects/proj/queries/{job}"),
+        None,
+    )
+    .await;
+    assert_error(status, &error, 404, "notFound");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no longer kept"), "{message}");
+    // The job itself is still on record, DONE.
+    let (status, resource) = call(
+        &gw,
+        &tess,
+        "GET",
+        &format!("/bigquery/v2/projects/proj/jobs/{job}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{resource}");
+    assert_eq!(resource["status"]["state"], "DONE");
+    assert!(!second_job.is_empty());
+    gw.stop().await;
+}

@@ -219,9 +219,10 @@ pub fn read_page(
 ) -> Result<RowPage, WarehouseError> {
     let files = ResultFiles::new(dir, job_key)?;
     let Some(outcome) = read_outcome(dir, job_key)? else {
-        return Err(WarehouseError::not_found(format!(
-            "Not found: Job {job_key}"
-        )));
+        return Err(WarehouseError::not_found(
+            "Not found: the results of this job are no longer kept (results are removed after \
+             limits.result_retention_hours); run the query again.",
+        ));
     };
     let total_rows = outcome.total_rows;
     if start >= total_rows || max_rows == 0 {
@@ -294,6 +295,38 @@ fn truncated(path: &Path) -> WarehouseError {
         "the stored query result {} is damaged; run the query again",
         path.display()
     ))
+}
+
+/// Deletes the result files last written `older_than` ago or earlier,
+/// except those of the jobs in `unfinished`; how many jobs' files went.
+pub fn sweep(
+    dir: &Path,
+    older_than: std::time::Duration,
+    unfinished: &std::collections::HashSet<String>,
+) -> Result<usize, WarehouseError> {
+    let entries = fs::read_dir(dir).map_err(|e| io_error("list", dir, e))?;
+    let mut removed = std::collections::BTreeSet::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((key, kind)) = name.split_once('.') else {
+            continue;
+        };
+        if !matches!(kind, "rows" | "idx" | "json" | "json.tmp") || unfinished.contains(key) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age >= older_than);
+        if old {
+            remove_if_present(&entry.path())?;
+            removed.insert(key.to_owned());
+        }
+    }
+    Ok(removed.len())
 }
 
 /// Deletes a job's files; files already gone are fine.

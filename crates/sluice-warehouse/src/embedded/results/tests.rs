@@ -148,7 +148,47 @@ fn unknown_job_is_not_found() {
     assert_eq!(read_outcome(dir.path(), "nope").unwrap(), None);
     let err = read_page(dir.path(), "nope", 0, 10, 100).unwrap_err();
     assert_eq!(err.kind, WarehouseErrorKind::NotFound);
-    assert!(err.message.contains("nope"));
+    assert!(err.message.contains("no longer kept"), "{}", err.message);
+}
+
+#[test]
+fn a_sweep_removes_old_results_but_not_unfinished_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for key in ["old", "running"] {
+        std::fs::write(dir.path().join(format!("{key}.json")), "{}").unwrap();
+        std::fs::write(dir.path().join(format!("{key}.rows")), "").unwrap();
+        std::fs::write(dir.path().join(format!("{key}.idx")), "").unwrap();
+    }
+    std::fs::write(dir.path().join("unrelated.txt"), "").unwrap();
+    let unfinished = std::collections::HashSet::from(["running".to_owned()]);
+    // Nothing is that old yet.
+    assert_eq!(
+        sweep(
+            dir.path(),
+            std::time::Duration::from_secs(3600),
+            &unfinished
+        )
+        .unwrap(),
+        0
+    );
+    assert_eq!(
+        sweep(dir.path(), std::time::Duration::ZERO, &unfinished).unwrap(),
+        1
+    );
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "running.idx",
+            "running.json",
+            "running.rows",
+            "unrelated.txt"
+        ]
+    );
 }
 
 #[test]
