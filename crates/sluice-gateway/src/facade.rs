@@ -9,6 +9,8 @@ pub mod resources;
 
 use std::sync::Arc;
 
+use tracing::Instrument as _;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -29,23 +31,62 @@ pub struct RequestContext {
     pub body: axum::body::Bytes,
 }
 
-/// The axum handler for every facade path.
+/// The header that carries a request's id, in both directions.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The axum handler for every facade path: one span per request, carrying
+/// its id, API method, principal and outcome, so that every log line of
+/// the request names it; the id goes back in the `x-request-id` header.
 pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    match run(&gateway, request).await {
+    let id = request_id(request.headers());
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = tracing::field::Empty,
+        principal = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let mut response = match run(&gateway, request).instrument(span.clone()).await {
         Ok(response) => response,
-        Err(err) => {
-            tracing::debug!(%method, %path, reason = err.reason, "refused");
-            err.into_response()
-        }
+        Err(err) => err.into_response(),
+    };
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request done"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
     }
+    response
+}
+
+/// The caller's `x-request-id` when it is a plain token (letters, digits,
+/// `-`, `_`, `.`, at most 64), so it can be followed through a client's
+/// own logs; otherwise a new one. Nothing else of the header reaches logs.
+fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
 }
 
 async fn run(gateway: &Gateway, request: Request) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     let principal = authenticate(&parts.headers, &gateway.verifier).await?;
+    let span = tracing::Span::current();
+    span.record("principal", principal.verified.name.as_str());
     let call = route(&parts.method, parts.uri.path())?;
+    span.record("method", call.name());
     let params = QueryParams::parse(parts.uri.query())?;
     let body = read_body(body, &parts.headers, gateway.config.max_body_bytes).await?;
     if !call.takes_body()
@@ -63,7 +104,6 @@ async fn run(gateway: &Gateway, request: Request) -> Result<Response, GatewayErr
         params,
         body,
     };
-    tracing::debug!(method = context.call.name(), principal = %context.principal.verified.name, "request");
     match &context.call {
         ApiCall::JobsInsert { .. }
         | ApiCall::JobsQuery { .. }

@@ -195,7 +195,7 @@ impl Jobs {
                 self.credentials.release(&job.warehouse_key);
                 job.state = JobState::Done;
                 job.ended_ms = Some(now_ms());
-                self.store.update_job(&job).await?;
+                self.store.finish_job(&job).await?;
                 Ok(job)
             }
         }
@@ -368,7 +368,13 @@ impl Jobs {
         job.state = JobState::Done;
         job.ended_ms = Some(now_ms());
         self.quota.finished(&job.principal, &job.warehouse_key);
-        self.store.update_job(job).await?;
+        if !self.store.finish_job(job).await? {
+            // Someone settled it first (the watcher, another poll, a
+            // cancel, another replica): theirs is the outcome.
+            if let Some(stored) = self.store.get_job(&job.project_id, &job.job_id).await? {
+                *job = stored;
+            }
+        }
         Ok(())
     }
 

@@ -197,7 +197,7 @@ pub const DEV_ISSUER_PATH: &str = "/sluice-dev-issuer";
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }));
+        .route("/readyz", get(ready));
     if let Some(dev) = &gateway.dev_issuer {
         let discovery = dev.discovery_document(&gateway.config.base_url);
         let jwks = dev.jwks();
@@ -215,6 +215,21 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         router = issuer_routes(router, issuer.issuer());
     }
     router.fallback(facade::handle).with_state(gateway)
+}
+
+/// `/readyz`: 200 once the store and the warehouse answer, else 503 with
+/// which one does not (no detail of why: that is in the log).
+async fn ready(State(gateway): State<Arc<Gateway>>) -> (axum::http::StatusCode, &'static str) {
+    use axum::http::StatusCode;
+    if let Err(err) = gateway.store.get_job("", "").await {
+        tracing::warn!(%err, "not ready: the store does not answer");
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: store");
+    }
+    if let Err(err) = gateway.warehouse.ready().await {
+        tracing::warn!(%err, "not ready: the warehouse does not answer");
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: warehouse");
+    }
+    (StatusCode::OK, "ready")
 }
 
 /// Sluice's issuer, for a pool provider that fetches its keys: the

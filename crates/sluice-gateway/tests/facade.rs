@@ -9,6 +9,8 @@ mod harness;
 mod hostile_bodies;
 #[path = "facade/hostile_sql.rs"]
 mod hostile_sql;
+#[path = "facade/observing.rs"]
+mod observing;
 #[path = "facade/ownership.rs"]
 mod ownership;
 #[path = "facade/tokens.rs"]

@@ -38,8 +38,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         request_id: &str,
     ) -> Result<Option<JobRecord>, StoreError>;
 
-    /// Saves a job's state, statistics, error and times.
-    async fn update_job(&self, job: &JobRecord) -> Result<(), StoreError>;
+    /// Finishes a job: saves its state, statistics, error and times, but
+    /// only if the stored job is not DONE yet. True when this call made the
+    /// change: of several callers settling one job at once, on one process
+    /// or several, exactly one wins, and the others read what it wrote.
+    async fn finish_job(&self, job: &JobRecord) -> Result<bool, StoreError>;
 
     /// Forgets a job that never started (a transient failure before it
     /// existed upstream), so a retry under the same id can make it.

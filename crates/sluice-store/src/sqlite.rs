@@ -228,10 +228,10 @@ impl Store for SqliteStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn update_job(&self, job: &JobRecord) -> Result<(), StoreError> {
-        sqlx::query(
+    async fn finish_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE jobs SET state = $3, statistics = $4, error = $5, started_ms = $6, ended_ms = $7 \
-             WHERE project_id = $1 AND job_id = $2",
+             WHERE project_id = $1 AND job_id = $2 AND state <> 'DONE'",
         )
         .bind(&job.project_id)
         .bind(&job.job_id)
@@ -242,7 +242,7 @@ impl Store for SqliteStore {
         .bind(job.ended_ms)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_job(&self, project_id: &str, job_id: &str) -> Result<(), StoreError> {

@@ -286,6 +286,10 @@ impl Warehouse for BigQueryWarehouse {
         wire::table(&entry, self.location())
     }
 
+    async fn ready(&self) -> Result<(), WarehouseError> {
+        self.client.reachable().await
+    }
+
     async fn read_rows(
         &self,
         access: &Access,

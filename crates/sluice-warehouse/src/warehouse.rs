@@ -86,6 +86,13 @@ pub trait Warehouse: Send + Sync + std::fmt::Debug {
         table: &TableRef,
     ) -> Result<TableInfo, WarehouseError>;
 
+    /// Whether the warehouse answers at all, for `/readyz`: the embedded
+    /// one once its tables are loaded, an upstream once its endpoint
+    /// answers HTTP (any status: no credential is spent on it).
+    async fn ready(&self) -> Result<(), WarehouseError> {
+        Ok(())
+    }
+
     /// `tabledata.list`: rows `start..start+max_rows` of a table, optionally
     /// only the named top-level columns, and about `max_bytes` of row JSON
     /// at most (the page stops before a row that would pass it, but holds

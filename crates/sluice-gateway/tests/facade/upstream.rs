@@ -491,6 +491,27 @@ async fn a_metadata_call_the_policy_refuses_mints_no_token() {
     gw.stop().await;
 }
 
+/// `/readyz` is 503 while BigQuery's endpoint does not answer, and names
+/// which part is not ready.
+#[tokio::test]
+async fn not_ready_while_the_upstream_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then closed.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let gw = start_gateway(dir.path(), &url).await;
+    let answer = gw.response_text("GET", "/readyz", &[]).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.ends_with("not ready: warehouse"), "{answer}");
+    gw.stop().await;
+
+    let (_dir, _google, gw) = gateway().await;
+    let answer = gw.response_text("GET", "/readyz", &[]).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn the_agents_own_token_is_refused_at_the_token_service() {
     let (_dir, google, gw) = gateway().await;

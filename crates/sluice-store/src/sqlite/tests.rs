@@ -38,10 +38,46 @@ async fn a_job_round_trips_and_updates() {
     j.statistics = Some(json!({"totalBytesProcessed": "10"}));
     j.error = Some(json!({"reason": "stopped"}));
     j.ended_ms = Some(5);
-    store.update_job(&j).await.unwrap();
+    assert!(store.finish_job(&j).await.unwrap());
+    assert_eq!(store.get_job("demo", "a").await.unwrap(), Some(j.clone()));
+    // A finished job stays as it was finished.
+    let mut late = j.clone();
+    late.error = None;
+    late.statistics = Some(json!({"totalBytesProcessed": "99"}));
+    assert!(!store.finish_job(&late).await.unwrap());
     assert_eq!(store.get_job("demo", "a").await.unwrap(), Some(j));
     assert_eq!(store.get_job("demo", "missing").await.unwrap(), None);
     assert_eq!(store.get_job("other", "a").await.unwrap(), None);
+}
+
+/// Several callers settle one job at once (the watcher, a polling caller,
+/// a cancel): exactly one finishes it.
+#[tokio::test]
+async fn of_concurrent_finishes_exactly_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let first = std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
+    first.insert_job(&job("race", "alice", 1)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        // Half through a second connection pool, as another process would.
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            std::sync::Arc::new(SqliteStore::open(&path).await.unwrap())
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut j = job("race", "alice", 1);
+            j.state = JobState::Done;
+            j.error = Some(json!({"reason": "stopped", "message": format!("by {i}")}));
+            store.finish_job(&j).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
 }
 
 #[tokio::test]

@@ -60,6 +60,22 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether the endpoint answers HTTP at all (any status), without a
+    /// credential and without retries.
+    pub async fn reachable(&self) -> Result<(), WarehouseError> {
+        self.http
+            .get(format!("{}/projects", self.base))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                WarehouseError::unavailable(format!(
+                    "BigQuery could not be reached ({})",
+                    describe(&e)
+                ))
+            })
+    }
+
     pub fn new(
         endpoint: &str,
         timeout: Duration,
