@@ -91,7 +91,7 @@ fn scalar_text(value: Option<&Value>) -> Option<String> {
 }
 
 /// Claim rules use the one glob syntax of the configuration: the policy's.
-pub(crate) use sluice_policy::glob_match;
+pub(crate) use sluice_glob::glob_match;
 
 #[cfg(test)]
 mod safe_github_rule;

@@ -66,7 +66,6 @@
 mod bytes;
 mod decide;
 mod decision;
-mod glob;
 mod names;
 mod pattern;
 mod policy_set;
@@ -75,7 +74,7 @@ mod routines;
 
 pub use bytes::parse_byte_size;
 pub use decision::{Decision, Estimate, Limits, TraceStep, Verdict, Who};
-pub use glob::glob_match;
+pub use sluice_glob::glob_match;
 pub use names::{guardrail_names, statement_names};
 pub use policy_set::{PolicyError, PolicySet};
 pub use raw::{RawAllow, RawByteSize, RawGuardrails, RawLimits, RawPolicy, RawWho};

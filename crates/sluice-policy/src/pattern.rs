@@ -47,7 +47,7 @@ use std::fmt;
 
 use sluice_sql::TableName;
 
-use crate::glob::{glob_match, glob_match_ignore_case};
+use sluice_glob::{glob_match, glob_match_ignore_case};
 
 const INFORMATION_SCHEMA: &str = "INFORMATION_SCHEMA";
 const MAX_SEGMENTS: usize = 4;

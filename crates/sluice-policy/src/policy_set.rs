@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::decide::principal;
 use crate::decision::{Limits, Who};
-use crate::glob::glob_match;
+use sluice_glob::glob_match;
 use crate::names::{expand, guardrail_names, statement_names};
 use crate::pattern::TablePattern;
 use crate::raw::{RawGuardrails, RawLimits, RawPolicy};

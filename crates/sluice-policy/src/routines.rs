@@ -15,7 +15,7 @@ use std::fmt;
 
 use sluice_sql::{RoutineName, SPENDING_NAMESPACES};
 
-use crate::glob::{glob_match, glob_match_ignore_case};
+use sluice_glob::{glob_match, glob_match_ignore_case};
 
 /// A validated `allow.routines` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

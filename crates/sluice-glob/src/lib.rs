@@ -1,5 +1,6 @@
-//! The one glob syntax of policy files: `*` matches any run of characters
-//! (including none); every other character matches itself.
+//! The one glob syntax of Sluice's configuration — identity group rules and
+//! policies alike: `*` matches any run of characters (including none);
+//! every other character matches itself.
 
 /// True when `text` matches `pattern`, where `*` matches any run of
 /// characters. Case-sensitive; works on characters, not bytes.
@@ -9,7 +10,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// [`glob_match`] ignoring ASCII case (used for `INFORMATION_SCHEMA` view
 /// names, which BigQuery treats case-insensitively).
-pub(crate) fn glob_match_ignore_case(pattern: &str, text: &str) -> bool {
+pub fn glob_match_ignore_case(pattern: &str, text: &str) -> bool {
     glob_match_with(pattern, text, |p, t| p.eq_ignore_ascii_case(&t))
 }
 
