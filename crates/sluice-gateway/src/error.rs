@@ -165,11 +165,12 @@ impl GatewayError {
     /// Rebuilds the error a failed job recorded (`{reason, message}`).
     pub fn from_error_result(result: &serde_json::Value) -> Self {
         let reason = result.get("reason").and_then(|r| r.as_str()).unwrap_or("");
-        let message = result
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("The job failed")
-            .to_string();
+        let message = crate::exit::scrub(
+            result
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("The job failed"),
+        );
         // A job's own reason (the warehouse's, or BigQuery's) is passed on
         // with the status BigQuery answers it with.
         let (status, reason) = match sluice_warehouse::bigquery::known_reason(reason) {
@@ -201,8 +202,12 @@ impl From<WarehouseError> for GatewayError {
             }
             WarehouseErrorKind::Stopped => (StatusCode::BAD_REQUEST, "stopped"),
             WarehouseErrorKind::ResourcesExceeded => (StatusCode::BAD_REQUEST, "resourcesExceeded"),
-            WarehouseErrorKind::Internal => return Self::internal(err.message),
-            WarehouseErrorKind::Unavailable => return Self::unavailable(err.message),
+            WarehouseErrorKind::Internal => {
+                return Self::internal(crate::exit::scrub(&err.message));
+            }
+            WarehouseErrorKind::Unavailable => {
+                return Self::unavailable(crate::exit::scrub(&err.message));
+            }
             WarehouseErrorKind::Upstream { reason, status } => (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 reason,
@@ -211,7 +216,7 @@ impl From<WarehouseError> for GatewayError {
         Self {
             status,
             reason,
-            message: err.message,
+            message: crate::exit::scrub(&err.message),
             origin: Origin::Upstream,
         }
     }

@@ -253,6 +253,7 @@ impl Jobs {
                     }
                     Err(err) => {
                         // Callers polling with their own tokens settle it.
+                        let err = crate::exit::scrub(&err.to_string());
                         tracing::warn!(job = %job.job_id, %err, "lost track of a running job");
                         jobs.credentials.release(&job.warehouse_key);
                         return;

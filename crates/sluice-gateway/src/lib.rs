@@ -12,6 +12,7 @@ pub mod config;
 mod credential;
 mod decide;
 pub mod error;
+mod exit;
 mod facade;
 mod jobs;
 mod params;

@@ -74,10 +74,10 @@ mod routines;
 
 pub use bytes::parse_byte_size;
 pub use decision::{Decision, Estimate, Limits, TraceStep, Verdict, Who};
-pub use sluice_glob::glob_match;
 pub use names::{guardrail_names, statement_names};
 pub use policy_set::{PolicyError, PolicySet};
 pub use raw::{RawAllow, RawByteSize, RawGuardrails, RawLimits, RawPolicy, RawWho};
+pub use sluice_glob::glob_match;
 
 #[cfg(test)]
 mod tests;

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use crate::decide::principal;
 use crate::decision::{Limits, Who};
-use sluice_glob::glob_match;
 use crate::names::{expand, guardrail_names, statement_names};
 use crate::pattern::TablePattern;
 use crate::raw::{RawGuardrails, RawLimits, RawPolicy};
 use crate::routines::RoutinePattern;
+use sluice_glob::glob_match;
 
 /// One mistake in the policy configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,14 +5,13 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sluice_warehouse::TableRef;
 
-use super::resources::{self, RowsResponse};
-use super::{RequestContext, json, json_bytes};
+use super::resources;
+use super::{RequestContext, json};
 use crate::Gateway;
 use crate::decide::enforce;
 use crate::error::GatewayError;
 use crate::params::page_token;
 use crate::route::ApiCall;
-use crate::timestamps;
 use sluice_policy::Limits;
 use sluice_sql::TableName;
 
@@ -273,11 +272,7 @@ async fn tabledata_list(
         },
         None => info.schema.clone(),
     };
-    let rows = if cx.params.use_int64_timestamp()? {
-        page.rows
-    } else {
-        timestamps::to_float_seconds(page.rows, &schema)?
-    };
+    let use_int64_timestamp = cx.params.use_int64_timestamp()?;
     let mut head = Map::new();
     head.insert("kind".into(), json!("bigquery#tableDataList"));
     head.insert(
@@ -288,5 +283,10 @@ async fn tabledata_list(
     if next < page.total_rows && max_rows > 0 {
         head.insert("pageToken".into(), json!(page_token::encode(next)));
     }
-    Ok(json_bytes(RowsResponse { head, rows }.to_json()?))
+    crate::exit::rows_response(crate::exit::RowsOut {
+        head,
+        rows: page.rows,
+        schema: &schema,
+        use_int64_timestamp,
+    })
 }

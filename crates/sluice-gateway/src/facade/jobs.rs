@@ -6,15 +6,14 @@ use serde_json::{Map, Value, json};
 use sluice_store::{JobRecord, JobState};
 use sluice_warehouse::{ParameterMode, QueryOutcome, QueryRequest};
 
-use super::resources::{self, RowsResponse};
-use super::{RequestContext, json, json_bytes};
+use super::resources;
+use super::{RequestContext, json};
 use crate::Gateway;
 use crate::decide::{admit, bytes_billed_cap};
 use crate::error::{GatewayError, Origin};
 use crate::jobs::{NewJob, check_job_id, new_job_id};
 use crate::params::page_token;
 use crate::route::ApiCall;
-use crate::timestamps;
 use crate::wire::{JobConfigurationQuery, JobInsert, QueryRequestBody, parse_body};
 use sluice_policy::Limits;
 
@@ -469,9 +468,6 @@ async fn respond_with_rows(
         // The last page is out: the job's token is done with.
         gateway.credentials.release(&job.warehouse_key);
     }
-    if !page.use_int64_timestamp {
-        rows = timestamps::to_float_seconds(rows, &outcome.schema)?;
-    }
     head.insert("schema".into(), json!(outcome.schema));
     head.insert("totalRows".into(), json!(outcome.total_rows.to_string()));
     if next < outcome.total_rows && max_rows > 0 {
@@ -483,7 +479,12 @@ async fn respond_with_rows(
     );
     head.insert("jobComplete".into(), json!(true));
     head.insert("cacheHit".into(), json!(false));
-    Ok(json_bytes(RowsResponse { head, rows }.to_json()?))
+    crate::exit::rows_response(crate::exit::RowsOut {
+        head,
+        rows,
+        schema: &outcome.schema,
+        use_int64_timestamp: page.use_int64_timestamp,
+    })
 }
 
 async fn list(
