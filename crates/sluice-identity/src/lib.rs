@@ -15,6 +15,7 @@ mod duration;
 mod fetch;
 mod keys;
 mod token;
+mod verified;
 mod verifier;
 
 pub use config::{

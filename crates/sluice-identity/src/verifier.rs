@@ -17,6 +17,7 @@ use crate::config::{IdentityConfig, IssuerConfig};
 use crate::dev_issuer::{DevIssuer, unix_now};
 use crate::keys::SigningKey;
 use crate::token::{Unverified, inspect};
+use crate::verified::VerifiedTokens;
 use crate::{AuthError, Principal, fetch, quoted};
 
 /// Verifies bearer tokens against the configured issuers. Cheap to share in
@@ -27,6 +28,7 @@ pub struct Verifier {
     dev_disabled_id: Option<String>,
     leeway_secs: u64,
     max_token_bytes: usize,
+    verified: VerifiedTokens,
 }
 
 struct TrustedIssuer {
@@ -90,11 +92,30 @@ impl Verifier {
             dev_disabled_id: (!config.dev_enabled).then_some(config.dev_issuer),
             leeway_secs: config.leeway.as_secs(),
             max_token_bytes: config.max_token_bytes,
+            verified: VerifiedTokens::default(),
         })
     }
 
-    /// Verifies a bearer token (without the `Bearer ` prefix).
+    /// Verifies a bearer token (without the `Bearer ` prefix). A token
+    /// verified before is answered from memory until it expires (at most
+    /// five minutes, see [`crate::verified`]).
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > self.max_token_bytes {
+            // Refused by `inspect` below, without hashing megabytes first.
+            return self.verify_fresh(token).await.map(|(principal, _)| principal);
+        }
+        let key = VerifiedTokens::key(token);
+        let now = unix_now();
+        if let Some(principal) = self.verified.get(&key, now) {
+            return Ok(principal);
+        }
+        let (principal, expires) = self.verify_fresh(token).await?;
+        self.verified.insert(key, principal.clone(), expires, now);
+        Ok(principal)
+    }
+
+    /// Verifies a token from scratch; its principal and its `exp`.
+    async fn verify_fresh(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         let unverified = inspect(token, self.max_token_bytes)?;
         if let Some(dev) = self
             .dev
@@ -157,7 +178,7 @@ impl Verifier {
         token: &str,
         unverified: &Unverified,
         dev: &DevIssuer,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<(Principal, u64), AuthError> {
         if unverified.alg != Algorithm::ES256 {
             return Err(AuthError(format!(
                 "algorithm {} is not allowed for the development issuer",
@@ -234,12 +255,22 @@ impl Verifier {
     }
 }
 
-fn finish(issuer: &str, claims: &Map<String, Value>, mapping: ClaimMapping<'_>) -> Principal {
+/// The principal of verified `claims`, and the token's `exp`.
+fn finish(
+    issuer: &str,
+    claims: &Map<String, Value>,
+    mapping: ClaimMapping<'_>,
+) -> (Principal, u64) {
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    principal(issuer, subject, claims, mapping)
+    // Checked present and numeric by the validation; a fraction rounds down.
+    let expires = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .map_or(0, |exp| exp.max(0.0) as u64);
+    (principal(issuer, subject, claims, mapping), expires)
 }
 
 /// Why jsonwebtoken refused, in words for the caller.
