@@ -102,7 +102,10 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if token.len() > self.max_token_bytes {
             // Refused by `inspect` below, without hashing megabytes first.
-            return self.verify_fresh(token).await.map(|(principal, _)| principal);
+            return self
+                .verify_fresh(token)
+                .await
+                .map(|(principal, _)| principal);
         }
         let key = VerifiedTokens::key(token);
         let now = unix_now();

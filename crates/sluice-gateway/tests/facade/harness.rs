@@ -163,6 +163,25 @@ impl TestGateway {
         (status, value)
     }
 
+    /// A call with `token` as the bearer and `body` as JSON.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let bearer = format!("Bearer {token}");
+        let body = body.map(|b| b.to_string());
+        self.call(
+            method,
+            path,
+            body.as_deref().map(str::as_bytes),
+            &[("Authorization", &bearer)],
+        )
+        .await
+    }
+
     /// The whole response (head and body) as text.
     pub async fn response_text(
         &self,

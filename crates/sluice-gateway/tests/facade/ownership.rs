@@ -3,31 +3,13 @@
 //! GitHub environment, every pull request of a repository — so a run that
 //! shares the subject but not the policy sees nothing of the job.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::harness::{TestGateway, assert_error};
 
 /// The subject every job of the repository's `prod` environment gets,
 /// whatever branch it runs on.
 const SHARED_SUBJECT: &str = "repo:acme/etl:environment:prod";
-
-async fn call(
-    gw: &TestGateway,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let bearer = format!("Bearer {token}");
-    let body = body.map(|b| b.to_string());
-    gw.call(
-        method,
-        path,
-        body.as_deref().map(str::as_bytes),
-        &[("Authorization", &bearer)],
-    )
-    .await
-}
 
 #[tokio::test]
 async fn a_run_that_shares_the_subject_but_not_the_policy_sees_nothing_of_the_job() {
@@ -40,8 +22,7 @@ async fn a_run_that_shares_the_subject_but_not_the_policy_sees_nothing_of_the_jo
     let branch_run = gw.token_for(SHARED_SUBJECT, &["outsiders"]);
     let nobody = gw.token_for(SHARED_SUBJECT, &[]);
 
-    let (status, job) = call(
-        &gw,
+    let (status, job) = gw.call_as(
         &main_run,
         "POST",
         "/bigquery/v2/projects/proj/jobs",
@@ -63,10 +44,12 @@ async fn a_run_that_shares_the_subject_but_not_the_policy_sees_nothing_of_the_jo
     ];
     for other in [&branch_run, &nobody] {
         for (method, path) in job_paths {
-            let (status, body) = call(&gw, other, method, path, None).await;
+            let (status, body) = gw.call_as(other, method, path, None).await;
             assert_error(status, &body, 404, "notFound");
         }
-        let (status, list) = call(&gw, other, "GET", "/bigquery/v2/projects/proj/jobs", None).await;
+        let (status, list) = gw
+            .call_as(other, "GET", "/bigquery/v2/projects/proj/jobs", None)
+            .await;
         assert_eq!(status, 200, "{list}");
         let listed = list["jobs"].as_array().map_or(0, Vec::len);
         assert_eq!(listed, 0, "{list}");
@@ -74,28 +57,23 @@ async fn a_run_that_shares_the_subject_but_not_the_policy_sees_nothing_of_the_jo
 
     // The job's own run, with a fresh token of the same policy, reads it.
     let main_again = gw.token_for(SHARED_SUBJECT, &["testers"]);
-    let (status, rows) = call(
-        &gw,
-        &main_again,
-        "GET",
-        "/bigquery/v2/projects/proj/queries/main-run-job",
-        None,
-    )
-    .await;
+    let (status, rows) = gw
+        .call_as(
+            &main_again,
+            "GET",
+            "/bigquery/v2/projects/proj/queries/main-run-job",
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{rows}");
     assert_eq!(rows["jobComplete"], true, "{rows}");
     assert!(
         rows["rows"].as_array().is_some_and(|r| !r.is_empty()),
         "{rows}"
     );
-    let (status, list) = call(
-        &gw,
-        &main_again,
-        "GET",
-        "/bigquery/v2/projects/proj/jobs",
-        None,
-    )
-    .await;
+    let (status, list) = gw
+        .call_as(&main_again, "GET", "/bigquery/v2/projects/proj/jobs", None)
+        .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(
         list["jobs"][0]["jobReference"]["jobId"], "main-run-job",
@@ -108,8 +86,7 @@ async fn a_run_that_shares_the_subject_but_not_the_policy_sees_nothing_of_the_jo
         let token = token.to_owned();
         let gw = &gw;
         async move {
-            call(
-                gw,
+            gw.call_as(
                 &token,
                 "POST",
                 "/bigquery/v2/projects/proj/queries",
@@ -140,7 +117,7 @@ async fn a_caller_no_policy_names_is_refused_every_metadata_call() {
         "/bigquery/v2/projects/proj/datasets/ds/tables/people",
         "/bigquery/v2/projects/proj/datasets/ds/tables/people/data",
     ] {
-        let (status, body) = call(&gw, &stranger, "GET", path, None).await;
+        let (status, body) = gw.call_as(&stranger, "GET", path, None).await;
         assert_error(status, &body, 403, "accessDenied");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("default-deny"), "{path}: {message}");
@@ -168,21 +145,21 @@ async fn a_job_runs_only_in_a_project_the_policy_lists() {
             json!({"configuration": {"query": {"query": "SELECT name FROM proj.ds.people", "useLegacySql": false}}}),
         ),
     ] {
-        let (status, error) = call(&gw, &tester, method, path, Some(body)).await;
+        let (status, error) = gw.call_as(&tester, method, path, Some(body)).await;
         assert_error(status, &error, 403, "accessDenied");
         let message = error["error"]["message"].as_str().unwrap();
         assert!(message.contains("policies.projects"), "{message}");
         assert!(message.contains("someone-elses-billing"), "{message}");
     }
     // The project its table patterns name is the default.
-    let (status, result) = call(
-        &gw,
-        &tester,
-        "POST",
-        "/bigquery/v2/projects/proj/queries",
-        Some(json!({"query": "SELECT name FROM proj.ds.people", "useLegacySql": false})),
-    )
-    .await;
+    let (status, result) = gw
+        .call_as(
+            &tester,
+            "POST",
+            "/bigquery/v2/projects/proj/queries",
+            Some(json!({"query": "SELECT name FROM proj.ds.people", "useLegacySql": false})),
+        )
+        .await;
     assert_eq!(status, 200, "{result}");
     gw.stop().await;
 }
@@ -204,23 +181,23 @@ async fn one_principal_runs_a_bounded_number_of_jobs_at_once() {
     let insert = |sql: &str| {
         Some(json!({"configuration": {"query": {"query": sql, "useLegacySql": false}}}))
     };
-    let (status, running) = call(
-        &gw,
-        &tess,
-        "POST",
-        "/bigquery/v2/projects/proj/jobs",
-        insert(ENDLESS),
-    )
-    .await;
+    let (status, running) = gw
+        .call_as(
+            &tess,
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            insert(ENDLESS),
+        )
+        .await;
     assert_eq!(status, 200, "{running}");
-    let (status, error) = call(
-        &gw,
-        &tess,
-        "POST",
-        "/bigquery/v2/projects/proj/jobs",
-        insert("SELECT 1"),
-    )
-    .await;
+    let (status, error) = gw
+        .call_as(
+            &tess,
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            insert("SELECT 1"),
+        )
+        .await;
     assert_error(status, &error, 429, "rateLimitExceeded");
     let message = error["error"]["message"].as_str().unwrap();
     assert!(
@@ -228,34 +205,34 @@ async fn one_principal_runs_a_bounded_number_of_jobs_at_once() {
         "{message}"
     );
 
-    let (status, other) = call(
-        &gw,
-        &tom,
-        "POST",
-        "/bigquery/v2/projects/proj/jobs",
-        insert("SELECT 1"),
-    )
-    .await;
+    let (status, other) = gw
+        .call_as(
+            &tom,
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            insert("SELECT 1"),
+        )
+        .await;
     assert_eq!(status, 200, "{other}");
 
     let job = running["jobReference"]["jobId"].as_str().unwrap();
-    let (status, cancelled) = call(
-        &gw,
-        &tess,
-        "POST",
-        &format!("/bigquery/v2/projects/proj/jobs/{job}/cancel"),
-        None,
-    )
-    .await;
+    let (status, cancelled) = gw
+        .call_as(
+            &tess,
+            "POST",
+            &format!("/bigquery/v2/projects/proj/jobs/{job}/cancel"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{cancelled}");
-    let (status, next) = call(
-        &gw,
-        &tess,
-        "POST",
-        "/bigquery/v2/projects/proj/jobs",
-        insert("SELECT 1"),
-    )
-    .await;
+    let (status, next) = gw
+        .call_as(
+            &tess,
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            insert("SELECT 1"),
+        )
+        .await;
     assert_eq!(status, 200, "{next}");
     gw.stop().await;
 }
@@ -272,14 +249,14 @@ async fn finished_results_are_removed_after_the_retention() {
     .await;
     let tess = gw.token_for("tess", &["testers"]);
     let query = |sql: &str| Some(json!({"query": sql, "useLegacySql": false}));
-    let (status, first) = call(
-        &gw,
-        &tess,
-        "POST",
-        "/bigquery/v2/projects/proj/queries",
-        query("SELECT name FROM proj.ds.people"),
-    )
-    .await;
+    let (status, first) = gw
+        .call_as(
+            &tess,
+            "POST",
+            "/bigquery/v2/projects/proj/queries",
+            query("SELECT name FROM proj.ds.people"),
+        )
+        .await;
     assert_eq!(status, 200, "{first}");
     let job = first["jobReference"]["jobId"].as_str().unwrap().to_owned();
     let results = dir.path().join("results");
@@ -287,36 +264,36 @@ async fn finished_results_are_removed_after_the_retention() {
     assert!(files() > 0, "the first job's results are on disk");
 
     // The next query sweeps: the first job is past its (zero) retention.
-    let (status, second) = call(
-        &gw,
-        &tess,
-        "POST",
-        "/bigquery/v2/projects/proj/queries",
-        query("SELECT 1 AS one"),
-    )
-    .await;
+    let (status, second) = gw
+        .call_as(
+            &tess,
+            "POST",
+            "/bigquery/v2/projects/proj/queries",
+            query("SELECT 1 AS one"),
+        )
+        .await;
     assert_eq!(status, 200, "{second}");
     let second_job = second["jobReference"]["jobId"].as_str().unwrap();
-    let (status, error) = call(
-        &gw,
-        &tess,
-        "GET",
-        &format!("/bigquery/v2/projects/proj/queries/{job}"),
-        None,
-    )
-    .await;
+    let (status, error) = gw
+        .call_as(
+            &tess,
+            "GET",
+            &format!("/bigquery/v2/projects/proj/queries/{job}"),
+            None,
+        )
+        .await;
     assert_error(status, &error, 404, "notFound");
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.contains("no longer kept"), "{message}");
     // The job itself is still on record, DONE.
-    let (status, resource) = call(
-        &gw,
-        &tess,
-        "GET",
-        &format!("/bigquery/v2/projects/proj/jobs/{job}"),
-        None,
-    )
-    .await;
+    let (status, resource) = gw
+        .call_as(
+            &tess,
+            "GET",
+            &format!("/bigquery/v2/projects/proj/jobs/{job}"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{resource}");
     assert_eq!(resource["status"]["state"], "DONE");
     assert!(!second_job.is_empty());

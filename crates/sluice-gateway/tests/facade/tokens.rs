@@ -76,24 +76,6 @@ fn reads(google: &Google, (project, dataset, table): (&str, &str, &str)) {
     });
 }
 
-async fn as_caller(
-    gw: &TestGateway,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let bearer = format!("Bearer {token}");
-    let body = body.map(|b| b.to_string());
-    gw.call(
-        method,
-        path,
-        body.as_deref().map(str::as_bytes),
-        &[("Authorization", &bearer)],
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_minted_token_is_revoked_after_a_mixed_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,32 +130,32 @@ async fn every_minted_token_is_revoked_after_a_mixed_run() {
         "jobReference": {"projectId": "proj", "jobId": "twice"},
         "configuration": {"query": {"query": "SELECT id FROM proj.ds.people", "useLegacySql": false}}
     });
-    let (status, job) = as_caller(
-        &gw,
-        &tester,
-        "POST",
-        "/bigquery/v2/projects/proj/jobs",
-        Some(insert.clone()),
-    )
-    .await;
+    let (status, job) = gw
+        .call_as(
+            &tester,
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            Some(insert.clone()),
+        )
+        .await;
     assert_eq!(status, 200, "{job}");
-    let (status, rows) = as_caller(
-        &gw,
-        &tester,
-        "GET",
-        "/bigquery/v2/projects/proj/queries/twice",
-        None,
-    )
-    .await;
+    let (status, rows) = gw
+        .call_as(
+            &tester,
+            "GET",
+            "/bigquery/v2/projects/proj/queries/twice",
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{rows}");
-    let (status, body) = as_caller(
-        &gw,
-        &tester,
-        "POST",
-        "/bigquery/v2/projects/proj/jobs",
-        Some(insert),
-    )
-    .await;
+    let (status, body) = gw
+        .call_as(
+            &tester,
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            Some(insert),
+        )
+        .await;
     assert_error(status, &body, 409, "duplicate");
 
     // A job refused for its row count (outsiders: limits.max_rows 1).
@@ -183,8 +165,7 @@ async fn every_minted_token_is_revoked_after_a_mixed_run() {
 
     // A dry run, and a metadata call the upstream answers 404.
     reads(&google, ("proj", "ds", "people"));
-    let (status, body) = as_caller(
-        &gw,
+    let (status, body) = gw.call_as(
         &tester,
         "POST",
         "/bigquery/v2/projects/proj/queries",
@@ -192,18 +173,20 @@ async fn every_minted_token_is_revoked_after_a_mixed_run() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = as_caller(
-        &gw,
-        &tester,
-        "GET",
-        "/bigquery/v2/projects/proj/datasets/ds/tables/people",
-        None,
-    )
-    .await;
+    let (status, body) = gw
+        .call_as(
+            &tester,
+            "GET",
+            "/bigquery/v2/projects/proj/datasets/ds/tables/people",
+            None,
+        )
+        .await;
     assert_error(status, &body, 404, "notFound");
 
     // A stranger gets nothing minted.
-    let (status, body) = as_caller(&gw, &stranger, "GET", "/bigquery/v2/projects", None).await;
+    let (status, body) = gw
+        .call_as(&stranger, "GET", "/bigquery/v2/projects", None)
+        .await;
     assert_error(status, &body, 403, "accessDenied");
 
     // dry run + job, twice; dry run + job for the duplicate; dry run + job
