@@ -49,6 +49,10 @@ pub fn check_job_id(id: &str) -> Result<(), GatewayError> {
     }
 }
 
+/// How long after its start a job may still be unknown to the warehouse:
+/// the store says RUNNING just before the warehouse is handed the job.
+const STARTING_MS: i64 = 30_000;
+
 /// Creates, runs, holds and settles jobs.
 #[derive(Debug, Clone)]
 pub struct Jobs {
@@ -60,6 +64,9 @@ pub struct Jobs {
     pub policy: Arc<PolicySet>,
     /// Bounds each principal's running jobs.
     pub quota: Arc<Quota>,
+    /// Woken on every state change this process makes, so a poll held on
+    /// a job that is not executing re-reads the store at once.
+    pub changed: Arc<tokio::sync::Notify>,
     pub location: String,
 }
 
@@ -119,86 +126,191 @@ pub struct NewJob {
     pub max_rows: Option<u64>,
 }
 
+/// What a job was admitted to run, exactly as decided: the query with
+/// its capped `maximumBytesBilled`, `jobTimeoutMs` and Sluice's labels,
+/// the policy's `max_rows`, and a hash of the normalized SQL and its
+/// parameters. Stored with the job (versioned), so any replica can start a
+/// recorded job from the record alone.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredRequest {
+    pub version: u32,
+    pub query: QueryRequest,
+    pub max_rows: Option<u64>,
+    /// SHA-256 (hex) of the SQL as the parser prints it back (so spacing
+    /// and keyword case do not count) and of the parameters.
+    pub sql_hash: String,
+}
+
+impl StoredRequest {
+    const VERSION: u32 = 1;
+
+    fn new(query: QueryRequest, max_rows: Option<u64>) -> Self {
+        let normalized = match sluice_sql::parse(&query.sql) {
+            Ok(statements) => statements
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(";\n"),
+            Err(_) => query.sql.trim().to_owned(),
+        };
+        let parameters =
+            serde_json::to_string(&(query.parameter_mode, &query.parameters)).unwrap_or_default();
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            format!("{normalized}\n{parameters}").as_bytes(),
+        );
+        let sql_hash = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            version: Self::VERSION,
+            query,
+            max_rows,
+            sql_hash,
+        }
+    }
+
+    /// The request recorded with `job`.
+    pub fn of(job: &JobRecord) -> Result<Self, GatewayError> {
+        let stored: Self = job
+            .request
+            .clone()
+            .ok_or_else(|| {
+                GatewayError::internal(format!("job {} has no recorded request", job.job_id))
+            })
+            .and_then(|v| serde_json::from_value(v).map_err(GatewayError::internal))?;
+        if stored.version != Self::VERSION {
+            return Err(GatewayError::internal(format!(
+                "job {} was recorded with request version {}",
+                job.job_id, stored.version
+            )));
+        }
+        Ok(stored)
+    }
+}
+
 impl Jobs {
-    /// Records the job, then starts it. A job id already in use is
-    /// `duplicate` (409) and nothing runs. A query the warehouse refuses
-    /// at planning leaves a DONE job carrying the error, as BigQuery does.
+    /// Records the job (PENDING), then runs it. A job id already in use is
+    /// `duplicate` (409): nothing is minted and nothing runs. A query the
+    /// warehouse refuses at planning leaves a DONE job carrying the error,
+    /// as BigQuery does.
     pub async fn start(
+        &self,
+        principal: &Principal,
+        new: NewJob,
+    ) -> Result<JobRecord, GatewayError> {
+        let mut job = self.record(principal, new).await?;
+        self.run(principal, &mut job).await?;
+        Ok(job)
+    }
+
+    /// Records an admitted job as PENDING, with the exact request decided.
+    /// It counts against its principal's running jobs from now until it is
+    /// settled (or its longest run plus a minute, if nobody settles it).
+    pub async fn record(
         &self,
         principal: &Principal,
         mut new: NewJob,
     ) -> Result<JobRecord, GatewayError> {
-        let now = now_ms();
-        let mut job = JobRecord {
+        let warehouse_key = uuid::Uuid::new_v4().simple().to_string();
+        new.query.labels.extend(attribution(principal, &new.job_id));
+        let longest =
+            Duration::from_millis(new.query.job_timeout_ms.unwrap_or(0)) + Duration::from_secs(60);
+        let request = StoredRequest::new(new.query, new.max_rows);
+        let job = JobRecord {
             project_id: new.project_id,
             job_id: new.job_id,
             location: self.location.clone(),
             principal: principal.name.clone(),
-            state: JobState::Running,
+            state: JobState::Pending,
             request_id: new.request_id,
-            warehouse_key: uuid::Uuid::new_v4().simple().to_string(),
+            warehouse_key,
             configuration: new.configuration,
             statistics: None,
             error: None,
-            created_ms: now,
-            started_ms: Some(now),
+            created_ms: now_ms(),
+            started_ms: None,
             ended_ms: None,
             max_rows: new.max_rows,
             admitted_by: self.policy.matching_names(&principal.who()),
             admitted_groups: principal.verified.groups.clone(),
+            request: Some(serde_json::to_value(&request).map_err(GatewayError::internal)?),
         };
-        // A job counts against its principal's running jobs until it is
-        // settled, or for at most its longest run (plus a minute) if
-        // nobody settles it.
-        let longest =
-            Duration::from_millis(new.query.job_timeout_ms.unwrap_or(0)) + Duration::from_secs(60);
         self.quota
             .start_job(&principal.name, &job.warehouse_key, longest)?;
-        // No credential, no job: nothing is recorded, so the caller can
+        if let Err(err) = self.store.insert_job(&job).await {
+            // A job id already in use (or a store failure): nothing runs.
+            self.quota.finished(&principal.name, &job.warehouse_key);
+            return Err(err.into());
+        }
+        self.changed.notify_waiters();
+        Ok(job)
+    }
+
+    /// Runs a recorded PENDING job from its record: a token for it, the
+    /// transition to RUNNING (a conditional update: of two replicas only
+    /// one starts it), then the warehouse. A job someone else started or
+    /// ended is left as they left it (`job` is re-read).
+    pub async fn run(
+        &self,
+        principal: &Principal,
+        job: &mut JobRecord,
+    ) -> Result<(), GatewayError> {
+        let request = StoredRequest::of(job)?;
+        // No credential, no job: the record is forgotten, so the caller can
         // simply try again.
         let access = match self.credentials.access(principal, &job.warehouse_key).await {
             Ok(access) => access,
             Err(err) => {
-                self.quota.finished(&principal.name, &job.warehouse_key);
+                self.forget(job).await?;
                 return Err(err);
             }
         };
-        if let Err(err) = self.store.insert_job(&job).await {
-            // A job id already in use (or a store failure): nothing runs,
-            // and the token minted for it dies now.
+        let started = now_ms();
+        if !self
+            .store
+            .start_job(&job.project_id, &job.job_id, started)
+            .await?
+        {
             self.credentials.release(&job.warehouse_key);
-            self.quota.finished(&principal.name, &job.warehouse_key);
-            return Err(err.into());
+            if let Some(stored) = self.store.get_job(&job.project_id, &job.job_id).await? {
+                *job = stored;
+            }
+            return Ok(());
         }
-        new.query.labels.extend(attribution(principal, &job.job_id));
+        job.state = JobState::Running;
+        job.started_ms = Some(started);
         match self
             .warehouse
-            .start_query(&access, &job.warehouse_key, &new.query)
+            .start_query(&access, &job.warehouse_key, &request.query)
             .await
         {
             Ok(()) => {
+                // Waiters wake once the warehouse knows the job.
+                self.changed.notify_waiters();
                 self.watch(job.clone(), access);
-                Ok(job)
+                Ok(())
             }
             Err(err) => {
                 let err = GatewayError::from(err);
-                self.quota.finished(&principal.name, &job.warehouse_key);
                 if err.is_retryable() {
                     // Nothing exists upstream: the job is forgotten and the
                     // caller told to try again, under the same id if it
                     // likes (a failed job would make clients resubmit).
-                    self.credentials.release(&job.warehouse_key);
-                    self.store.delete_job(&job.project_id, &job.job_id).await?;
+                    self.forget(job).await?;
                     return Err(err);
                 }
                 job.error = Some(err.error_result());
-                self.credentials.release(&job.warehouse_key);
-                job.state = JobState::Done;
-                job.ended_ms = Some(now_ms());
-                self.store.finish_job(&job).await?;
-                Ok(job)
+                self.finish(job).await
             }
         }
+    }
+
+    /// Forgets a job that never ran: its record, its tokens, its place in
+    /// its principal's running jobs.
+    async fn forget(&self, job: &JobRecord) -> Result<(), GatewayError> {
+        self.credentials.release(&job.warehouse_key);
+        self.quota.finished(&job.principal, &job.warehouse_key);
+        self.store.delete_job(&job.project_id, &job.job_id).await?;
+        Ok(())
     }
 
     /// Records a job that failed before it could start (the warehouse
@@ -227,6 +339,10 @@ impl Jobs {
             max_rows: new.max_rows,
             admitted_by: self.policy.matching_names(&principal.who()),
             admitted_groups: principal.verified.groups.clone(),
+            request: Some(
+                serde_json::to_value(StoredRequest::new(new.query, new.max_rows))
+                    .map_err(GatewayError::internal)?,
+            ),
         };
         self.store.insert_job(&job).await?;
         Ok(job)
@@ -304,9 +420,32 @@ impl Jobs {
         mut job: JobRecord,
         hold: Duration,
     ) -> Result<JobRecord, GatewayError> {
+        let deadline = tokio::time::Instant::now() + hold;
+        // A job that is not executing (recorded, or waiting for a decision)
+        // is waited for on the store, never asked of the warehouse.
+        while job.state == JobState::Pending {
+            let changed = self.changed.notified();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(job);
+            }
+            // Woken by a change here, or re-read now and then for a change
+            // another replica made.
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(250)), changed).await;
+            match self.store.get_job(&job.project_id, &job.job_id).await? {
+                Some(stored) => job = stored,
+                None => {
+                    return Err(GatewayError::not_found(format!(
+                        "Not found: Job {}:{}.{}",
+                        job.project_id, self.location, job.job_id
+                    )));
+                }
+            }
+        }
         if job.state == JobState::Done {
             return Ok(job);
         }
+        let hold = deadline.saturating_duration_since(tokio::time::Instant::now());
         let access = self
             .credentials
             .access(principal, &job.warehouse_key)
@@ -317,6 +456,16 @@ impl Jobs {
             .await
         {
             Ok(status) => status,
+            // Started in the store a moment ago, and the warehouse is still
+            // being handed it (here or on another replica).
+            Err(err)
+                if err.kind == WarehouseErrorKind::NotFound
+                    && job
+                        .started_ms
+                        .is_some_and(|t| now_ms().saturating_sub(t) < STARTING_MS) =>
+            {
+                QueryStatus::Running
+            }
             Err(err) if err.kind == WarehouseErrorKind::NotFound => {
                 // The warehouse no longer knows the execution (a restart
                 // interrupted it, or BigQuery never started or no longer
@@ -362,6 +511,13 @@ impl Jobs {
                 job.error = Some(json!({"reason": err.reason, "message": err.message}));
             }
         }
+        self.finish(job).await
+    }
+
+    /// Ends a job (DONE, with its statistics or error): a conditional
+    /// update, so of several callers ending one job exactly one wins and
+    /// the others read its outcome back.
+    async fn finish(&self, job: &mut JobRecord) -> Result<(), GatewayError> {
         if job.error.is_some() {
             // No pages will be read: the job's tokens are done with.
             self.credentials.release(&job.warehouse_key);
@@ -376,6 +532,7 @@ impl Jobs {
                 *job = stored;
             }
         }
+        self.changed.notify_waiters();
         Ok(())
     }
 
@@ -386,6 +543,18 @@ impl Jobs {
         mut job: JobRecord,
     ) -> Result<JobRecord, GatewayError> {
         if job.state == JobState::Done {
+            return Ok(job);
+        }
+        if job.state == JobState::Pending {
+            // Never started: it ends here, without the warehouse.
+            job.error = Some(
+                GatewayError::from(sluice_warehouse::WarehouseError::new(
+                    WarehouseErrorKind::Stopped,
+                    "Job execution was cancelled: User requested cancellation",
+                ))
+                .error_result(),
+            );
+            self.finish(&mut job).await?;
             return Ok(job);
         }
         let access = self
@@ -472,5 +641,171 @@ mod tests {
         let lower = attribution(&principal("https://i.example", "agent", "agent"), "j1");
         assert_eq!(upper["sluice-principal"], lower["sluice-principal"]);
         assert_ne!(upper["sluice-subject"], lower["sluice-subject"]);
+    }
+}
+
+/// The lifecycle that can wait: a recorded job is PENDING until it is run,
+/// a poll held on it waits on the store, and of the callers that start or
+/// end it exactly one wins.
+#[cfg(test)]
+mod lifecycle_tests {
+    use std::time::Instant;
+
+    use sluice_policy::{RawAllow, RawGuardrails, RawPolicy, RawWho};
+    use sluice_warehouse::embedded::{EmbeddedConfig, EmbeddedWarehouse};
+
+    use super::*;
+
+    async fn jobs(dir: &std::path::Path) -> Jobs {
+        let policy = RawPolicy {
+            name: "testers".into(),
+            who: RawWho {
+                groups: vec!["testers".into()],
+                ..RawWho::default()
+            },
+            allow: RawAllow {
+                read: vec!["proj".into()],
+                statements: vec!["select".into()],
+                ..RawAllow::default()
+            },
+            ..RawPolicy::default()
+        };
+        let policy = Arc::new(PolicySet::build(&[policy], &RawGuardrails::default()).unwrap());
+        std::fs::create_dir_all(dir.join("warehouse")).unwrap();
+        let warehouse = EmbeddedWarehouse::open(EmbeddedConfig {
+            data_dir: dir.join("warehouse"),
+            results_dir: dir.join("results"),
+            location: "US".into(),
+            max_concurrent_queries: 2,
+            query_memory_bytes: 256 << 20,
+            result_retention: Duration::from_secs(3600),
+        })
+        .await
+        .unwrap();
+        Jobs {
+            store: Arc::new(
+                sluice_store::SqliteStore::open(&dir.join("jobs.db"))
+                    .await
+                    .unwrap(),
+            ),
+            warehouse: Arc::new(warehouse),
+            credentials: Arc::new(Credentials::none()),
+            policy,
+            quota: Arc::new(Quota::new(10, 100)),
+            changed: Arc::default(),
+            location: "US".into(),
+        }
+    }
+
+    fn tester() -> Principal {
+        Principal::new(
+            sluice_identity::Principal {
+                name: "tess".into(),
+                issuer: "https://issuer.test".into(),
+                subject: "tess".into(),
+                groups: vec!["testers".into()],
+                run: None,
+                session: None,
+            },
+            "caller.jwt.token",
+        )
+    }
+
+    fn new_job(id: &str, sql: &str) -> NewJob {
+        NewJob {
+            project_id: "proj".into(),
+            job_id: id.into(),
+            request_id: None,
+            configuration: json!({"query": {"query": sql}}),
+            query: QueryRequest {
+                sql: sql.into(),
+                default_project: "proj".into(),
+                maximum_bytes_billed: Some(1000),
+                job_timeout_ms: Some(60_000),
+                ..QueryRequest::default()
+            },
+            max_rows: Some(5),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recorded_job_waits_on_the_store_until_it_is_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = jobs(dir.path()).await;
+        let tess = tester();
+        let mut job = jobs
+            .record(&tess, new_job("j1", "SELECT 1 AS one"))
+            .await
+            .unwrap();
+        assert_eq!(job.state, JobState::Pending);
+        assert_eq!(job.started_ms, None);
+
+        // The record alone says what was decided.
+        let stored = StoredRequest::of(&job).unwrap();
+        assert_eq!(stored.query.sql, "SELECT 1 AS one");
+        assert_eq!(stored.query.maximum_bytes_billed, Some(1000));
+        assert_eq!(stored.max_rows, Some(5));
+        assert_eq!(stored.query.labels["sluice-job"], "j1");
+        let respaced = StoredRequest::new(
+            QueryRequest {
+                sql: "select   1 as one".into(),
+                ..stored.query.clone()
+            },
+            Some(5),
+        );
+        assert_eq!(
+            respaced.sql_hash, stored.sql_hash,
+            "spacing and case do not count"
+        );
+
+        let held = {
+            let jobs = jobs.clone();
+            let tess = tess.clone();
+            let pending = job.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let job = jobs
+                    .hold(&tess, pending, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                (job, started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        jobs.run(&tess, &mut job).await.unwrap();
+        let (seen, waited) = held.await.unwrap();
+        assert!(waited >= Duration::from_millis(300), "held {waited:?}");
+        assert!(waited < Duration::from_secs(10), "woken, not timed out");
+        assert_eq!(seen.state, JobState::Done, "{seen:?}");
+        assert!(seen.error.is_none(), "{:?}", seen.error);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_cancelled_before_it_runs_never_reaches_the_warehouse() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = jobs(dir.path()).await;
+        let tess = tester();
+        let job = jobs
+            .record(&tess, new_job("j2", "SELECT 1 AS one"))
+            .await
+            .unwrap();
+        let cancelled = jobs.cancel(&tess, job.clone()).await.unwrap();
+        assert_eq!(cancelled.state, JobState::Done);
+        assert_eq!(cancelled.error.as_ref().unwrap()["reason"], "stopped");
+
+        // A replica that tries to start it now finds it ended: the
+        // conditional start loses, nothing runs.
+        let mut late = job.clone();
+        jobs.run(&tess, &mut late).await.unwrap();
+        assert_eq!(late.state, JobState::Done);
+        assert_eq!(late.error.as_ref().unwrap()["reason"], "stopped");
+        let result = jobs
+            .warehouse
+            .wait_query(&Access::none(), &job.warehouse_key, Duration::ZERO)
+            .await;
+        assert!(
+            result.is_err(),
+            "the warehouse never saw the job: {result:?}"
+        );
     }
 }

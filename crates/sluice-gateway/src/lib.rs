@@ -163,6 +163,7 @@ impl Gateway {
             credentials: credentials.clone(),
             policy: config.policy.clone(),
             quota,
+            changed: Arc::default(),
             location: config.location.clone(),
         };
         Ok(Self {

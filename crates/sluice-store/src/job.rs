@@ -60,6 +60,9 @@ pub struct JobRecord {
     pub admitted_by: Vec<String>,
     /// The caller's groups when the job was admitted, as a record.
     pub admitted_groups: Vec<String>,
+    /// The exact request that was decided (the gateway's versioned
+    /// `StoredRequest`), so a recorded job can be started from its record.
+    pub request: Option<Value>,
 }
 
 /// A page of [`JobRecord`]s and the token for the next one.

@@ -44,6 +44,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// or several, exactly one wins, and the others read what it wrote.
     async fn finish_job(&self, job: &JobRecord) -> Result<bool, StoreError>;
 
+    /// Starts a recorded job: PENDING → RUNNING, only if it is still
+    /// PENDING. True when this call started it (exactly one caller does).
+    async fn start_job(
+        &self,
+        project_id: &str,
+        job_id: &str,
+        started_ms: i64,
+    ) -> Result<bool, StoreError>;
+
     /// Forgets a job that never started (a transient failure before it
     /// existed upstream), so a retry under the same id can make it.
     async fn delete_job(&self, project_id: &str, job_id: &str) -> Result<(), StoreError>;

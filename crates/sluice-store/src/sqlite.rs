@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/sqlite/0004_job_admission.sql"),
     ),
+    (5, include_str!("../migrations/sqlite/0005_job_request.sql")),
 ];
 
 /// A [`Store`] in one SQLite database file.
@@ -108,7 +109,7 @@ macro_rules! job_columns {
     () => {
         "project_id, job_id, location, principal, state, request_id, warehouse_key, \
          configuration, statistics, error, created_ms, started_ms, ended_ms, max_rows, \
-         admitted_by, admitted_groups"
+         admitted_by, admitted_groups, request"
     };
 }
 
@@ -146,6 +147,7 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord, StoreError> {
             .map(|n| u64::try_from(n).unwrap_or(0)),
         admitted_by: names("admitted_by", row.try_get("admitted_by")?)?,
         admitted_groups: names("admitted_groups", row.try_get("admitted_groups")?)?,
+        request: parse_json("request", row.try_get("request")?)?,
     })
 }
 
@@ -165,7 +167,7 @@ impl Store for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO jobs (",
             job_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&job.project_id)
         .bind(&job.job_id)
@@ -183,6 +185,7 @@ impl Store for SqliteStore {
         .bind(job.max_rows.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
         .bind(serde_json::Value::from(job.admitted_by.clone()).to_string())
         .bind(serde_json::Value::from(job.admitted_groups.clone()).to_string())
+        .bind(json_text(&job.request))
         .execute(&self.pool)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -243,6 +246,24 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn start_job(
+        &self,
+        project_id: &str,
+        job_id: &str,
+        started_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let started = sqlx::query(
+            "UPDATE jobs SET state = 'RUNNING', started_ms = $3 \
+             WHERE project_id = $1 AND job_id = $2 AND state = 'PENDING'",
+        )
+        .bind(project_id)
+        .bind(job_id)
+        .bind(started_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(started.rows_affected() == 1)
     }
 
     async fn delete_job(&self, project_id: &str, job_id: &str) -> Result<(), StoreError> {

@@ -226,7 +226,8 @@ pub struct TableInfo {
 
 /// `NAMED` (`@name`) or `POSITIONAL` (`?`) parameters. Clients send either
 /// case (Node sends `named`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ParameterMode {
     #[default]
     Named,
@@ -296,8 +297,10 @@ pub struct ParameterValue {
     pub range_value: Option<serde_json::Value>,
 }
 
-/// One query, as a job or a dry run asks for it.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// One query, as a job or a dry run asks for it (and as a job's record
+/// keeps it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QueryRequest {
     pub sql: String,
     /// The project the job runs in: a one- or two-part table name is

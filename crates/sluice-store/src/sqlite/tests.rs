@@ -20,6 +20,7 @@ fn job(id: &str, principal: &str, created_ms: i64) -> JobRecord {
         max_rows: Some(1000),
         admitted_by: vec!["agents".into()],
         admitted_groups: vec!["ci".into()],
+        request: Some(json!({"version": 1, "query": {"sql": "SELECT 1"}})),
     }
 }
 
