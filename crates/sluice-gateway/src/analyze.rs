@@ -7,7 +7,8 @@
 use sluice_sql::{Defaults, QueryFacts};
 use sluice_warehouse::QueryRequest;
 
-/// The facts of one query request.
+/// The facts of one query request, as the gateway's analyze phase finds
+/// them (also what `sluice policy explain` shows).
 pub fn analyze(request: &QueryRequest) -> QueryFacts {
     sluice_sql::analyze(&request.sql, &defaults(request))
 }

@@ -33,6 +33,7 @@ use sluice_warehouse::Warehouse;
 use sluice_warehouse::bigquery::{BigQueryConfig, BigQueryWarehouse};
 use sluice_warehouse::embedded::{EmbeddedConfig, EmbeddedWarehouse};
 
+pub use analyze::analyze as analyze_query;
 pub use authenticate::Principal;
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use credential::Credentials;

@@ -311,13 +311,14 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             dataset,
         } => {
             let config = load_config(config.as_deref())?;
-            let facts = sluice_sql::analyze(
-                &sql,
-                &sluice_sql::Defaults {
-                    project: project.clone(),
-                    dataset,
-                },
-            );
+            // The gateway's own analyze phase, with the defaults a job in
+            // `project` with this default dataset would have.
+            let facts = sluice_gateway::analyze_query(&sluice_warehouse::QueryRequest {
+                sql: sql.clone(),
+                default_project: project.clone(),
+                default_dataset: dataset.map(|d| (project.clone(), d)),
+                ..sluice_warehouse::QueryRequest::default()
+            });
             let list = |items: Vec<String>| {
                 if items.is_empty() {
                     "(none)".to_string()
