@@ -424,17 +424,10 @@ impl Warehouse for EmbeddedWarehouse {
             let _permit = permit;
             let batches: Vec<RecordBatch> = frame.collect().await.map_err(query_error)?;
             let mut rows = Vec::new();
-            let mut bytes = 0usize;
             for batch in &batches {
-                for row in rows::encode_rows(batch)? {
-                    bytes = bytes.saturating_add(row.get().len() + 1);
-                    if !rows.is_empty() && bytes > max_bytes {
-                        return Ok(rows);
-                    }
-                    rows.push(row);
-                }
+                rows.extend(rows::encode_rows(batch)?);
             }
-            Ok::<_, WarehouseError>(rows)
+            Ok::<_, WarehouseError>(crate::rows_within(rows, max_bytes))
         });
         let rows = read
             .await
