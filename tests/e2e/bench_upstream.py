@@ -11,7 +11,10 @@ queries, in the same run, straight at the emulator and through Sluice.
 - **Per query, steady state.** Each query as `client.query(sql).result()`
   plus reading every row, alternating direct and through Sluice, round after
   round. Through Sluice every job mints its own token at the token service
-  (a cold token: per-job credentials are never reused across jobs).
+  (a cold token: per-job credentials are never reused across jobs). Sluice
+  runs twice side by side: with `warehouse.dry_run: always` (the default: a
+  dry run before every job) and with `when_needed` (a fully analyzed SELECT
+  runs at once and is cross-checked on the finished job).
 - **Warm token.** `client.get_table` and `list_rows`: metadata reads reuse
   the caller's catalog token while it is fresh, so they show the gateway
   with a token already minted.
@@ -160,6 +163,16 @@ def main() -> None:
             helper.stop()
 
 
+def when_needed_config(config: Path) -> Path:
+    """The same configuration with `warehouse.dry_run: when_needed`."""
+    text = config.read_text()
+    marker = "  require_referenced_tables: false\n"
+    assert marker in text, "the upstream configuration sets require_referenced_tables"
+    other = config.with_name("sluice-bqemulator-when-needed.yaml")
+    other.write_text(text.replace(marker, marker + "  dry_run: when_needed\n", 1))
+    return other
+
+
 def report(binary: str, config: Path, work_dir: Path, emulator_url: str) -> None:
     from google.cloud import bigquery
 
@@ -167,19 +180,26 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str) -> None
     gateway = start_gateway(binary, config, work_dir)
     caller = token(gateway)
     through = make_client(gateway.base_url, bearer(caller))
+    second_dir = work_dir / "when-needed"
+    second_dir.mkdir(exist_ok=True)
+    gateway_wn = start_gateway(binary, when_needed_config(config), second_dir)
+    through_wn = make_client(gateway_wn.base_url, bearer(token(gateway_wn)))
 
-    # Same answers both ways, and a warm-up of both.
+    # Same answers every way, and a warm-up of all.
     for name, sql in QUERIES.items():
         a = [tuple(r.values()) for r in direct.query(sql).result()]
         b = [tuple(r.values()) for r in through.query(sql).result()]
-        if a != b:
+        c = [tuple(r.values()) for r in through_wn.query(sql).result()]
+        if a != b or a != c:
             raise SystemExit(f"{name}: different answers direct and through Sluice")
 
-    times: dict[str, dict[str, list[float]]] = {n: {"direct": [], "sluice": [], "dry run": []} for n in QUERIES}
+    times: dict[str, dict[str, list[float]]] = {
+        n: {"direct": [], "sluice": [], "when_needed": [], "dry run": []} for n in QUERIES
+    }
     dry_run = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
     for i in range(ROUNDS):
         for name, sql in QUERIES.items():
-            order = [("direct", direct), ("sluice", through)]
+            order = [("direct", direct), ("sluice", through), ("when_needed", through_wn)]
             if i % 2:
                 order.reverse()
             for side, client in order:
@@ -187,18 +207,32 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str) -> None
                 times[name][side].append(ms)
             ms, _ = timed(lambda: direct.query(sql, job_config=dry_run))
             times[name]["dry run"].append(ms)
+    through_wn.close()
+    stop(gateway_wn)
 
     table = f"`{PROJECT}.shop.orders`"
     warm: dict[str, dict[str, list[float]]] = {
         "tables.get": {"direct": [], "sluice": []},
         "tabledata.list, 100 rows": {"direct": [], "sluice": []},
+        "jobs.get of a finished job": {"direct": [], "sluice": []},
+        "getQueryResults of a finished job, 100 rows": {"direct": [], "sluice": []},
     }
+    finished = {
+        side: client.query(QUERIES["filter 100 rows"]) for side, client in (("direct", direct), ("sluice", through))
+    }
+    for job in finished.values():
+        job.result()
     for i in range(ROUNDS):
         for side, client in ([("direct", direct), ("sluice", through)][:: -1 if i % 2 else 1]):
             ms, _ = timed(lambda: client.get_table(table.strip("`")))
             warm["tables.get"][side].append(ms)
             ms, _ = timed(lambda: list(client.list_rows(table.strip("`"), max_results=100)))
             warm["tabledata.list, 100 rows"][side].append(ms)
+            job = finished[side]
+            ms, _ = timed(lambda: client.get_job(job.job_id, location=job.location))
+            warm["jobs.get of a finished job"][side].append(ms)
+            ms, _ = timed(lambda: list(client.get_job(job.job_id, location=job.location).result()))
+            warm["getQueryResults of a finished job, 100 rows"][side].append(ms)
     through.close()
     stop(gateway)
 
@@ -236,6 +270,9 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str) -> None
         d, s = median(sides["direct"]), median(sides["sluice"])
         dry = f"{median(sides['dry run']):.1f}" if "dry run" in sides else ""
         print(row(name, f"{d:.1f}", f"{s:.1f}", f"{s - d:.1f}", f"**{s / d:.2f}**", dry))
+        if "when_needed" in sides:
+            w = median(sides["when_needed"])
+            print(row(f"{name}, `dry_run: when_needed`", f"{d:.1f}", f"{w:.1f}", f"{w - d:.1f}", f"**{w / d:.2f}**", ""))
     d, s, s2 = (median(cold[k]) for k in ("direct", "sluice", "sluice second"))
     print(row("count, first query of a new gateway", f"{d:.1f}", f"{s:.1f}", f"{s - d:.1f}", f"**{s / d:.2f}**", ""))
     print(row("count, second query of that gateway", f"{d:.1f}", f"{s2:.1f}", f"{s2 - d:.1f}", f"{s2 / d:.2f}", ""))

@@ -7,7 +7,7 @@ appears in Sluice's logs or answers.
 
 These run only with SLUICE_E2E_UPSTREAM=bqemulator (run.sh's second pass).
 The labels each upstream job carries are checked against a local BigQuery
-server in crates/sluice-warehouse (bqemulator does not keep job labels).
+server in crates/sluice-bigquery (bqemulator does not keep job labels).
 """
 
 from __future__ import annotations

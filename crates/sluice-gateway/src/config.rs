@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 mod upstream;
 
-pub use upstream::{CredentialConfig, CredentialKind, RawCredentials, RawSecrets, UpstreamConfig};
+pub use upstream::{
+    CredentialConfig, CredentialKind, DryRunMode, RawCredentials, RawSecrets, UpstreamConfig,
+};
 
 /// A configuration problem, naming where it is.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,10 @@ pub struct RawWarehouse {
     /// BigQuery: refuse a query whose dry run lists no tables though the
     /// SQL reads some (`true`; only for endpoints known not to list them).
     pub require_referenced_tables: Option<bool>,
+    /// BigQuery: `always` (the default) dry-runs every query before it runs;
+    /// `when_needed` lets a fully analyzed `SELECT` run without one, capped
+    /// by `maximumBytesBilled` and cross-checked on the finished job.
+    pub dry_run: Option<String>,
     /// BigQuery: how each job's token is minted.
     pub credentials: RawCredentials,
     /// BigQuery: more credentials, by name, for policies that pick one
@@ -290,18 +296,9 @@ impl Config {
         let warehouse = raw.warehouse;
         let upstream = match warehouse.kind.as_deref() {
             None | Some("embedded") => None,
-            Some("bigquery") => Some(
-                upstream::validate(
-                    warehouse.endpoint,
-                    warehouse.location.clone(),
-                    warehouse.timeout.as_deref(),
-                    warehouse.retry_deadline.as_deref(),
-                    warehouse.require_referenced_tables,
-                    warehouse.credentials,
-                    warehouse.named_credentials,
-                )
-                .map_err(|(key, reason)| error(&key, reason))?,
-            ),
+            Some("bigquery") => {
+                Some(upstream::validate(&warehouse).map_err(|(key, reason)| error(&key, reason))?)
+            }
             Some(other) => {
                 return Err(error(
                     "warehouse.kind",

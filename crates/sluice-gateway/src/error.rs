@@ -173,9 +173,9 @@ impl GatewayError {
         );
         // A job's own reason (the warehouse's, or BigQuery's) is passed on
         // with the status BigQuery answers it with.
-        let (status, reason) = match sluice_warehouse::bigquery::known_reason(reason) {
+        let (status, reason) = match sluice_warehouse::known_reason(reason) {
             Some(known) => (
-                StatusCode::from_u16(sluice_warehouse::bigquery::reason_status(known))
+                StatusCode::from_u16(sluice_warehouse::reason_status(known))
                     .unwrap_or(StatusCode::BAD_REQUEST),
                 known,
             ),
@@ -193,26 +193,18 @@ impl GatewayError {
 
 impl From<WarehouseError> for GatewayError {
     fn from(err: WarehouseError) -> Self {
-        let (status, reason) = match err.kind {
-            WarehouseErrorKind::InvalidQuery => (StatusCode::BAD_REQUEST, "invalidQuery"),
-            WarehouseErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
-            WarehouseErrorKind::NotFound => (StatusCode::NOT_FOUND, "notFound"),
-            WarehouseErrorKind::BytesBilledLimitExceeded => {
-                (StatusCode::BAD_REQUEST, "bytesBilledLimitExceeded")
-            }
-            WarehouseErrorKind::Stopped => (StatusCode::BAD_REQUEST, "stopped"),
-            WarehouseErrorKind::ResourcesExceeded => (StatusCode::BAD_REQUEST, "resourcesExceeded"),
+        match err.kind {
             WarehouseErrorKind::Internal => {
                 return Self::internal(crate::exit::scrub(&err.message));
             }
             WarehouseErrorKind::Unavailable => {
                 return Self::unavailable(crate::exit::scrub(&err.message));
             }
-            WarehouseErrorKind::Upstream { reason, status } => (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                reason,
-            ),
-        };
+            _ => {}
+        }
+        let status =
+            StatusCode::from_u16(err.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let reason = err.kind.reason();
         Self {
             status,
             reason,

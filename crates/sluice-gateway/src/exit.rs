@@ -2,7 +2,8 @@
 //! page of rows (jobs.query, getQueryResults, tabledata.list) goes out
 //! through [`rows_response`], and every piece of warehouse-originated text
 //! (error messages, a job's stored `errorResult`, log lines) through
-//! [`scrub`]. Masking plugs into these two functions and nowhere else.
+//! [`scrub`]. Masking plugs into these two functions and nowhere else:
+//! each page carries the [`MaskPlan`] decided for its job.
 
 use axum::response::Response;
 use serde_json::Map;
@@ -14,12 +15,33 @@ use crate::facade::json_bytes;
 use crate::facade::resources::RowsResponse;
 use crate::timestamps;
 
+/// How a result's columns are masked on the way out: decided once, at
+/// decide time, recorded with the job, and applied to every page by
+/// whichever replica serves it. No masking rules exist yet, so every plan
+/// is empty; a plan this build cannot apply refuses the page rather than
+/// let a row out unmasked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MaskPlan {
+    /// The top-level output columns to mask, by position.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<usize>,
+}
+
+impl MaskPlan {
+    /// Whether the plan masks nothing.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+}
+
 /// A page of rows on its way out: the response's other fields in `head`,
-/// the rows as the warehouse encoded them, and the schema they follow.
+/// the rows as the warehouse encoded them, the schema they follow, and the
+/// mask plan of the job (or table) they come from.
 pub struct RowsOut<'a> {
     pub head: Map<String, Value>,
     pub rows: Vec<Box<RawValue>>,
     pub schema: &'a TableSchema,
+    pub mask: &'a MaskPlan,
     /// `formatOptions.useInt64Timestamp`: TIMESTAMP cells stay integer
     /// microseconds; otherwise they become float seconds, as BigQuery
     /// answers by default.
@@ -28,6 +50,13 @@ pub struct RowsOut<'a> {
 
 /// The response for a page of rows. Every row that leaves passes here.
 pub fn rows_response(page: RowsOut<'_>) -> Result<Response, GatewayError> {
+    if !page.mask.is_empty() {
+        // Fail closed: nothing here can apply a mask yet.
+        return Err(GatewayError::access_denied(
+            "Access Denied: check masking: the result has masked columns and this Sluice cannot apply \
+             the masks, so no rows were returned. Report it to the Sluice administrators.",
+        ));
+    }
     let rows = if page.use_int64_timestamp {
         page.rows
     } else {

@@ -18,6 +18,7 @@ use sluice_warehouse::{Access, QueryRequest, QueryStatus, Warehouse, WarehouseEr
 use crate::Principal;
 use crate::credential::Credentials;
 use crate::error::GatewayError;
+use crate::exit::MaskPlan;
 use crate::quota::Quota;
 
 pub fn now_ms() -> i64 {
@@ -67,6 +68,13 @@ pub struct Jobs {
     /// Woken on every state change this process makes, so a poll held on
     /// a job that is not executing re-reads the store at once.
     pub changed: Arc<tokio::sync::Notify>,
+    /// Whether a finished job that lists no table, though its SQL reads
+    /// some, fails its cross-check (real BigQuery always lists them).
+    pub require_tables: bool,
+    /// The jobs (warehouse keys) a watcher of this process is following:
+    /// a poll held on one of them waits for the watcher's settlement
+    /// instead of asking the warehouse again.
+    pub watching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     pub location: String,
 }
 
@@ -98,7 +106,7 @@ pub fn attribution(
         ("sluice-run", verified.run.as_deref().unwrap_or("none")),
         ("sluice-job", job_id),
     ];
-    sluice_warehouse::bigquery::labels(pairs)
+    sluice_bigquery::labels(pairs)
 }
 
 /// The first 80 bits of SHA-256 over `issuer#subject`, in hex: fits a label
@@ -114,6 +122,34 @@ fn subject_hash(issuer: &str, subject: &str) -> String {
         .collect()
 }
 
+/// A job in [`Jobs::watching`] while its watcher runs; dropped, it leaves
+/// the set, so polls ask the warehouse themselves again.
+struct Watched {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    key: String,
+}
+
+impl Watched {
+    fn new(set: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>, key: &str) -> Self {
+        set.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned());
+        Self {
+            set: set.clone(),
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
 /// What a new job is.
 #[derive(Debug)]
 pub struct NewJob {
@@ -124,6 +160,11 @@ pub struct NewJob {
     pub query: QueryRequest,
     /// The most result rows the policy allows.
     pub max_rows: Option<u64>,
+    /// How the result's columns are masked.
+    pub mask: MaskPlan,
+    /// No dry run was made: cross-check the finished job before any row
+    /// leaves.
+    pub check_after_run: bool,
 }
 
 /// What a job was admitted to run, exactly as decided: the query with
@@ -139,12 +180,20 @@ pub struct StoredRequest {
     /// SHA-256 (hex) of the SQL as the parser prints it back (so spacing
     /// and keyword case do not count) and of the parameters.
     pub sql_hash: String,
+    /// How the result's columns are masked, as decided.
+    #[serde(default)]
+    pub mask: MaskPlan,
+    /// No dry run was made (`dry_run: when_needed`): the finished job's
+    /// tables and statement type are cross-checked before any row leaves.
+    #[serde(default)]
+    pub check_after_run: bool,
 }
 
 impl StoredRequest {
     const VERSION: u32 = 1;
 
-    fn new(query: QueryRequest, max_rows: Option<u64>) -> Self {
+    fn new(new: &NewJob) -> Self {
+        let query = new.query.clone();
         let normalized = match sluice_sql::parse(&query.sql) {
             Ok(statements) => statements
                 .iter()
@@ -163,8 +212,10 @@ impl StoredRequest {
         Self {
             version: Self::VERSION,
             query,
-            max_rows,
+            max_rows: new.max_rows,
             sql_hash,
+            mask: new.mask.clone(),
+            check_after_run: new.check_after_run,
         }
     }
 
@@ -214,7 +265,7 @@ impl Jobs {
         new.query.labels.extend(attribution(principal, &new.job_id));
         let longest =
             Duration::from_millis(new.query.job_timeout_ms.unwrap_or(0)) + Duration::from_secs(60);
-        let request = StoredRequest::new(new.query, new.max_rows);
+        let request = StoredRequest::new(&new);
         let job = JobRecord {
             project_id: new.project_id,
             job_id: new.job_id,
@@ -322,6 +373,8 @@ impl Jobs {
         error: &GatewayError,
     ) -> Result<JobRecord, GatewayError> {
         let now = now_ms();
+        let request =
+            serde_json::to_value(StoredRequest::new(&new)).map_err(GatewayError::internal)?;
         let job = JobRecord {
             project_id: new.project_id,
             job_id: new.job_id,
@@ -339,10 +392,7 @@ impl Jobs {
             max_rows: new.max_rows,
             admitted_by: self.policy.matching_names(&principal.who()),
             admitted_groups: principal.verified.groups.clone(),
-            request: Some(
-                serde_json::to_value(StoredRequest::new(new.query, new.max_rows))
-                    .map_err(GatewayError::internal)?,
-            ),
+            request: Some(request),
         };
         self.store.insert_job(&job).await?;
         Ok(job)
@@ -353,7 +403,9 @@ impl Jobs {
     /// callers polling with their own tokens settle the job instead.
     fn watch(&self, mut job: JobRecord, access: Access) {
         let jobs = self.clone();
+        let watched = Watched::new(&self.watching, &job.warehouse_key);
         tokio::spawn(async move {
+            let _watched = watched;
             loop {
                 match jobs
                     .warehouse
@@ -379,17 +431,31 @@ impl Jobs {
         });
     }
 
+    /// Whether a watcher of this process follows the job.
+    fn is_watched(&self, warehouse_key: &str) -> bool {
+        self.watching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(warehouse_key)
+    }
+
     /// Whether `principal` may act on `job`: the same principal (issuer
     /// and subject), and one of the policies that admitted the job admits
     /// the caller now. Many runs share a subject (every pull request of a
     /// repository, every job of a GitHub environment), so the subject
     /// alone does not make a run the job's owner.
     pub fn owns(&self, principal: &Principal, job: &JobRecord) -> bool {
-        if job.principal != principal.name {
-            return false;
-        }
+        self.owner_check(principal)(job)
+    }
+
+    /// [`Self::owns`] for many jobs of one caller: the policies that admit
+    /// the caller now are matched once.
+    pub fn owner_check<'a>(&self, principal: &'a Principal) -> impl Fn(&JobRecord) -> bool + 'a {
         let now = self.policy.matching_names(&principal.who());
-        job.admitted_by.iter().any(|policy| now.contains(policy))
+        move |job| {
+            job.principal == principal.name
+                && job.admitted_by.iter().any(|policy| now.contains(policy))
+        }
     }
 
     /// Loads a job the caller owns ([`Self::owns`]); any other job does
@@ -422,8 +488,12 @@ impl Jobs {
     ) -> Result<JobRecord, GatewayError> {
         let deadline = tokio::time::Instant::now() + hold;
         // A job that is not executing (recorded, or waiting for a decision)
-        // is waited for on the store, never asked of the warehouse.
-        while job.state == JobState::Pending {
+        // is waited for on the store, never asked of the warehouse; so is
+        // one this process's watcher follows: it settles the job, and one
+        // upstream call per job serves every poll.
+        while job.state == JobState::Pending
+            || (job.state == JobState::Running && self.is_watched(&job.warehouse_key))
+        {
             let changed = self.changed.notified();
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
@@ -492,7 +562,7 @@ impl Jobs {
         match status {
             QueryStatus::Running => return Ok(()),
             QueryStatus::Done(outcome) => {
-                job.error = job
+                job.error = self.check_finished(job, &outcome).err().or_else(|| job
                     .max_rows
                     .filter(|limit| outcome.total_rows > *limit)
                     .map(|limit| {
@@ -502,7 +572,7 @@ impl Jobs {
                             outcome.total_rows
                         ))
                         .error_result()
-                    });
+                    }));
                 job.statistics =
                     Some(serde_json::to_value(&outcome).map_err(GatewayError::internal)?);
             }
@@ -512,6 +582,28 @@ impl Jobs {
             }
         }
         self.finish(job).await
+    }
+
+    /// For a job that ran without a dry run: the cross-check of its
+    /// tables, routines and statement type against the analysis of its
+    /// SQL. A mismatch is the job's error (`errorResult`), so none of its
+    /// rows leave.
+    fn check_finished(
+        &self,
+        job: &JobRecord,
+        outcome: &sluice_warehouse::QueryOutcome,
+    ) -> Result<(), serde_json::Value> {
+        let request = StoredRequest::of(job).map_err(|err| err.error_result())?;
+        if !request.check_after_run {
+            return Ok(());
+        }
+        crate::estimate::check_finished(
+            &request.query,
+            outcome,
+            &job.principal,
+            self.require_tables,
+        )
+        .map_err(|err| err.error_result())
     }
 
     /// Ends a job (DONE, with its statistics or error): a conditional
@@ -647,12 +739,12 @@ mod tests {
 /// The lifecycle that can wait: a recorded job is PENDING until it is run,
 /// a poll held on it waits on the store, and of the callers that start or
 /// end it exactly one wins.
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod lifecycle_tests {
     use std::time::Instant;
 
+    use sluice_embedded::{EmbeddedConfig, EmbeddedWarehouse};
     use sluice_policy::{RawAllow, RawGuardrails, RawPolicy, RawWho};
-    use sluice_warehouse::embedded::{EmbeddedConfig, EmbeddedWarehouse};
 
     use super::*;
 
@@ -693,6 +785,8 @@ mod lifecycle_tests {
             policy,
             quota: Arc::new(Quota::new(10, 100)),
             changed: Arc::default(),
+            require_tables: false,
+            watching: Arc::default(),
             location: "US".into(),
         }
     }
@@ -725,6 +819,8 @@ mod lifecycle_tests {
                 ..QueryRequest::default()
             },
             max_rows: Some(5),
+            mask: MaskPlan::default(),
+            check_after_run: false,
         }
     }
 
@@ -746,13 +842,13 @@ mod lifecycle_tests {
         assert_eq!(stored.query.maximum_bytes_billed, Some(1000));
         assert_eq!(stored.max_rows, Some(5));
         assert_eq!(stored.query.labels["sluice-job"], "j1");
-        let respaced = StoredRequest::new(
-            QueryRequest {
+        let respaced = StoredRequest::new(&NewJob {
+            query: QueryRequest {
                 sql: "select   1 as one".into(),
                 ..stored.query.clone()
             },
-            Some(5),
-        );
+            ..new_job("j1", "unused")
+        });
         assert_eq!(
             respaced.sql_hash, stored.sql_hash,
             "spacing and case do not count"

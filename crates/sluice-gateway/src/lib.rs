@@ -12,10 +12,12 @@ pub mod config;
 mod credential;
 mod decide;
 pub mod error;
+mod estimate;
 mod exit;
 mod facade;
 mod jobs;
 mod params;
+mod pipeline;
 mod quota;
 mod route;
 mod secrets;
@@ -27,11 +29,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use sluice_bigquery::{BigQueryConfig, BigQueryWarehouse};
 use sluice_identity::{DevIssuer, Verifier};
 use sluice_store::{SqliteStore, Store};
 use sluice_warehouse::Warehouse;
-use sluice_warehouse::bigquery::{BigQueryConfig, BigQueryWarehouse};
-use sluice_warehouse::embedded::{EmbeddedConfig, EmbeddedWarehouse};
 
 pub use analyze::analyze as analyze_query;
 pub use authenticate::Principal;
@@ -94,10 +95,6 @@ impl Gateway {
                 source,
             })?;
         }
-        if config.demo_data && !sluice_warehouse::demo::is_present(&config.warehouse_dir) {
-            progress("demo data not found: generating it (once)…");
-            sluice_warehouse::demo::generate(&config.warehouse_dir, &mut |m| progress(m))?;
-        }
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path).await?);
         if let Some(upstream) = &config.upstream {
             let credentials = secrets::credentials(&config, upstream, &store).await?;
@@ -113,17 +110,7 @@ impl Gateway {
             })?;
             return Self::with_credentials(config, Arc::new(warehouse), store, credentials);
         }
-        let warehouse: Arc<dyn Warehouse> = Arc::new(
-            EmbeddedWarehouse::open(EmbeddedConfig {
-                data_dir: config.warehouse_dir.clone(),
-                results_dir: config.data_dir.join("results"),
-                location: config.location.clone(),
-                max_concurrent_queries: config.max_concurrent_queries,
-                query_memory_bytes: config.query_memory_bytes,
-                result_retention: config.result_retention,
-            })
-            .await?,
-        );
+        let warehouse = embedded_warehouse(&config, progress).await?;
         Self::new(config, warehouse, store)
     }
 
@@ -165,6 +152,11 @@ impl Gateway {
             policy: config.policy.clone(),
             quota,
             changed: Arc::default(),
+            watching: Arc::default(),
+            require_tables: config
+                .upstream
+                .as_ref()
+                .is_some_and(|u| u.require_referenced_tables),
             location: config.location.clone(),
         };
         Ok(Self {
@@ -177,6 +169,65 @@ impl Gateway {
             jobs,
         })
     }
+}
+
+/// The embedded warehouse over the configured folder, generating the demo
+/// data first when asked to and missing.
+#[cfg(feature = "embedded")]
+async fn embedded_warehouse(
+    config: &Config,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Arc<dyn Warehouse>, StartError> {
+    use sluice_embedded::{EmbeddedConfig, EmbeddedWarehouse, demo};
+    if config.demo_data && !demo::is_present(&config.warehouse_dir) {
+        progress("demo data not found: generating it (once)…");
+        demo::generate(&config.warehouse_dir, &mut |m| progress(m))?;
+    }
+    Ok(Arc::new(
+        EmbeddedWarehouse::open(EmbeddedConfig {
+            data_dir: config.warehouse_dir.clone(),
+            results_dir: config.data_dir.join("results"),
+            location: config.location.clone(),
+            max_concurrent_queries: config.max_concurrent_queries,
+            query_memory_bytes: config.query_memory_bytes,
+            result_retention: config.result_retention,
+        })
+        .await?,
+    ))
+}
+
+/// A build without the embedded warehouse serves BigQuery only.
+#[cfg(not(feature = "embedded"))]
+async fn embedded_warehouse(
+    _config: &Config,
+    _progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Arc<dyn Warehouse>, StartError> {
+    Err(StartError::Warehouse(
+        sluice_warehouse::WarehouseError::invalid(
+            "this build of Sluice has no embedded warehouse (built without the `embedded` feature): \
+         configure `warehouse.kind: bigquery`, or build with the default features",
+        ),
+    ))
+}
+
+/// Writes the demo data set (`demo.shop`) into `dir`.
+#[cfg(feature = "embedded")]
+pub fn generate_demo(
+    dir: &std::path::Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), sluice_warehouse::WarehouseError> {
+    sluice_embedded::demo::generate(dir, progress)
+}
+
+/// Without the embedded warehouse there is no demo data to write.
+#[cfg(not(feature = "embedded"))]
+pub fn generate_demo(
+    _dir: &std::path::Path,
+    _progress: &mut dyn FnMut(&str),
+) -> Result<(), sluice_warehouse::WarehouseError> {
+    Err(sluice_warehouse::WarehouseError::invalid(
+        "this build of Sluice has no embedded warehouse (built without the `embedded` feature)",
+    ))
 }
 
 /// The development issuer's key lives in the data folder, so `sluice
@@ -217,7 +268,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     if let Some(issuer) = gateway.credentials.issuer() {
         router = issuer_routes(router, issuer.issuer());
     }
-    router.fallback(facade::handle).with_state(gateway)
+    router.fallback(pipeline::handle).with_state(gateway)
 }
 
 /// `/readyz`: 200 once the store and the warehouse answer, else 503 with

@@ -79,6 +79,20 @@ impl ApiCall {
     pub fn takes_body(&self) -> bool {
         matches!(self, Self::JobsInsert { .. } | Self::JobsQuery { .. })
     }
+
+    /// Whether the method acts on jobs (`jobs.*`), as opposed to the
+    /// catalog (projects, datasets, tables, rows).
+    pub fn is_job_method(&self) -> bool {
+        matches!(
+            self,
+            Self::JobsInsert { .. }
+                | Self::JobsQuery { .. }
+                | Self::JobsGet { .. }
+                | Self::JobsList { .. }
+                | Self::JobsCancel { .. }
+                | Self::JobsGetQueryResults { .. }
+        )
+    }
 }
 
 /// The prefix every BigQuery REST v2 path has.

@@ -253,7 +253,7 @@ pub async fn credentials(
     }
     // A call in flight may take its timeout on every retry until the
     // retry deadline; a released token waits that long for it.
-    let longest_call = upstream.timeout.max(sluice_warehouse::bigquery::MAX_HOLD);
+    let longest_call = upstream.timeout.max(sluice_bigquery::MAX_HOLD);
     let credentials = Credentials::new(default, named, config.policy.clone())
         .with_revoke_grace(longest_call + upstream.retry_deadline);
     Ok(match issuer {

@@ -7,7 +7,7 @@ mod routines;
 use sluice_sql::{ObjectKind, QueryFacts, StatementFacts, StatementKind, TableName};
 
 use crate::bytes::human_bytes;
-use crate::decision::{Decision, Estimate, Limits, TraceStep, Verdict, Who};
+use crate::decision::{Decision, Estimate, Limits, Rule, TraceStep, Verdict, Who};
 use crate::names::{describe_flag, describe_statement};
 use crate::policy_set::{DenyRule, Policy, PolicySet};
 
@@ -199,7 +199,7 @@ impl PolicySet {
                     rule.name
                 ),
             };
-            return Some(run.deny(policy, &rule_name, message));
+            return Some(run.deny(policy, Rule::Guardrail(rule.name.clone()), message));
         }
         None
     }
@@ -241,11 +241,11 @@ impl Run<'_> {
         format!("{noun} {}", self.names())
     }
 
-    fn deny(&mut self, policy: &str, rule: &str, message: String) -> Decision {
+    fn deny(&mut self, policy: &str, rule: Rule, message: String) -> Decision {
         Decision {
             verdict: Verdict::Deny,
             policy: policy.to_owned(),
-            rule: rule.to_owned(),
+            rule,
             message,
             limits: Limits::default(),
             trace: std::mem::take(&mut self.trace),
@@ -264,7 +264,7 @@ impl Run<'_> {
             verdict: Verdict::Allow,
             message: format!("Allowed by {}: {summary}.", self.phrase()),
             policy: names,
-            rule: "allow".to_owned(),
+            rule: Rule::Allow,
             limits,
             trace: self.trace,
         }
@@ -284,7 +284,7 @@ impl Run<'_> {
             "Denied (rule default-deny): no policy matches {}, and what no policy allows is denied. Ask an administrator to add a policy for one of your groups.",
             principal(who)
         );
-        Some(self.deny("default", "default-deny", message))
+        Some(self.deny("default", Rule::DefaultDeny, message))
     }
 
     fn check_analysis(&mut self, facts: &QueryFacts) -> Option<Decision> {
@@ -311,7 +311,7 @@ impl Run<'_> {
         let message = format!(
             "Denied (rule {rule}): Sluice could not fully analyze this SQL: {first}{more}. Only SQL that Sluice can fully analyze is run: no dynamic SQL or federated queries, and table names fully qualified or resolvable against the request's default dataset. Rewrite the query in that form."
         );
-        Some(self.deny("analysis", rule, message))
+        Some(self.deny("analysis", Rule::AnalysisIncomplete, message))
     }
 
     fn check_statements(&mut self, facts: &QueryFacts) -> Option<Decision> {
@@ -358,7 +358,7 @@ impl Run<'_> {
                 self.phrase(),
                 self.phrase(),
             );
-            return Some(self.deny(&names, rule, message));
+            return Some(self.deny(&names, Rule::Statements, message));
         }
         None
     }
@@ -405,7 +405,11 @@ impl Run<'_> {
             "Denied by {} (rule {rule}): {why}. Ask a data owner to add it to a policy's allow.{field}, or {verb}.",
             self.phrase()
         );
-        Some(self.deny(&names, &rule, message))
+        let rule = match access {
+            Access::Read => Rule::Read,
+            Access::Write => Rule::Write,
+        };
+        Some(self.deny(&names, rule, message))
     }
 
     /// The object of a `CREATE`, `ALTER` or `DROP` that `facts.writes`
@@ -471,7 +475,7 @@ impl Run<'_> {
             "Denied by {} (rule {rule}): {why}. Creating, altering or dropping a dataset needs a pattern such as `{project}.{dataset}` in allow.write; ask a data owner, or work in a dataset you may write.",
             self.phrase()
         );
-        Some(self.deny(&names, rule, message))
+        Some(self.deny(&names, Rule::Write, message))
     }
 
     fn deny_object(
@@ -493,7 +497,7 @@ impl Run<'_> {
             "Denied by {} (rule {rule}): {described} acts on `{object}`, which Sluice cannot match against allow.write. Name the object as project.dataset.name (or project.dataset for a dataset).",
             self.phrase()
         );
-        Some(self.deny(&names, rule, message))
+        Some(self.deny(&names, Rule::Write, message))
     }
 
     fn check_limits(&mut self, estimate: Option<&Estimate>) -> Result<Limits, Box<Decision>> {
@@ -556,7 +560,7 @@ impl Run<'_> {
         let message = format!(
             "Denied by policy {policy} (rule {rule}): the query would process more data than allowed: {figures}. Select fewer columns or filter on a partition, or ask for a higher limit."
         );
-        let mut denied = self.deny(policy, rule, message);
+        let mut denied = self.deny(policy, Rule::MaxBytesBilled, message);
         denied.limits = limits;
         Err(Box::new(denied))
     }

@@ -44,6 +44,52 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// The rule that made a decision. Its [`fmt::Display`] form is the name
+/// refusals quote (`guardrails.deny.drop`, `policies.allow.read`, …), so a
+/// user can find the rule in the configuration from the message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// A guardrail, or an entry of a policy's deny list, by its name:
+    /// `guardrails.deny.<name>`.
+    Guardrail(String),
+    /// No policy matches the principal: `default-deny`.
+    DefaultDeny,
+    /// The SQL could not be fully analyzed: `analysis.incomplete`.
+    AnalysisIncomplete,
+    /// A statement kind no matching policy allows:
+    /// `policies.allow.statements`.
+    Statements,
+    /// A table no matching policy lets the principal read:
+    /// `policies.allow.read`.
+    Read,
+    /// A table or dataset no matching policy lets it write:
+    /// `policies.allow.write`.
+    Write,
+    /// A routine no matching policy names: `policies.allow.routines`.
+    Routines,
+    /// The estimate is above a policy's byte limit:
+    /// `limits.max_bytes_billed`.
+    MaxBytesBilled,
+    /// Every check passed: `allow`.
+    Allow,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Guardrail(name) => write!(f, "guardrails.deny.{name}"),
+            Self::DefaultDeny => f.write_str("default-deny"),
+            Self::AnalysisIncomplete => f.write_str("analysis.incomplete"),
+            Self::Statements => f.write_str("policies.allow.statements"),
+            Self::Read => f.write_str("policies.allow.read"),
+            Self::Write => f.write_str("policies.allow.write"),
+            Self::Routines => f.write_str("policies.allow.routines"),
+            Self::MaxBytesBilled => f.write_str("limits.max_bytes_billed"),
+            Self::Allow => f.write_str("allow"),
+        }
+    }
+}
+
 /// Limits that apply to an allowed query; `None` means no limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -114,11 +160,8 @@ pub struct Decision {
     /// matching policies decided together), `guardrails`, `analysis`
     /// (incomplete facts) or `default` (no policy matches).
     pub policy: String,
-    /// The rule that decided: `guardrails.deny.<name>`, `default-deny`,
-    /// `analysis.incomplete`, `policies.allow.statements`,
-    /// `policies.allow.read`, `policies.allow.write`,
-    /// `policies.allow.routines`, `limits.max_bytes_billed`, or `allow`.
-    pub rule: String,
+    /// The rule that decided.
+    pub rule: Rule,
     /// For a deny, the user-facing explanation: the policy and rule, the
     /// offending statement or table, why, and what to do next. For an
     /// allow, a one-line summary.

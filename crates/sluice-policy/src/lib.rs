@@ -73,7 +73,7 @@ mod raw;
 mod routines;
 
 pub use bytes::parse_byte_size;
-pub use decision::{Decision, Estimate, Limits, TraceStep, Verdict, Who};
+pub use decision::{Decision, Estimate, Limits, Rule, TraceStep, Verdict, Who};
 pub use names::{guardrail_names, statement_names};
 pub use policy_set::{PolicyError, PolicySet};
 pub use raw::{RawAllow, RawByteSize, RawGuardrails, RawLimits, RawPolicy, RawWho};

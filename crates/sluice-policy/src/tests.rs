@@ -102,7 +102,7 @@ fn decide_facts(set: &PolicySet, groups: &[&str], facts: &QueryFacts) -> Decisio
 
 fn assert_denied(decision: &Decision, rule: &str) {
     assert_eq!(decision.verdict, Verdict::Deny, "{decision}");
-    assert_eq!(decision.rule, rule, "{decision}");
+    assert_eq!(decision.rule.to_string(), rule, "{decision}");
     assert!(
         decision.trace.iter().any(
             |s| (s.rule == rule || s.rule.ends_with(&format!(".{rule}"))) && s.outcome == "deny"

@@ -111,7 +111,7 @@ fn corpus_decisions_match() {
             Verdict::Deny => "deny",
         };
         let rule_ok = match (&case.rule, decision.verdict) {
-            (Some(rule), Verdict::Deny) => *rule == decision.rule,
+            (Some(rule), Verdict::Deny) => *rule == decision.rule.to_string(),
             (None, Verdict::Allow) => true,
             _ => false,
         };
@@ -131,7 +131,9 @@ fn corpus_decisions_match() {
         if decision.trace.is_empty() || decision.message.is_empty() {
             mismatches.push(format!("case {}: empty trace or message", case.name));
         }
-        if decision.verdict == Verdict::Deny && !decision.message.contains(&decision.rule) {
+        if decision.verdict == Verdict::Deny
+            && !decision.message.contains(&decision.rule.to_string())
+        {
             mismatches.push(format!(
                 "case {}: the message does not name rule {}: {}",
                 case.name, decision.rule, decision.message

@@ -48,6 +48,17 @@ impl WarehouseErrorKind {
             Self::Upstream { reason, .. } => reason,
         }
     }
+
+    /// The HTTP status this kind answers with: an upstream error's own,
+    /// 503 for an unreachable upstream (clients try again later), else
+    /// the status BigQuery gives the reason ([`crate::reason_status`]).
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Upstream { status, .. } => status,
+            Self::Unavailable => 503,
+            other => crate::reason_status(other.reason()),
+        }
+    }
 }
 
 /// A failure inside a warehouse, with a message fit for the user.

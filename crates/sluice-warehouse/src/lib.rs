@@ -1,28 +1,26 @@
-//! The warehouses Sluice runs queries on.
+//! What a warehouse is to Sluice: the [`Warehouse`] trait, the types that
+//! cross it, its errors and BigQuery's error reasons.
 //!
 //! A [`Warehouse`] is anything that can answer BigQuery's questions: list
 //! datasets and tables, dry-run a query, run it as a job and hand back its
 //! result in pages. The gateway speaks only to this trait, so the embedded
-//! DataFusion warehouse (the demo and the tests) and the BigQuery REST
-//! upstream are interchangeable.
+//! DataFusion warehouse (`sluice-embedded`: the demo and the tests) and the
+//! BigQuery REST upstream (`sluice-bigquery`) are interchangeable. This
+//! crate holds no engine.
 //!
 //! Everything crossing the trait is in BigQuery's own vocabulary: schemas
 //! are [`TableSchema`]s with BigQuery type names, rows are BigQuery's
 //! `{"f":[{"v":…}]}` JSON with every scalar a string.
 
 mod access;
-pub mod bigquery;
 mod error;
+mod reason;
 mod types;
 mod warehouse;
 
-#[cfg(feature = "embedded")]
-pub mod demo;
-#[cfg(feature = "embedded")]
-pub mod embedded;
-
 pub use access::Access;
 pub use error::{WarehouseError, WarehouseErrorKind};
+pub use reason::{known_reason, reason_status};
 pub use types::{
     DatasetInfo, Field, FieldMode, FieldType, ParameterMode, ParameterType, ParameterValue,
     QueryParameter, QueryRequest, RoutineRef, RowPage, StructParameterType, TableInfo, TableRef,
@@ -32,7 +30,8 @@ pub use warehouse::{DryRun, QueryOutcome, QueryStatus, Warehouse};
 
 /// The leading rows of `rows` within about `max_bytes` of row JSON: the
 /// page stops before a row that would pass it, but keeps at least one.
-pub(crate) fn rows_within(
+/// Every warehouse cuts its pages with this.
+pub fn rows_within(
     mut rows: Vec<Box<serde_json::value::RawValue>>,
     max_bytes: usize,
 ) -> Vec<Box<serde_json::value::RawValue>> {

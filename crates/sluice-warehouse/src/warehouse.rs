@@ -32,6 +32,10 @@ pub struct QueryOutcome {
     pub total_rows: u64,
     pub total_bytes_processed: u64,
     pub referenced_tables: Vec<TableRef>,
+    /// Every persistent routine the query called, as the warehouse
+    /// resolved it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referenced_routines: Vec<RoutineRef>,
     pub statement_type: String,
 }
 

@@ -195,7 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy { command } => policy(command),
         Command::Secrets { command } => runtime.block_on(secrets::run(command)),
         Command::DemoData { warehouse_dir } => {
-            sluice_warehouse::demo::generate(&warehouse_dir, &mut |m| eprintln!("{m}"))
+            sluice_gateway::generate_demo(&warehouse_dir, &mut |m| eprintln!("{m}"))
                 .context("cannot generate the demo data")?;
             println!("demo data written to {}", warehouse_dir.display());
             Ok(())

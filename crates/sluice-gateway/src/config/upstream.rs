@@ -11,7 +11,7 @@ use sluice_credentials::{BIGQUERY_SCOPE, Endpoints, MAX_LIFETIME};
 use sluice_identity::parse_duration;
 
 /// `warehouse.credentials:` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawCredentials {
     /// `workload_identity`, `service_account_key` or `impersonation`.
@@ -61,6 +61,8 @@ pub struct UpstreamConfig {
     /// some: real BigQuery always reports them, so a missing list means the
     /// cross-check cannot be made.
     pub require_referenced_tables: bool,
+    /// When a query is dry-run before it runs.
+    pub dry_run: DryRunMode,
     /// The default credential.
     pub credentials: CredentialConfig,
     /// Credentials a policy picks by name (`credentials: NAME`).
@@ -68,6 +70,18 @@ pub struct UpstreamConfig {
     /// Sluice's issuer URL, when a credential uses workload identity: one
     /// for all of them, as they share one set of signing keys.
     pub issuer: Option<String>,
+}
+
+/// `warehouse.dry_run`: when a query is dry-run before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DryRunMode {
+    /// Every query: the estimate and the cross-check come before the job.
+    #[default]
+    Always,
+    /// Only where the decision needs it: a fully analyzed `SELECT` runs at
+    /// once under `maximumBytesBilled`, and the finished job's tables and
+    /// statement type are cross-checked before any row leaves.
+    WhenNeeded,
 }
 
 /// How a job's token is minted.
@@ -101,15 +115,24 @@ pub enum CredentialKind {
 }
 
 /// Validates `warehouse:` for `kind: bigquery`; errors are `(key, reason)`.
-pub fn validate(
-    endpoint: Option<String>,
-    location: Option<String>,
-    timeout: Option<&str>,
-    retry_deadline: Option<&str>,
-    require_referenced_tables: Option<bool>,
-    credentials: RawCredentials,
-    named_credentials: BTreeMap<String, RawCredentials>,
-) -> Result<UpstreamConfig, (String, String)> {
+pub fn validate(warehouse: &super::RawWarehouse) -> Result<UpstreamConfig, (String, String)> {
+    let dry_run = match warehouse.dry_run.as_deref() {
+        None | Some("always") => DryRunMode::Always,
+        Some("when_needed") => DryRunMode::WhenNeeded,
+        Some(other) => {
+            return Err((
+                "warehouse.dry_run".into(),
+                format!("`{other}` is not a dry-run mode: use `always` or `when_needed`"),
+            ));
+        }
+    };
+    let endpoint = warehouse.endpoint.clone();
+    let location = warehouse.location.clone();
+    let timeout = warehouse.timeout.as_deref();
+    let retry_deadline = warehouse.retry_deadline.as_deref();
+    let require_referenced_tables = warehouse.require_referenced_tables;
+    let credentials = warehouse.credentials.clone();
+    let named_credentials = warehouse.named_credentials.clone();
     let endpoint = endpoint.unwrap_or_else(|| "https://bigquery.googleapis.com".into());
     url("warehouse.endpoint", &endpoint)?;
     let credentials = credential_config("warehouse.credentials", credentials)?;
@@ -139,6 +162,7 @@ pub fn validate(
             Duration::from_secs(30),
         )?,
         require_referenced_tables: require_referenced_tables.unwrap_or(true),
+        dry_run,
         credentials,
         named_credentials: named,
         issuer,
@@ -313,6 +337,7 @@ fn url(key: &str, value: &str) -> Result<(), (String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RawWarehouse;
 
     fn workload_identity(issuer: Option<&str>) -> RawCredentials {
         RawCredentials {
@@ -331,25 +356,54 @@ mod tests {
             .into_iter()
             .map(|(name, raw)| (name.to_string(), raw))
             .collect();
-        validate(None, None, None, None, None, default, named)
+        validate(&RawWarehouse {
+            credentials: default,
+            named_credentials: named,
+            ..RawWarehouse::default()
+        })
+    }
+
+    fn at(endpoint: &str) -> RawWarehouse {
+        RawWarehouse {
+            endpoint: Some(endpoint.to_string()),
+            credentials: workload_identity(Some("https://sluice.test")),
+            ..RawWarehouse::default()
+        }
+    }
+
+    #[test]
+    fn the_dry_run_mode_is_always_unless_when_needed_is_asked_for() {
+        let https = "https://bigquery.googleapis.com";
+        assert_eq!(validate(&at(https)).unwrap().dry_run, DryRunMode::Always);
+        let when_needed = RawWarehouse {
+            dry_run: Some("when_needed".into()),
+            ..at(https)
+        };
+        assert_eq!(
+            validate(&when_needed).unwrap().dry_run,
+            DryRunMode::WhenNeeded
+        );
+        let bad = RawWarehouse {
+            dry_run: Some("sometimes".into()),
+            ..at(https)
+        };
+        let (key, reason) = validate(&bad).unwrap_err();
+        assert_eq!(key, "warehouse.dry_run");
+        assert!(reason.contains("when_needed"), "{reason}");
     }
 
     /// Issue: upstream endpoints are https except on loopback, so no
     /// token crosses a network in the clear.
     #[test]
     fn upstream_endpoints_must_be_https_except_on_loopback() {
-        let wi = || workload_identity(Some("https://sluice.test"));
-        let plain = Some("http://bigquery.internal".to_string());
-        let (key, reason) =
-            validate(plain, None, None, None, None, wi(), BTreeMap::new()).unwrap_err();
+        let (key, reason) = validate(&at("http://bigquery.internal")).unwrap_err();
         assert_eq!(key, "warehouse.endpoint");
         assert!(reason.contains("use https"), "{reason}");
-        let loopback = Some("http://127.0.0.1:9050".to_string());
-        validate(loopback, None, None, None, None, wi(), BTreeMap::new()).unwrap();
+        validate(&at("http://127.0.0.1:9050")).unwrap();
 
         let sts = RawCredentials {
             sts_url: Some("http://sts.internal/v1/token".into()),
-            ..wi()
+            ..workload_identity(Some("https://sluice.test"))
         };
         let (key, _) = upstream(sts, vec![]).unwrap_err();
         assert_eq!(key, "warehouse.credentials.sts_url");

@@ -5,12 +5,13 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sluice_warehouse::TableRef;
 
+use super::json;
 use super::resources;
-use super::{RequestContext, json};
 use crate::Gateway;
 use crate::decide::enforce;
 use crate::error::GatewayError;
 use crate::params::page_token;
+use crate::pipeline::RequestContext;
 use crate::route::ApiCall;
 use sluice_policy::Limits;
 use sluice_sql::TableName;
@@ -176,7 +177,7 @@ fn may_read(
         .policy
         .decide_read(&cx.principal.who(), &name);
     let limits = decision.limits.clone();
-    enforce(decision, &cx.principal)?;
+    enforce(&decision, &cx.principal)?;
     Ok(limits)
 }
 
@@ -287,6 +288,8 @@ async fn tabledata_list(
         head,
         rows: page.rows,
         schema: &schema,
+        // Table rows have no masking rules yet.
+        mask: &crate::exit::MaskPlan::default(),
         use_int64_timestamp,
     })
 }

@@ -6,21 +6,27 @@ use serde_json::{Map, Value, json};
 use sluice_store::{JobRecord, JobState};
 use sluice_warehouse::{ParameterMode, QueryOutcome, QueryRequest};
 
+use super::json;
 use super::resources;
-use super::{RequestContext, json};
 use crate::Gateway;
-use crate::decide::{admit, bytes_billed_cap};
+use crate::decide::bytes_billed_cap;
 use crate::error::{GatewayError, Origin};
-use crate::jobs::{NewJob, check_job_id, new_job_id};
+use crate::jobs::{NewJob, StoredRequest, check_job_id, new_job_id};
 use crate::params::page_token;
+use crate::pipeline::{self, QueryContext, RequestContext};
 use crate::route::ApiCall;
 use crate::wire::{JobConfigurationQuery, JobInsert, QueryRequestBody, parse_body};
-use sluice_policy::Limits;
 
-pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, GatewayError> {
+pub async fn handle(gateway: &Gateway, cx: &mut RequestContext) -> Result<Response, GatewayError> {
     match &cx.call {
-        ApiCall::JobsInsert { project } => insert(gateway, cx, project).await,
-        ApiCall::JobsQuery { project } => query(gateway, cx, project).await,
+        ApiCall::JobsInsert { project } => {
+            let project = project.clone();
+            insert(gateway, cx, &project).await
+        }
+        ApiCall::JobsQuery { project } => {
+            let project = project.clone();
+            query(gateway, cx, &project).await
+        }
         ApiCall::JobsGet { project, job } => {
             let job = gateway.jobs.load(&cx.principal, project, job).await?;
             Ok(json(resources::job(&job, &gateway.config.base_url)))
@@ -189,7 +195,7 @@ fn check_project(path_project: &str, body_project: Option<&str>) -> Result<(), G
 
 async fn insert(
     gateway: &Gateway,
-    cx: &RequestContext,
+    cx: &mut RequestContext,
     project: &str,
 ) -> Result<Response, GatewayError> {
     let body: JobInsert = parse_body(&cx.body)?;
@@ -231,29 +237,28 @@ async fn insert(
         }
         None => new_job_id(),
     };
-    let admitted = match admit(gateway, &cx.principal, &spec.request).await {
-        Ok(admitted) => admitted,
+    match pipeline::admit(gateway, cx, spec.request.clone(), dry_run).await {
+        Ok(()) => {}
         // As in BigQuery, a query the warehouse cannot plan still makes a
         // job: a finished one carrying the error. It never runs. A
         // transient failure makes none: it answers an HTTP error the
         // client may retry, and a retry must not find a failed job.
         Err(err) if err.origin == Origin::Upstream && !dry_run && !err.is_retryable() => {
-            let new = new_job(project, job_id, None, spec, &Limits::default());
+            let new = new_job(project, job_id, None, spec, None);
             let job = gateway.jobs.record_failed(&cx.principal, new, &err).await?;
             return Ok(json(resources::job(&job, &gateway.config.base_url)));
         }
         Err(err) => return Err(err),
-    };
-    if dry_run {
-        return Ok(dry_run_job(gateway, project, &job_id, spec, admitted.plan));
     }
-    let job = gateway
-        .jobs
-        .start(
-            &cx.principal,
-            new_job(project, job_id, None, spec, &admitted.limits),
-        )
-        .await?;
+    let admitted = cx
+        .query
+        .as_ref()
+        .ok_or_else(|| GatewayError::internal("an admitted query has no context"))?;
+    if dry_run {
+        return dry_run_job(gateway, project, &job_id, spec, admitted);
+    }
+    let new = new_job(project, job_id, None, spec, Some(admitted));
+    let job = pipeline::execute(gateway, cx, new).await?;
     Ok(json(resources::job(&job, &gateway.config.base_url)))
 }
 
@@ -261,14 +266,19 @@ async fn insert(
 /// `limits.max_duration`.
 pub const DEFAULT_MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The job an admitted query becomes, carrying the policy's limits.
+/// The job an admitted query becomes, carrying what was decided: the
+/// policy's limits, the mask plan, whether the finished job is still to be
+/// cross-checked. A job that failed before it was admitted (`None`) runs
+/// nothing and carries no limits.
 fn new_job(
     project: &str,
     job_id: String,
     request_id: Option<String>,
     mut spec: QuerySpec,
-    limits: &Limits,
+    admitted: Option<&QueryContext>,
 ) -> NewJob {
+    let limits = admitted.map(QueryContext::limits).unwrap_or_default();
+    let limits = &limits;
     spec.request.maximum_bytes_billed = bytes_billed_cap(spec.request.maximum_bytes_billed, limits);
     let duration = limits.max_duration.unwrap_or(DEFAULT_MAX_DURATION);
     spec.request.job_timeout_ms = Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
@@ -279,6 +289,8 @@ fn new_job(
         configuration: spec.configuration,
         query: spec.request,
         max_rows: limits.max_rows,
+        mask: admitted.map(|q| q.mask.clone()).unwrap_or_default(),
+        check_after_run: admitted.is_some_and(|q| q.check_after_run),
     }
 }
 
@@ -288,31 +300,36 @@ fn dry_run_job(
     project: &str,
     job_id: &str,
     spec: QuerySpec,
-    plan: sluice_warehouse::DryRun,
-) -> Response {
+    admitted: &QueryContext,
+) -> Result<Response, GatewayError> {
+    let plan = admitted
+        .plan
+        .clone()
+        .ok_or_else(|| GatewayError::internal("a dry run without a plan"))?;
     let outcome = QueryOutcome {
         schema: plan.schema,
         total_rows: 0,
         total_bytes_processed: plan.total_bytes_processed,
         referenced_tables: plan.referenced_tables,
+        referenced_routines: plan.referenced_routines,
         statement_type: plan.statement_type,
     };
     let now = crate::jobs::now_ms().to_string();
     let mut statistics = resources::query_statistics(&outcome, true);
     statistics.insert("creationTime".into(), json!(now));
-    json(json!({
+    Ok(json(json!({
         "kind": "bigquery#job",
         "etag": resources::etag(&[project, job_id, "dry"]),
         "jobReference": {"projectId": project, "jobId": job_id, "location": gateway.config.location},
         "configuration": spec.configuration,
         "status": {"state": "DONE"},
         "statistics": statistics,
-    }))
+    })))
 }
 
 async fn query(
     gateway: &Gateway,
-    cx: &RequestContext,
+    cx: &mut RequestContext,
     project: &str,
 ) -> Result<Response, GatewayError> {
     let body: QueryRequestBody = parse_body(&cx.body)?;
@@ -339,9 +356,16 @@ async fn query(
         max_rows: body.max_results,
         use_int64_timestamp: body.format_options.use_int64_timestamp.unwrap_or(false),
     };
-    let admitted = admit(gateway, &cx.principal, &spec.request).await?;
+    pipeline::admit(gateway, cx, spec.request.clone(), dry_run).await?;
+    let admitted = cx
+        .query
+        .as_ref()
+        .ok_or_else(|| GatewayError::internal("an admitted query has no context"))?;
     if dry_run {
-        let plan = admitted.plan;
+        let plan = admitted
+            .plan
+            .as_ref()
+            .ok_or_else(|| GatewayError::internal("a dry run without a plan"))?;
         return Ok(json(json!({
             "kind": "bigquery#queryResponse",
             "schema": plan.schema,
@@ -364,19 +388,14 @@ async fn query(
             ));
         }
         None => {
-            gateway
-                .jobs
-                .start(
-                    &cx.principal,
-                    new_job(
-                        project,
-                        new_job_id(),
-                        body.request_id.clone(),
-                        spec,
-                        &admitted.limits,
-                    ),
-                )
-                .await?
+            let new = new_job(
+                project,
+                new_job_id(),
+                body.request_id.clone(),
+                spec,
+                Some(admitted),
+            );
+            pipeline::execute(gateway, cx, new).await?
         }
     };
     let job = gateway.jobs.hold(&cx.principal, job, hold).await?;
@@ -479,10 +498,14 @@ async fn respond_with_rows(
     );
     head.insert("jobComplete".into(), json!(true));
     head.insert("cacheHit".into(), json!(false));
+    // The mask plan decided with the job; a job whose record cannot be
+    // read returns no rows.
+    let mask = StoredRequest::of(job)?.mask;
     crate::exit::rows_response(crate::exit::RowsOut {
         head,
         rows,
         schema: &outcome.schema,
+        mask: &mask,
         use_int64_timestamp: page.use_int64_timestamp,
     })
 }
@@ -511,10 +534,11 @@ async fn list(
             cx.params.get("pageToken"),
         )
         .await?;
+    let owns = gateway.jobs.owner_check(&cx.principal);
     let jobs: Vec<Value> = page
         .jobs
         .iter()
-        .filter(|job| gateway.jobs.owns(&cx.principal, job))
+        .filter(|job| owns(job))
         .filter(|job| {
             state_filter.is_empty() || state_filter.iter().any(|s| s == job.state.as_str())
         })

@@ -4,7 +4,7 @@
 use sluice_sql::RoutineName;
 
 use super::Run;
-use crate::decision::{Decision, TraceStep};
+use crate::decision::{Decision, Rule, TraceStep};
 
 impl Run<'_> {
     /// A routine called must be named by an `allow.routines` entry.
@@ -44,6 +44,6 @@ impl Run<'_> {
             "Denied by {} (rule {rule}): {why}. Routines run only when a policy names them; ask a data owner to add `{routine}` to a policy's allow.routines, or send the query without it.",
             self.phrase()
         );
-        Some(self.deny(&names, rule, message))
+        Some(self.deny(&names, Rule::Routines, message))
     }
 }

@@ -358,7 +358,7 @@ fn allow_names_the_policies_and_traces_every_step() {
     );
     assert!(decision.is_allowed());
     assert_eq!(decision.policy, "agents-read");
-    assert_eq!(decision.rule, "allow");
+    assert_eq!(decision.rule, crate::Rule::Allow);
     let rules: Vec<&str> = decision.trace.iter().map(|s| s.rule.as_str()).collect();
     assert_eq!(
         rules,

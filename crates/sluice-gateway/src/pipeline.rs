@@ -1,0 +1,339 @@
+//! The request pipeline (`DESIGN.md` §1), read top to bottom:
+//!
+//! ```text
+//! authenticate → route → analyze → estimate → decide → [await approval]
+//!             → credential → execute → mask → respond
+//! ```
+//!
+//! | phase | function here | the work is in | a refusal says |
+//! |---|---|---|---|
+//! | authenticate | [`run`] | `authenticate.rs` | 401 `unauthorized` |
+//! | route | [`run`] | `route.rs`, `params.rs` | 404 `notFound`, 400 `invalid` |
+//! | analyze | [`analyze`] | `analyze.rs` (`sluice-sql`) | 400 `invalidQuery`, `analysis.limits.*` |
+//! | decide on the facts | [`decide_on_facts`] | `decide.rs` (`sluice-policy`) | 403 `accessDenied`, the rule |
+//! | estimate | [`estimate`] | `estimate.rs` (dry run, cross-check) | 403 `accessDenied`, `analysis.cross_check` |
+//! | decide | [`decide`] | `decide.rs` | 403 `accessDenied`, the rule |
+//! | await approval | — (the job is recorded PENDING first) | `jobs.rs` | |
+//! | credential, execute | [`execute`] | `jobs.rs` (`Jobs::run`), `credential.rs` | 403 / 429 / 503 |
+//! | mask, respond | the methods, through one exit | `exit.rs` | |
+//!
+//! [`handle`] runs every `/bigquery/v2/…` request: authenticate, route,
+//! then the API method (`facade/jobs.rs`, `facade/catalog.rs`). A method
+//! that runs SQL calls [`admit`] (analyze → decide on the facts → estimate
+//! → decide) and then [`execute`]; every page of rows leaves through
+//! [`crate::exit`], which applies the job's mask plan.
+//!
+//! One [`RequestContext`] per request carries what every phase produced:
+//! the request id, the principal, the API call and, for a query, a
+//! [`QueryContext`] with the facts, the dry run and estimate, the decision
+//! with its trace, the limits, the mask plan and the job. Nothing a later
+//! phase or an observer needs is dropped: when the request ends, [`handle`]
+//! logs its outcome from the context (the rule that decided, the bytes
+//! estimated, the job).
+//!
+//! The credential phase runs where a job starts ([`crate::jobs`]), not
+//! here: a job may be recorded, wait, and be started later by any replica
+//! from its record alone, and its token is minted then.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use sluice_policy::{Decision, Estimate, Limits};
+use sluice_sql::QueryFacts;
+use sluice_store::JobRecord;
+use sluice_warehouse::{DryRun, QueryRequest};
+use tracing::Instrument as _;
+
+use crate::Gateway;
+use crate::authenticate::{Principal, authenticate};
+use crate::error::GatewayError;
+use crate::exit::MaskPlan;
+use crate::jobs::NewJob;
+use crate::params::QueryParams;
+use crate::route::{ApiCall, route};
+
+/// One request, as the phases have understood it so far.
+#[derive(Debug)]
+pub struct RequestContext {
+    /// The request's id, also in its `x-request-id` response header and on
+    /// every log line of the request.
+    pub id: String,
+    /// authenticate: who is asking.
+    pub principal: Principal,
+    /// route: which BigQuery API method.
+    pub call: ApiCall,
+    pub params: QueryParams,
+    pub body: axum::body::Bytes,
+    /// For a method that runs SQL: what the query phases produced.
+    pub query: Option<QueryContext>,
+}
+
+/// What the query phases learned about one query request.
+#[derive(Debug)]
+pub struct QueryContext {
+    /// The query as asked: SQL, defaults, parameters, the caller's byte cap
+    /// and labels.
+    pub request: QueryRequest,
+    /// analyze: what the SQL does.
+    pub facts: QueryFacts,
+    /// estimate: the dry run, unless none was needed (`dry_run:
+    /// when_needed`).
+    pub plan: Option<DryRun>,
+    /// estimate: the bytes the query would process, from the dry run.
+    pub estimate: Option<Estimate>,
+    /// decide: the decision and its trace — on the facts alone until the
+    /// estimate is known, then with it.
+    pub decision: Option<Decision>,
+    /// decide: how the result's columns are masked, recorded with the job
+    /// and applied by whichever replica serves a page.
+    pub mask: MaskPlan,
+    /// estimate: no dry run was made, so the finished job's tables and
+    /// statement type are checked against the analysis before any row
+    /// leaves.
+    pub check_after_run: bool,
+    /// execute: the job the query became.
+    pub job: Option<JobRecord>,
+}
+
+impl QueryContext {
+    /// The limits the deciding policies set (none before a decision).
+    pub fn limits(&self) -> Limits {
+        self.decision
+            .as_ref()
+            .map(|d| d.limits.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The header that carries a request's id, in both directions.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The axum handler for every facade path: one span per request, carrying
+/// its id, API method, principal and outcome, so that every log line of
+/// the request names it; the id goes back in the `x-request-id` header.
+pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let id = request_id(request.headers());
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = tracing::field::Empty,
+        principal = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let mut seen = None;
+    let mut response = match run(&gateway, id.clone(), request, &mut seen)
+        .instrument(span.clone())
+        .await
+    {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        let query = seen.as_ref().and_then(|cx| cx.query.as_ref());
+        let decision = query.and_then(|q| q.decision.as_ref());
+        tracing::debug!(
+            status,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            rule = decision.map(|d| tracing::field::display(&d.rule)),
+            policy = decision.map(|d| d.policy.as_str()),
+            bytes_estimated = query.and_then(|q| q.estimate).map(|e| e.bytes_processed),
+            job = query
+                .and_then(|q| q.job.as_ref())
+                .map(|j| j.job_id.as_str()),
+            "request done"
+        );
+    });
+    // The id the request ran under (the context's, once there is one).
+    let id = seen.map_or(id, |cx| cx.id);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// The caller's `x-request-id` when it is a plain token (letters, digits,
+/// `-`, `_`, `.`, at most 64), so it can be followed through a client's
+/// own logs; otherwise a new one. Nothing else of the header reaches logs.
+fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+/// authenticate → route → the API method. The context is left in `seen`
+/// for [`handle`] to observe, whatever the outcome.
+async fn run(
+    gateway: &Gateway,
+    id: String,
+    request: Request,
+    seen: &mut Option<RequestContext>,
+) -> Result<Response, GatewayError> {
+    let (parts, body) = request.into_parts();
+    let principal = authenticate(&parts.headers, &gateway.verifier).await?;
+    let span = tracing::Span::current();
+    span.record("principal", principal.verified.name.as_str());
+    let call = route(&parts.method, parts.uri.path())?;
+    span.record("method", call.name());
+    let params = QueryParams::parse(parts.uri.query())?;
+    let body = read_body(body, &parts.headers, gateway.config.max_body_bytes).await?;
+    if !call.takes_body()
+        && !body.iter().all(u8::is_ascii_whitespace)
+        && call.name() != "jobs.cancel"
+    {
+        return Err(GatewayError::invalid(format!(
+            "{} takes no request body.",
+            call.name()
+        )));
+    }
+    let cx = seen.insert(RequestContext {
+        id,
+        principal,
+        call,
+        params,
+        body,
+        query: None,
+    });
+    if cx.call.is_job_method() {
+        crate::facade::jobs::handle(gateway, cx).await
+    } else {
+        crate::facade::catalog::handle(gateway, cx).await
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes with 413 before
+/// buffering them.
+async fn read_body(
+    body: Body,
+    headers: &axum::http::HeaderMap,
+    limit: usize,
+) -> Result<axum::body::Bytes, GatewayError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::too_large(limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            GatewayError::too_large(limit)
+        } else {
+            GatewayError::invalid(format!("Could not read the request body: {err}"))
+        }
+    })
+}
+
+/// analyze → decide on the facts → estimate → decide, for one query
+/// request. `dry_run` is the caller's own `dryRun`: the estimate is then
+/// the answer, so it is always made. On success the context holds the
+/// decision that allowed the query; on a refusal it holds what was learned
+/// up to it.
+pub async fn admit(
+    gateway: &Gateway,
+    cx: &mut RequestContext,
+    request: QueryRequest,
+    dry_run: bool,
+) -> Result<(), GatewayError> {
+    let principal = &cx.principal;
+    let query = cx.query.insert(QueryContext {
+        facts: analyze(&request)?,
+        request,
+        plan: None,
+        estimate: None,
+        decision: None,
+        mask: MaskPlan::default(),
+        check_after_run: false,
+        job: None,
+    });
+    decide_on_facts(gateway, principal, query)?;
+    estimate(gateway, principal, query, dry_run).await?;
+    decide(gateway, principal, query)?;
+    // [await approval]: a decision that asks for a reviewer will park the
+    // job here — recorded PENDING with the request decided, started later
+    // from its record (see `crate::jobs`).
+    Ok(())
+}
+
+/// analyze: the facts of the SQL, with the request's own defaults. SQL past
+/// the analysis bounds is refused before it is parsed.
+fn analyze(request: &QueryRequest) -> Result<QueryFacts, GatewayError> {
+    let facts = crate::analyze::analyze(request);
+    if let Some(exceeded) = &facts.limit_exceeded {
+        return Err(GatewayError::invalid_query(format!(
+            "Query not analyzed: {exceeded}. Sluice runs only SQL it can analyze within these \
+             bounds, so the query was not run."
+        )));
+    }
+    Ok(facts)
+}
+
+/// decide, on the facts alone: guardrails, statements, tables, routines
+/// and the project billed, refused before anything is spent on a dry run.
+fn decide_on_facts(
+    gateway: &Gateway,
+    principal: &Principal,
+    query: &mut QueryContext,
+) -> Result<(), GatewayError> {
+    crate::decide::on_facts(gateway, principal, query)
+}
+
+/// estimate: the dry run and its cross-check against the analysis, unless
+/// `dry_run: when_needed` lets a plain query go without one.
+async fn estimate(
+    gateway: &Gateway,
+    principal: &Principal,
+    query: &mut QueryContext,
+    dry_run: bool,
+) -> Result<(), GatewayError> {
+    if !dry_run && crate::estimate::may_skip(gateway, query) {
+        query.check_after_run = true;
+        return Ok(());
+    }
+    let plan = crate::estimate::dry_run(gateway, principal, query).await?;
+    query.estimate = Some(Estimate {
+        bytes_processed: plan.total_bytes_processed,
+    });
+    query.plan = Some(plan);
+    Ok(())
+}
+
+/// decide, with the estimate: byte limits; the limits and mask plan the
+/// job runs with.
+fn decide(
+    gateway: &Gateway,
+    principal: &Principal,
+    query: &mut QueryContext,
+) -> Result<(), GatewayError> {
+    crate::decide::with_estimate(gateway, principal, query)?;
+    // No masking rules exist yet: the plan masks nothing.
+    query.mask = MaskPlan::default();
+    Ok(())
+}
+
+/// credential → execute: the admitted query becomes a job, recorded
+/// PENDING with exactly what was decided, then started with a token
+/// minted for it alone.
+pub async fn execute(
+    gateway: &Gateway,
+    cx: &mut RequestContext,
+    new: NewJob,
+) -> Result<JobRecord, GatewayError> {
+    let job = gateway.jobs.start(&cx.principal, new).await?;
+    if let Some(query) = &mut cx.query {
+        query.job = Some(job.clone());
+    }
+    Ok(job)
+}
