@@ -29,6 +29,10 @@ const AUDIENCE: &str =
 struct Google {
     url: String,
     dry_run: Mutex<Value>,
+    /// How many dry runs were asked for.
+    dry_runs: Mutex<usize>,
+    /// The tables a finished job's statistics list (none when null).
+    finished_tables: Mutex<Value>,
     /// Every real (not dry-run) job inserted: its body and bearer token.
     jobs: Mutex<Vec<(Value, String)>>,
     /// Every bearer token the STS issued.
@@ -134,6 +138,7 @@ async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response
                 .into_response();
         }
         if body["configuration"]["dryRun"] == json!(true) {
+            *google.dry_runs.lock().unwrap() += 1;
             dry_run_job(google.dry_run.lock().unwrap().clone())
         } else {
             let job = inserted_job(&body);
@@ -153,7 +158,12 @@ async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response
         json!({"jobReference": {"projectId": "proj", "jobId": id}, "jobComplete": true,
                "totalRows": "2", "schema": id_schema(), "rows": rows})
     } else if let Some(id) = path.strip_prefix("/bigquery/v2/projects/proj/jobs/") {
-        done_job(id)
+        let mut job = done_job(id);
+        let tables = google.finished_tables.lock().unwrap().clone();
+        if !tables.is_null() {
+            job["statistics"]["query"]["referencedTables"] = tables;
+        }
+        job
     } else {
         return (axum::http::StatusCode::NOT_FOUND, "not found").into_response();
     };
@@ -166,6 +176,8 @@ async fn start_google() -> (Arc<Google>, String) {
     let google = Arc::new(Google {
         url: url.clone(),
         dry_run: Mutex::new(Value::Null),
+        dry_runs: Mutex::default(),
+        finished_tables: Mutex::new(Value::Null),
         jobs: Mutex::default(),
         issued: Mutex::default(),
         trusted_jwks: Mutex::new(json!({"keys": []})),
@@ -193,12 +205,17 @@ async fn gateway() -> (tempfile::TempDir, Arc<Google>, TestGateway) {
 /// A gateway on the data in `dir` forwarding to the fake at `url`; its
 /// signing key is kept in its store under a master key in `dir`.
 async fn start_gateway(dir: &std::path::Path, url: &str) -> TestGateway {
+    start_gateway_with(dir, url, "").await
+}
+
+/// [`start_gateway`] with more `warehouse:` settings (`extra`, indented).
+async fn start_gateway_with(dir: &std::path::Path, url: &str, extra: &str) -> TestGateway {
     let master = dir.join("master.key");
     if !master.exists() {
         std::fs::write(&master, sluice_store::MasterKey::generate().to_base64()).unwrap();
     }
     let yaml = format!(
-        "warehouse:\n  kind: bigquery\n  endpoint: {url}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: {AUDIENCE}\n    issuer: {ISSUER}\n    sts_url: {url}/v1/token\n    revoke_url: none\n  retry_deadline: 1s\n"
+        "warehouse:\n  kind: bigquery\n  endpoint: {url}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: {AUDIENCE}\n    issuer: {ISSUER}\n    sts_url: {url}/v1/token\n    revoke_url: none\n  retry_deadline: 1s\n{extra}"
     );
     let upstream = sluice_gateway::Config::parse(&yaml, "upstream.yaml")
         .unwrap()
@@ -610,5 +627,47 @@ async fn after_a_rotation_the_new_key_signs_and_both_keys_are_published() {
     let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     assert_eq!(kid_of(sent.first().unwrap()), old_kid);
     assert_eq!(kid_of(sent.last().unwrap()), new_kid);
+    gw.stop().await;
+}
+
+/// `dry_run: when_needed`: a fully analyzed SELECT runs without a dry run,
+/// and the finished job is cross-checked before any row leaves: a table
+/// the analysis did not find fails the job, and no row is returned.
+#[tokio::test]
+async fn without_a_dry_run_the_finished_job_is_cross_checked_before_rows_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (google, url) = start_google().await;
+    let gw = start_gateway_with(dir.path(), &url, "  dry_run: when_needed\n").await;
+    trust_the_gateway(&google, &gw).await;
+    let token = gw.token_for("agent", &["testers"]);
+    let sql = "SELECT id FROM proj.ds.people";
+
+    *google.finished_tables.lock().unwrap() =
+        json!([{"projectId": "proj", "datasetId": "ds", "tableId": "people"}]);
+    let (status, result) = query_as(&gw, &token, sql).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(
+        result["rows"],
+        json!([{"f": [{"v": "7"}]}, {"f": [{"v": "8"}]}])
+    );
+    assert_eq!(*google.dry_runs.lock().unwrap(), 0, "no dry run was made");
+    assert_eq!(google.jobs.lock().unwrap().len(), 1);
+
+    *google.finished_tables.lock().unwrap() = json!([
+        {"projectId": "proj", "datasetId": "ds", "tableId": "people"},
+        {"projectId": "proj", "datasetId": "hr", "tableId": "salaries"}
+    ]);
+    let (status, error) = query_as(&gw, &token, sql).await;
+    assert_error(status, &error, 403, "accessDenied");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("analysis.cross_check"), "{message}");
+    assert!(message.contains("proj.hr.salaries"), "{message}");
+    assert!(error.get("rows").is_none());
+
+    // What is not a plain SELECT is still dry-run first.
+    dry_run(&google, 50, &[("proj", "ds", "people")], "SELECT");
+    let (status, result) = query_as(&gw, &token, "SELECT 1; SELECT id FROM proj.ds.people").await;
+    assert!(status == 200 || status == 403, "{result}");
+    assert_eq!(*google.dry_runs.lock().unwrap(), 1);
     gw.stop().await;
 }
