@@ -21,6 +21,9 @@ use crate::error::GatewayError;
 use crate::exit::MaskPlan;
 use crate::quota::Quota;
 
+mod finished;
+pub use finished::FinishedJobs;
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -75,8 +78,13 @@ pub struct Jobs {
     /// a poll held on one of them waits for the watcher's settlement
     /// instead of asking the warehouse again.
     pub watching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Finished jobs answered from memory: a DONE record never changes.
+    pub finished: Arc<FinishedJobs>,
     pub location: String,
 }
+
+/// How many finished job records [`Jobs::finished`] keeps per generation.
+pub const FINISHED_JOBS_KEPT: usize = 4096;
 
 /// Labels that name who asked, for the warehouse's own job history. Sluice
 /// writes every one of them on every job (callers may not set keys
@@ -466,7 +474,17 @@ impl Jobs {
         project_id: &str,
         job_id: &str,
     ) -> Result<JobRecord, GatewayError> {
-        match self.store.get_job(project_id, job_id).await? {
+        let job = match self.finished.get(project_id, job_id) {
+            Some(job) => Some(JobRecord::clone(&job)),
+            None => {
+                let job = self.store.get_job(project_id, job_id).await?;
+                if let Some(job) = &job {
+                    self.finished.remember(job);
+                }
+                job
+            }
+        };
+        match job {
             Some(job) if self.owns(principal, &job) => {
                 self.warehouse.resume(&job.warehouse_key, &job.project_id);
                 Ok(job)
@@ -624,6 +642,7 @@ impl Jobs {
                 *job = stored;
             }
         }
+        self.finished.remember(job);
         self.changed.notify_waiters();
         Ok(())
     }
@@ -787,6 +806,7 @@ mod lifecycle_tests {
             changed: Arc::default(),
             require_tables: false,
             watching: Arc::default(),
+            finished: Arc::new(FinishedJobs::new(FINISHED_JOBS_KEPT)),
             location: "US".into(),
         }
     }

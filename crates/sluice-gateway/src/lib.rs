@@ -58,17 +58,19 @@ pub struct Gateway {
     jobs: jobs::Jobs,
 }
 
-/// Why the gateway could not start.
+/// Why the gateway could not start. A variant that wraps an error names
+/// only the step: the cause follows in the error's chain (`{:#}` prints
+/// "warehouse: …"), so it is never said twice.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot create {path}")]
     DataDir {
         path: String,
         source: std::io::Error,
     },
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] sluice_store::StoreError),
-    #[error("warehouse: {0}")]
+    #[error("warehouse")]
     Warehouse(#[from] sluice_warehouse::WarehouseError),
     #[error("identity: {0}")]
     Identity(String),
@@ -153,6 +155,7 @@ impl Gateway {
             quota,
             changed: Arc::default(),
             watching: Arc::default(),
+            finished: Arc::new(jobs::FinishedJobs::new(jobs::FINISHED_JOBS_KEPT)),
             require_tables: config
                 .upstream
                 .as_ref()
