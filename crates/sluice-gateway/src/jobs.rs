@@ -83,9 +83,6 @@ pub struct Jobs {
     pub location: String,
 }
 
-/// How many finished job records [`Jobs::finished`] keeps per generation.
-pub const FINISHED_JOBS_KEPT: usize = 4096;
-
 /// Labels that name who asked, for the warehouse's own job history. Sluice
 /// writes every one of them on every job (callers may not set keys
 /// beginning with `sluice`): the principal's name, its issuer, a hash of
@@ -806,7 +803,7 @@ mod lifecycle_tests {
             changed: Arc::default(),
             require_tables: false,
             watching: Arc::default(),
-            finished: Arc::new(FinishedJobs::new(FINISHED_JOBS_KEPT)),
+            finished: Arc::default(),
             location: "US".into(),
         }
     }

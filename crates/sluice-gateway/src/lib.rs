@@ -155,7 +155,7 @@ impl Gateway {
             quota,
             changed: Arc::default(),
             watching: Arc::default(),
-            finished: Arc::new(jobs::FinishedJobs::new(jobs::FINISHED_JOBS_KEPT)),
+            finished: Arc::default(),
             require_tables: config
                 .upstream
                 .as_ref()

@@ -30,6 +30,15 @@ pub struct FinishedJobs {
     maps: Mutex<Generations>,
 }
 
+/// How many finished job records one generation holds.
+const KEPT: usize = 4096;
+
+impl Default for FinishedJobs {
+    fn default() -> Self {
+        Self::new(KEPT)
+    }
+}
+
 impl FinishedJobs {
     pub fn new(capacity: usize) -> Self {
         Self {
