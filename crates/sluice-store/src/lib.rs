@@ -1,15 +1,17 @@
 //! Sluice's durable state behind one [`Store`] trait: today the job
-//! records and the encrypted secrets; approvals, grants, budgets and audit
-//! events join them as those features land.
+//! records, the encrypted secrets and the approval requests with their
+//! votes; grants, budgets and audit events join them as those features land.
 //!
 //! SQLite is the embedded default. A PostgreSQL implementation will share
 //! the trait and the SQL (written with `$N` placeholders, valid for both).
 
+mod approval;
 mod error;
 mod job;
 pub mod secrets;
 mod sqlite;
 
+pub use approval::{ApprovalRecord, ApprovalState, Vote};
 pub use error::StoreError;
 pub use job::{JobPage, JobRecord, JobState};
 pub use secrets::{MASTER_KEY_ENV, MasterKey, SealedSecret, SecretError, SecretInfo, SecretStore};
@@ -87,6 +89,59 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// every stored version; if one is missing (put meanwhile) or gone,
     /// nothing changes and the call is [`StoreError::Conflict`].
     async fn replace_wrapped_keys(&self, rewrapped: &[SealedSecret]) -> Result<(), StoreError>;
+
+    /// Records a new approval request (its `votes` are not stored). An id
+    /// already used, or a second request for the same job, is
+    /// [`StoreError::Duplicate`].
+    async fn insert_approval(&self, approval: &ApprovalRecord) -> Result<(), StoreError>;
+
+    /// The approval request `id`, with its votes.
+    async fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// The approval request the job waits (or waited) for, with its votes.
+    async fn approval_for_job(
+        &self,
+        project_id: &str,
+        job_id: &str,
+    ) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// Approval requests in `state` (all of them when none), newest first,
+    /// `limit` at most, with their votes.
+    async fn list_approvals(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRecord>, StoreError>;
+
+    /// Casts a vote, only if the request exists, is still PENDING and has
+    /// no vote from this `voter_id` yet; the check and the write are one
+    /// step. True when this call recorded the vote; false leaves the
+    /// request as it was (a repeated vote does not replace the first).
+    async fn add_vote(&self, approval_id: &str, vote: &Vote) -> Result<bool, StoreError>;
+
+    /// Closes a request: PENDING → `state`, recording who or what closed
+    /// it, why and when, only if it is still PENDING. True when this call
+    /// closed it: of several callers closing one request at once (reviewers,
+    /// the expiry sweep, the requester), on one process or several, exactly
+    /// one wins. Closing to [`ApprovalState::Pending`] is a caller's mistake
+    /// and [`StoreError::Conflict`], with nothing changed.
+    async fn close_approval(
+        &self,
+        id: &str,
+        state: ApprovalState,
+        closed_by: &str,
+        reason: &str,
+        closed_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// PENDING requests whose `expire_ms` is at or before `now_ms`, the
+    /// earliest expiry first, `limit` at most, with their votes: the
+    /// expiry sweep closes them as EXPIRED.
+    async fn expired_approvals(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRecord>, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

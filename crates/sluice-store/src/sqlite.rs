@@ -9,8 +9,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
 
-use crate::{JobPage, JobRecord, JobState, SealedSecret, SecretInfo, Store, StoreError, now_ms};
+use crate::{
+    ApprovalRecord, ApprovalState, JobPage, JobRecord, JobState, SealedSecret, SecretInfo, Store,
+    StoreError, Vote, now_ms,
+};
 
+mod approvals;
 mod secrets;
 
 /// Migrations, applied in order; each runs once, in its own transaction.
@@ -23,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0004_job_admission.sql"),
     ),
     (5, include_str!("../migrations/sqlite/0005_job_request.sql")),
+    (6, include_str!("../migrations/sqlite/0006_approvals.sql")),
 ];
 
 /// A [`Store`] in one SQLite database file.
@@ -336,6 +341,53 @@ impl Store for SqliteStore {
 
     async fn replace_wrapped_keys(&self, rewrapped: &[SealedSecret]) -> Result<(), StoreError> {
         secrets::replace_wrapped_keys(&self.pool, rewrapped).await
+    }
+
+    async fn insert_approval(&self, approval: &ApprovalRecord) -> Result<(), StoreError> {
+        approvals::insert(&self.pool, approval).await
+    }
+
+    async fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        approvals::get(&self.pool, id).await
+    }
+
+    async fn approval_for_job(
+        &self,
+        project_id: &str,
+        job_id: &str,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        approvals::for_job(&self.pool, project_id, job_id).await
+    }
+
+    async fn list_approvals(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        approvals::list(&self.pool, state, limit).await
+    }
+
+    async fn add_vote(&self, approval_id: &str, vote: &Vote) -> Result<bool, StoreError> {
+        approvals::add_vote(&self.pool, approval_id, vote).await
+    }
+
+    async fn close_approval(
+        &self,
+        id: &str,
+        state: ApprovalState,
+        closed_by: &str,
+        reason: &str,
+        closed_ms: i64,
+    ) -> Result<bool, StoreError> {
+        approvals::close(&self.pool, id, state, closed_by, reason, closed_ms).await
+    }
+
+    async fn expired_approvals(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        approvals::expired(&self.pool, now_ms, limit).await
     }
 }
 
