@@ -6,6 +6,7 @@ mod routines;
 
 use sluice_sql::{ObjectKind, QueryFacts, StatementFacts, StatementKind, TableName};
 
+use crate::approvals::{Applies, ApprovalRule};
 use crate::bytes::human_bytes;
 use crate::decision::{Decision, Estimate, Limits, Rule, TraceStep, Verdict, Who};
 use crate::names::{describe_flag, describe_statement};
@@ -35,8 +36,12 @@ impl PolicySet {
     ///    `delete_without_where` hits through its flag. A hit denies with
     ///    rule `guardrails.deny.<name>`; no policy can allow it.
     /// 2. **Default deny**: no policy matches `who` ⇒ rule `default-deny`.
-    /// 3. **Analysis**: incomplete facts ⇒ rule `analysis.incomplete`.
-    ///    Incomplete facts never lead to an allow.
+    /// 3. **Analysis**: incomplete facts ⇒ rule `analysis.incomplete`,
+    ///    unless a matching policy has an approval rule with
+    ///    `when.incomplete_analysis`: the remaining checks then run on what
+    ///    was understood, and step 8 sends the query to review (or denies
+    ///    it, if no such rule applies). Incomplete facts never lead to an
+    ///    allow.
     /// 4. **Statements**: every statement kind must be in the union of the
     ///    matching policies' `allow.statements` ⇒ else rule
     ///    `policies.allow.statements`.
@@ -59,7 +64,12 @@ impl PolicySet {
     ///    Only with `Some(estimate)` (after the dry run) are bytes checked:
     ///    an estimate above `max_bytes_billed` ⇒ rule
     ///    `limits.max_bytes_billed`.
-    /// 8. **Allow** with the effective limits, rule `allow`.
+    /// 8. **Approvals**: the matching policies' approval rules, in
+    ///    configuration order; the first that applies makes the verdict
+    ///    [`crate::Verdict::NeedsApproval`] (rule `approvals.<name>`), with
+    ///    the effective limits the reviewers approve. A rule with
+    ///    `bytes_over` applies only with `Some(estimate)`.
+    /// 9. **Allow** with the effective limits, rule `allow`.
     pub fn decide(
         &self,
         who: &Who<'_>,
@@ -103,6 +113,9 @@ impl PolicySet {
             Ok(limits) => limits,
             Err(denied) => return *denied,
         };
+        if let Some(decision) = run.check_approvals(facts, estimate, &limits) {
+            return decision;
+        }
         let kinds = facts.kind_names().join(", ");
         let mut summary = format!(
             "{} ({kinds}), {} read, {} written",
@@ -121,8 +134,10 @@ impl PolicySet {
 
     /// Decide whether `who` may read one `table` (`tables.get`,
     /// `tabledata.list`): steps 2 and 5 of [`PolicySet::decide`] (no
-    /// guardrails, no statements). An allow carries the effective limits
-    /// (`max_rows` applies to listed rows).
+    /// guardrails, no statements), then the approval rules that name the
+    /// table (`when.tables`, `when.datasets`): such a read needs review.
+    /// An allow carries the effective limits (`max_rows` applies to listed
+    /// rows).
     pub fn decide_read(&self, who: &Who<'_>, table: &TableName) -> Decision {
         let mut run = self.start(who);
         if let Some(denied) = run.check_default(who) {
@@ -135,6 +150,9 @@ impl PolicySet {
             Ok(limits) => limits,
             Err(denied) => return *denied,
         };
+        if let Some(review) = run.check_read_approvals(table, &limits) {
+            return review;
+        }
         run.allow(limits, format!("{table} may be read"))
     }
 
@@ -248,6 +266,7 @@ impl Run<'_> {
             rule,
             message,
             limits: Limits::default(),
+            approval: None,
             trace: std::mem::take(&mut self.trace),
         }
     }
@@ -266,8 +285,100 @@ impl Run<'_> {
             policy: names,
             rule: Rule::Allow,
             limits,
+            approval: None,
             trace: self.trace,
         }
+    }
+
+    /// A read of `table` by `tabledata.list`: the first approval rule of a
+    /// matching policy that names the table (by `when.tables` or
+    /// `when.datasets`) sends it to review. Listing rows bills no bytes,
+    /// so a rule with `bytes_over` does not apply; nor does one for other
+    /// statement kinds or for incomplete analysis.
+    fn check_read_approvals(&mut self, table: &TableName, limits: &Limits) -> Option<Decision> {
+        let matching = self.matching.clone();
+        for policy in matching {
+            for rule in &policy.approvals {
+                if let Some(why) = rule.applies_to_read(table) {
+                    return Some(self.review(policy, rule, why, limits));
+                }
+            }
+        }
+        None
+    }
+
+    /// The decision that `rule` of `policy` asks reviewers first.
+    fn review(
+        &mut self,
+        policy: &Policy,
+        rule: &ApprovalRule,
+        why: String,
+        limits: &Limits,
+    ) -> Decision {
+        let trace_rule = format!("policies.{}.approvals.{}", policy.name, rule.name);
+        let need = rule.need(&policy.name, why.clone());
+        self.trace.push(TraceStep::new(
+            &policy.name,
+            trace_rule,
+            "review",
+            format!(
+                "{why}: {} approval(s) by {} within {}s",
+                need.min_approvals,
+                need.reviewers,
+                need.timeout.as_secs()
+            ),
+        ));
+        let message = format!(
+            "Needs approval by {} (rule approvals.{} of policy {}): {why}. The query waits for {} approval(s) for up to {} minutes, then is refused.",
+            need.reviewers,
+            rule.name,
+            policy.name,
+            need.min_approvals,
+            need.timeout.as_secs().div_ceil(60),
+        );
+        Decision {
+            verdict: Verdict::NeedsApproval,
+            policy: policy.name.clone(),
+            rule: Rule::Approval(rule.name.clone()),
+            message,
+            limits: limits.clone(),
+            approval: Some(need),
+            trace: std::mem::take(&mut self.trace),
+        }
+    }
+
+    /// Step 8: the first approval rule of a matching policy that applies.
+    /// Incomplete facts that no rule sends to review are denied here.
+    fn check_approvals(
+        &mut self,
+        facts: &QueryFacts,
+        estimate: Option<&Estimate>,
+        limits: &Limits,
+    ) -> Option<Decision> {
+        let matching = self.matching.clone();
+        for policy in matching {
+            for rule in &policy.approvals {
+                let trace_rule = format!("policies.{}.approvals.{}", policy.name, rule.name);
+                let why = match rule.applies(facts, estimate) {
+                    Applies::Yes(why) => why,
+                    Applies::No(why) => {
+                        self.trace
+                            .push(TraceStep::new(&policy.name, trace_rule, "no match", why));
+                        continue;
+                    }
+                    Applies::AwaitsEstimate(why) => {
+                        self.trace
+                            .push(TraceStep::new(&policy.name, trace_rule, "skip", why));
+                        continue;
+                    }
+                };
+                return Some(self.review(policy, rule, why, limits));
+            }
+        }
+        if !facts.incomplete.is_empty() {
+            return Some(self.deny_incomplete(facts));
+        }
+        None
     }
 
     fn check_default(&mut self, who: &Who<'_>) -> Option<Decision> {
@@ -298,8 +409,30 @@ impl Run<'_> {
             ));
             return None;
         };
+        let reviewable = self
+            .matching
+            .iter()
+            .flat_map(|p| &p.approvals)
+            .any(|r| r.incomplete_analysis);
+        if reviewable {
+            self.trace.push(TraceStep::new(
+                "analysis",
+                rule,
+                "review",
+                format!(
+                    "{first}; an approval rule with when.incomplete_analysis may send it to review"
+                ),
+            ));
+            return None;
+        }
+        Some(self.deny_incomplete(facts))
+    }
+
+    fn deny_incomplete(&mut self, facts: &QueryFacts) -> Decision {
+        let rule = "analysis.incomplete";
+        let first = facts.incomplete.first().map_or("", String::as_str);
         let more = match facts.incomplete.len() {
-            1 => String::new(),
+            0 | 1 => String::new(),
             n => format!(" (and {} more)", n - 1),
         };
         self.trace.push(TraceStep::new(
@@ -311,7 +444,7 @@ impl Run<'_> {
         let message = format!(
             "Denied (rule {rule}): Sluice could not fully analyze this SQL: {first}{more}. Only SQL that Sluice can fully analyze is run: no dynamic SQL or federated queries, and table names fully qualified or resolvable against the request's default dataset. Rewrite the query in that form."
         );
-        Some(self.deny("analysis", Rule::AnalysisIncomplete, message))
+        self.deny("analysis", Rule::AnalysisIncomplete, message)
     }
 
     fn check_statements(&mut self, facts: &QueryFacts) -> Option<Decision> {

@@ -26,11 +26,14 @@ pub struct Estimate {
     pub bytes_processed: u64,
 }
 
-/// Allow or deny.
+/// Allow, deny, or ask a reviewer first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// The request may proceed, within [`Decision::limits`].
     Allow,
+    /// The request may proceed within [`Decision::limits`] once reviewers
+    /// approve it ([`Decision::approval`] says who and how many).
+    NeedsApproval,
     /// The request is refused; [`Decision::message`] says why.
     Deny,
 }
@@ -39,9 +42,65 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Allow => "allow",
+            Self::NeedsApproval => "needs approval",
             Self::Deny => "deny",
         })
     }
+}
+
+/// Who may approve a request: a principal in one of `groups`, or whose
+/// name matches one of the `principals` globs, and (when `issuers` is
+/// set) whose token one of those issuers issued.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reviewers {
+    pub groups: Vec<String>,
+    pub principals: Vec<String>,
+    pub issuers: Vec<String>,
+}
+
+impl Reviewers {
+    /// Whether `who` may vote on a request this rule opened. It says
+    /// nothing about self-approval: the caller compares the requester.
+    pub fn admit(&self, who: &Who<'_>) -> bool {
+        (self.issuers.is_empty() || self.issuers.iter().any(|i| i == who.issuer))
+            && (who.groups.iter().any(|g| self.groups.contains(g))
+                || self
+                    .principals
+                    .iter()
+                    .any(|p| sluice_glob::glob_match(p, who.name)))
+    }
+}
+
+impl fmt::Display for Reviewers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self.groups.clone();
+        parts.extend(self.principals.iter().map(|p| format!("principal {p}")));
+        f.write_str(&parts.join(", "))?;
+        if !self.issuers.is_empty() {
+            write!(f, " (tokens of {})", self.issuers.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a [`Verdict::NeedsApproval`] waits for: the approval rule that
+/// asked, whom it asks, how many must approve, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalNeed {
+    /// The rule's name (`approvals.<name>` in refusals and traces).
+    pub rule: String,
+    /// The policy the rule belongs to.
+    pub policy: String,
+    /// Who may approve.
+    pub reviewers: Reviewers,
+    /// How many distinct reviewers must approve.
+    pub min_approvals: u32,
+    /// How long the request waits before it is refused.
+    pub timeout: std::time::Duration,
+    /// Whether each approval must give a reason.
+    pub justification_required: bool,
+    /// Why the rule asked, in words (`estimated 14.2 GiB, over 10 MiB`).
+    pub why: String,
 }
 
 /// The rule that made a decision. Its [`fmt::Display`] form is the name
@@ -70,6 +129,9 @@ pub enum Rule {
     /// The estimate is above a policy's byte limit:
     /// `limits.max_bytes_billed`.
     MaxBytesBilled,
+    /// An approval rule of a policy asks a reviewer first:
+    /// `approvals.<name>`.
+    Approval(String),
     /// Every check passed: `allow`.
     Allow,
 }
@@ -85,6 +147,7 @@ impl fmt::Display for Rule {
             Self::Write => f.write_str("policies.allow.write"),
             Self::Routines => f.write_str("policies.allow.routines"),
             Self::MaxBytesBilled => f.write_str("limits.max_bytes_billed"),
+            Self::Approval(name) => write!(f, "approvals.{name}"),
             Self::Allow => f.write_str("allow"),
         }
     }
@@ -128,7 +191,7 @@ pub struct TraceStep {
     /// The rule checked (`guardrails.deny.drop`,
     /// `policies.agents-read.allow.read`, …).
     pub rule: String,
-    /// `match`, `no match`, `allow`, `deny` or `skip`.
+    /// `match`, `no match`, `allow`, `deny`, `review` or `skip`.
     pub outcome: String,
     /// What was checked against what.
     pub detail: String,
@@ -154,7 +217,7 @@ impl TraceStep {
 /// [`crate::PolicySet::decide_read`].
 #[derive(Debug, Clone)]
 pub struct Decision {
-    /// Allow or deny.
+    /// Allow, deny, or ask a reviewer.
     pub verdict: Verdict,
     /// What decided: a policy name (several joined by `, ` when the
     /// matching policies decided together), `guardrails`, `analysis`
@@ -166,8 +229,11 @@ pub struct Decision {
     /// offending statement or table, why, and what to do next. For an
     /// allow, a one-line summary.
     pub message: String,
-    /// The effective limits (meaningful for an allow).
+    /// The effective limits (meaningful for an allow, and for a request
+    /// that needs approval: what the reviewers approve).
     pub limits: Limits,
+    /// For [`Verdict::NeedsApproval`]: what the request waits for.
+    pub approval: Option<ApprovalNeed>,
     /// Every check made, in order.
     pub trace: Vec<TraceStep>,
 }
@@ -177,6 +243,11 @@ impl Decision {
     pub fn is_allowed(&self) -> bool {
         self.verdict == Verdict::Allow
     }
+
+    /// True for [`Verdict::Deny`]: an allow or a request for review is not.
+    pub fn is_denied(&self) -> bool {
+        self.verdict == Verdict::Deny
+    }
 }
 
 impl fmt::Display for Decision {
@@ -185,8 +256,22 @@ impl fmt::Display for Decision {
         writeln!(f, "policy:  {}", self.policy)?;
         writeln!(f, "rule:    {}", self.rule)?;
         writeln!(f, "message: {}", self.message)?;
-        if self.is_allowed() {
+        if !self.is_denied() {
             writeln!(f, "limits:  {}", self.limits)?;
+        }
+        if let Some(need) = &self.approval {
+            writeln!(
+                f,
+                "review:  {} of {} within {}s{}",
+                need.min_approvals,
+                need.reviewers,
+                need.timeout.as_secs(),
+                if need.justification_required {
+                    ", each with a reason"
+                } else {
+                    ""
+                }
+            )?;
         }
         write!(f, "trace:")?;
         for (index, step) in self.trace.iter().enumerate() {

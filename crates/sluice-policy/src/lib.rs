@@ -14,6 +14,11 @@
 //! - [`PolicySet::may_run_jobs_in`]: may it run (and bill) a job in this
 //!   project?
 //!
+//! A query may also need a reviewer first ([`Verdict::NeedsApproval`]): a
+//! policy's `approvals` rules say when (bytes over a size, tables or
+//! datasets touched, statement kinds, SQL not fully analyzed), who may
+//! approve, how many must, and how long the query waits.
+//!
 //! Each [`Decision`] names the policy and rule that decided, carries a
 //! user-facing message saying what to do next, and a trace of every check
 //! made (`sluice policy explain` prints it).
@@ -57,12 +62,14 @@
 //!
 //! # Decision order
 //!
-//! Deny beats allow, and what no policy allows is denied; see
+//! Deny beats needs-approval beats allow, and what no policy allows is
+//! denied; see
 //! [`PolicySet::decide`] for the steps. Facts that analysis could not
 //! complete never lead to an allow (DESIGN.md §5.2).
 //!
 //! The crate is pure: no I/O, no clock, no network.
 
+mod approvals;
 mod bytes;
 mod decide;
 mod decision;
@@ -72,11 +79,16 @@ mod policy_set;
 mod raw;
 mod routines;
 
-pub use bytes::parse_byte_size;
-pub use decision::{Decision, Estimate, Limits, Rule, TraceStep, Verdict, Who};
+pub use approvals::DEFAULT_TIMEOUT as DEFAULT_APPROVAL_TIMEOUT;
+pub use bytes::{human_bytes, parse_byte_size};
+pub use decision::{
+    ApprovalNeed, Decision, Estimate, Limits, Reviewers, Rule, TraceStep, Verdict, Who,
+};
 pub use names::{guardrail_names, statement_names};
 pub use policy_set::{PolicyError, PolicySet};
-pub use raw::{RawAllow, RawByteSize, RawGuardrails, RawLimits, RawPolicy, RawWho};
+pub use raw::{
+    RawAllow, RawApproval, RawByteSize, RawGuardrails, RawLimits, RawPolicy, RawWhen, RawWho,
+};
 pub use sluice_glob::glob_match;
 
 #[cfg(test)]

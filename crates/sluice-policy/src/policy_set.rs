@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::approvals::ApprovalRule;
 use crate::decide::principal;
 use crate::decision::{Limits, Who};
 use crate::names::{expand, guardrail_names, statement_names};
@@ -55,6 +56,8 @@ pub(crate) struct Policy {
     pub(crate) limits: Limits,
     /// The named upstream credential, if the policy picks one.
     credentials: Option<String>,
+    /// Rules that send a query to a reviewer, in configuration order.
+    pub(crate) approvals: Vec<ApprovalRule>,
 }
 
 /// A name of a deny list or `allow.statements` with the kind and flag
@@ -117,7 +120,9 @@ impl PolicySet {
     ///   routine names (`project.dataset.routine` or `ML.FUNCTION`, …);
     /// - statement and guardrail names must be known
     ///   ([`statement_names`], [`guardrail_names`]);
-    /// - limits must be valid sizes, greater than zero.
+    /// - limits must be valid sizes, greater than zero;
+    /// - approval rules need a name unique among all policies, reviewers,
+    ///   a quorum of 1 to 100 and a timeout of at most 24 hours.
     pub fn build(
         policies: &[RawPolicy],
         guardrails: &RawGuardrails,
@@ -130,6 +135,24 @@ impl PolicySet {
             let key = format!("policies[{index}]");
             check_name(raw, index, &key, &mut seen, &mut errors);
             built.push(build_policy(raw, &key, &mut errors));
+        }
+        let mut rules: BTreeMap<&str, String> = BTreeMap::new();
+        for (index, policy) in built.iter().enumerate() {
+            for (i, rule) in policy.approvals.iter().enumerate() {
+                let key = format!("policies[{index}].approvals[{i}].name");
+                if rule.name.is_empty() {
+                    continue;
+                }
+                if let Some(first) = rules.insert(&rule.name, key.clone()) {
+                    errors.push(error(
+                        key,
+                        format!(
+                            "duplicate approval rule name `{}` (also {first})",
+                            rule.name
+                        ),
+                    ));
+                }
+            }
         }
         if errors.is_empty() {
             Ok(PolicySet {
@@ -207,6 +230,16 @@ impl PolicySet {
             .iter()
             .enumerate()
             .filter_map(|(i, p)| Some((i, p.credentials.as_deref()?)))
+    }
+
+    /// Whether a decision for `who` needs the dry run's estimate: a
+    /// matching policy has an approval rule with `bytes_over`. (A byte
+    /// limit alone does not: it is enforced as the job's
+    /// `maximumBytesBilled`.)
+    pub fn needs_estimate(&self, who: &Who<'_>) -> bool {
+        self.matching(who)
+            .flat_map(|p| &p.approvals)
+            .any(ApprovalRule::needs_estimate)
     }
 
     pub(crate) fn matching<'s>(&'s self, who: &Who<'_>) -> impl Iterator<Item = &'s Policy> {
@@ -308,10 +341,20 @@ fn build_policy(raw: &RawPolicy, key: &str, errors: &mut Vec<PolicyError>) -> Po
         deny: names(&raw.deny, &format!("{key}.deny"), true, errors),
         limits: limits(&raw.limits, &format!("{key}.limits"), errors),
         credentials: raw.credentials.clone(),
+        approvals: raw
+            .approvals
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| ApprovalRule::build(rule, &format!("{key}.approvals[{i}]"), errors))
+            .collect(),
     }
 }
 
-fn patterns(raw: &[String], key: &str, errors: &mut Vec<PolicyError>) -> Vec<TablePattern> {
+pub(crate) fn patterns(
+    raw: &[String],
+    key: &str,
+    errors: &mut Vec<PolicyError>,
+) -> Vec<TablePattern> {
     raw.iter()
         .enumerate()
         .filter_map(|(i, text)| match TablePattern::parse(text) {
@@ -361,7 +404,7 @@ fn routines(raw: &[String], key: &str, errors: &mut Vec<PolicyError>) -> Vec<Rou
         .collect()
 }
 
-fn names(
+pub(crate) fn names(
     raw: &[String],
     key: &str,
     guardrail: bool,
@@ -435,6 +478,12 @@ fn limits(raw: &RawLimits, key: &str, errors: &mut Vec<PolicyError>) -> Limits {
 
 /// `90s`, `30m`, `6h`: above zero and at most six hours.
 fn job_duration(text: &str) -> Option<std::time::Duration> {
+    duration(text).filter(|d| d.as_secs() <= 6 * 3600)
+}
+
+/// A whole number of seconds, minutes or hours (`90s`, `30m`, `6h`),
+/// above zero.
+pub(crate) fn duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
     let (count, unit) = text.split_at(unit_at);
@@ -445,9 +494,7 @@ fn job_duration(text: &str) -> Option<std::time::Duration> {
         _ => return None,
     };
     let seconds = count.parse::<u64>().ok()?.checked_mul(seconds_per)?;
-    (1..=6 * 3600)
-        .contains(&seconds)
-        .then(|| std::time::Duration::from_secs(seconds))
+    (seconds > 0).then(|| std::time::Duration::from_secs(seconds))
 }
 
 fn error(key: impl Into<String>, reason: impl Into<String>) -> PolicyError {

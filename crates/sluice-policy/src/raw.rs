@@ -22,6 +22,11 @@ use serde::de::{self, Deserializer, Visitor};
 ///   projects: [proj, "agents-*"]
 ///   deny: [wildcard_table]
 ///   limits: { max_bytes_billed: 50GiB, max_rows: 100000 }
+///   approvals:
+///     - name: large-scan
+///       when: { bytes_over: 10GiB }
+///       reviewers: { groups: [data-owners] }
+///       timeout: 15m
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +61,64 @@ pub struct RawPolicy {
     /// uses `warehouse.credentials`.
     #[serde(default)]
     pub credentials: Option<String>,
+    /// Queries of this policy's principals that wait for a reviewer's
+    /// approval before they run; the first rule that applies decides.
+    #[serde(default)]
+    pub approvals: Vec<RawApproval>,
+}
+
+/// One approval rule: when it applies, who may approve, how many must,
+/// and how long the query waits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApproval {
+    /// Unique among all policies' approval rules; refusals, traces and
+    /// reviewers name the rule `approvals.<name>`.
+    pub name: String,
+    /// When the rule applies: every condition given must hold; none given,
+    /// every query of the policy's principals.
+    #[serde(default)]
+    pub when: RawWhen,
+    /// Who may approve: groups, principal globs, optionally issuers (as in
+    /// `who`). The requester never approves their own query.
+    #[serde(default)]
+    pub reviewers: RawWho,
+    /// How many distinct reviewers must approve (default 1).
+    #[serde(default)]
+    pub min_approvals: Option<u32>,
+    /// How long the query waits for the approvals before it is refused
+    /// (`15m`, `2h`, `90s`; default `15m`, at most `24h`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Whether each approval must give a reason.
+    #[serde(default)]
+    pub justification_required: bool,
+}
+
+/// The conditions of an approval rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhen {
+    /// The dry run estimates more bytes than this (`10GiB`, or bytes).
+    #[serde(default)]
+    pub bytes_over: Option<RawByteSize>,
+    /// The query reads or writes a table matching one of these patterns
+    /// (the syntax of `allow.read`).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// The query reads or writes a table in one of these datasets
+    /// (`project.dataset`, each segment a glob).
+    #[serde(default)]
+    pub datasets: Vec<String>,
+    /// The query has a statement of one of these kinds (the names of
+    /// `allow.statements`).
+    #[serde(default)]
+    pub statements: Vec<String>,
+    /// The SQL could not be fully analyzed (dynamic SQL, for instance):
+    /// instead of being refused (rule `analysis.incomplete`), it waits
+    /// for a reviewer. Guardrails still refuse it first.
+    #[serde(default)]
+    pub incomplete_analysis: bool,
 }
 
 /// Whom a policy applies to: a principal matches when it is in one of the

@@ -111,6 +111,7 @@ fn assert_denied(decision: &Decision, rule: &str) {
     );
 }
 
+mod approvals;
 mod decisions;
 mod guarded_names;
 mod jobs;

@@ -108,10 +108,13 @@ fn corpus_decisions_match() {
         let decision = set.decide(&who, &facts, None);
         let verdict = match decision.verdict {
             Verdict::Allow => "allow",
+            Verdict::NeedsApproval => "review",
             Verdict::Deny => "deny",
         };
         let rule_ok = match (&case.rule, decision.verdict) {
-            (Some(rule), Verdict::Deny) => *rule == decision.rule.to_string(),
+            (Some(rule), Verdict::Deny | Verdict::NeedsApproval) => {
+                *rule == decision.rule.to_string()
+            }
             (None, Verdict::Allow) => true,
             _ => false,
         };
