@@ -25,8 +25,30 @@ pub struct Principal {
     pub verified: sluice_identity::Principal,
     /// The verified token itself, read only for the claims Sluice copies
     /// into its own workload-identity assertion; never sent upstream,
-    /// logged or shown.
+    /// logged or shown. Empty for a [`Principal::recorded`] caller.
     pub token: CallerToken,
+    /// For a caller restored from a job's record (a query that waited for
+    /// approval starts without its caller's token): the workload claims
+    /// recorded when it asked.
+    pub recorded_claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// The caller of a job that waits for approval, as recorded with the job:
+/// enough to start it later, on any replica, without the caller's token.
+/// Holds no secret: names, groups and the workload claims Sluice copies
+/// into its own assertions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedCaller {
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub groups: Vec<String>,
+    pub run: Option<String>,
+    pub session: Option<String>,
+    /// The token's claims Sluice copies into its workload-identity
+    /// assertion (`sluice_credentials::COPIED_CLAIMS`): repository,
+    /// workflow, run, …
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Principal {
@@ -35,6 +57,46 @@ impl Principal {
             name: format!("{}#{}", verified.issuer, verified.subject),
             verified,
             token: CallerToken(Arc::new(Zeroizing::new(token.to_string()))),
+            recorded_claims: None,
+        }
+    }
+
+    /// The caller of a recorded job, without a token.
+    pub fn recorded(caller: &RecordedCaller) -> Self {
+        let verified = sluice_identity::Principal {
+            name: caller.name.clone(),
+            issuer: caller.issuer.clone(),
+            subject: caller.subject.clone(),
+            groups: caller.groups.clone(),
+            run: caller.run.clone(),
+            session: caller.session.clone(),
+        };
+        Self {
+            recorded_claims: Some(Arc::new(caller.claims.clone())),
+            ..Self::new(verified, "")
+        }
+    }
+
+    /// What a job that waits needs to know of its caller to start later.
+    pub fn record(&self) -> RecordedCaller {
+        let verified = &self.verified;
+        RecordedCaller {
+            name: verified.name.clone(),
+            issuer: verified.issuer.clone(),
+            subject: verified.subject.clone(),
+            groups: verified.groups.clone(),
+            run: verified.run.clone(),
+            session: verified.session.clone(),
+            claims: self.workload_claims(),
+        }
+    }
+
+    /// The workload claims ([`sluice_credentials::COPIED_CLAIMS`]) of the
+    /// caller: of its verified token, or as recorded.
+    pub fn workload_claims(&self) -> serde_json::Map<String, serde_json::Value> {
+        match &self.recorded_claims {
+            Some(claims) => serde_json::Map::clone(claims),
+            None => crate::credential::workload_claims(self.token.secret()),
         }
     }
 

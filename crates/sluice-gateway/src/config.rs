@@ -74,6 +74,20 @@ pub struct RawConfig {
     pub guardrails: sluice_policy::RawGuardrails,
     /// The master key that opens stored secrets.
     pub secrets: RawSecrets,
+    /// How queries that wait for a reviewer are shown and swept.
+    pub approvals: RawApprovals,
+}
+
+/// `approvals:` (the rules themselves are under each policy's
+/// `approvals`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawApprovals {
+    /// The on-demand price reviewers see estimates in: US dollars per TiB
+    /// processed (`6.25` by default, BigQuery's list price).
+    pub usd_per_tib: Option<f64>,
+    /// How often expired requests are refused, in milliseconds (`5000`).
+    pub sweep_interval_ms: Option<u64>,
 }
 
 /// `warehouse:`.
@@ -164,6 +178,10 @@ pub struct Config {
     pub identity: sluice_identity::IdentityConfig,
     /// The policies and guardrails every request is decided by.
     pub policy: Arc<sluice_policy::PolicySet>,
+    /// US dollars per TiB processed, for the estimates reviewers see.
+    pub usd_per_tib: f64,
+    /// How often requests past their timeout are refused.
+    pub approval_sweep: Duration,
 }
 
 impl Config {
@@ -315,6 +333,20 @@ impl Config {
             Some(n) => Ok(n),
             None => Ok(default),
         };
+        let usd_per_tib = raw.approvals.usd_per_tib.unwrap_or(6.25);
+        if !(usd_per_tib.is_finite() && usd_per_tib >= 0.0) {
+            return Err(error(
+                "approvals.usd_per_tib",
+                "must be a price of zero or more, such as 6.25".into(),
+            ));
+        }
+        let sweep_ms = raw.approvals.sweep_interval_ms.unwrap_or(5_000);
+        if !(100..=60_000).contains(&sweep_ms) {
+            return Err(error(
+                "approvals.sweep_interval_ms",
+                "must be between 100 and 60000".into(),
+            ));
+        }
         let max_hold_ms = limits.max_hold_ms.unwrap_or(10_000);
         if max_hold_ms > 30_000 {
             return Err(error(
@@ -363,6 +395,8 @@ impl Config {
             data_dir,
             identity: sluice_identity::IdentityConfig::default(),
             policy: Arc::new(sluice_policy::PolicySet::default()),
+            usd_per_tib,
+            approval_sweep: Duration::from_millis(sweep_ms),
         })
     }
 

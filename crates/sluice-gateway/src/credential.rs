@@ -259,7 +259,7 @@ impl Credentials {
             subject: verified.subject.clone(),
             groups: verified.groups.clone(),
             policies: self.policy.matching_names(&principal.who()),
-            claims: workload_claims(principal.token.secret()),
+            claims: principal.workload_claims(),
         }
     }
 
@@ -324,7 +324,7 @@ fn caller_token_hash(token: &str) -> [u8; 32] {
 /// The workload claims ([`COPIED_CLAIMS`]) of the caller's token. The
 /// token was verified by the authenticate phase; only its payload is read
 /// here, and nothing of it but those claims is kept.
-fn workload_claims(token: &str) -> Map<String, Value> {
+pub(crate) fn workload_claims(token: &str) -> Map<String, Value> {
     let payload = token
         .split('.')
         .nth(1)

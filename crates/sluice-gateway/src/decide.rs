@@ -27,7 +27,7 @@ pub fn on_facts(
     if let Some(syntax) = &query.facts.syntax_error {
         // A guardrail the token scan recognised still refuses by name;
         // otherwise SQL that does not parse is bad SQL, as BigQuery says.
-        if decision.is_allowed() || decision.rule == Rule::AnalysisIncomplete {
+        if !decision.is_denied() || decision.rule == Rule::AnalysisIncomplete {
             return Err(GatewayError::invalid_query(format!(
                 "Syntax error: {syntax} (check analysis.parse). Sluice runs only SQL it can parse, \
                  so the query was not run; correct the SQL and send it again."
@@ -67,11 +67,12 @@ pub fn with_estimate(
     enforce(query.decision.insert(decision), principal)
 }
 
-/// Turns a decision into a refusal, or lets the request on; every decision
-/// is logged with the rule that made it.
+/// Turns a decision into a refusal, or lets the request on (an allow, or a
+/// request for review that `execute` parks); every decision is logged with
+/// the rule that made it.
 pub fn enforce(decision: &Decision, principal: &Principal) -> Result<(), GatewayError> {
-    if decision.is_allowed() {
-        tracing::debug!(principal = %principal.verified.name, policy = %decision.policy, rule = %decision.rule, "allowed");
+    if !decision.is_denied() {
+        tracing::debug!(principal = %principal.verified.name, policy = %decision.policy, rule = %decision.rule, verdict = %decision.verdict, "admitted");
         return Ok(());
     }
     tracing::info!(principal = %principal.verified.name, policy = %decision.policy, rule = %decision.rule, "denied");

@@ -16,6 +16,7 @@ use sluice_store::{JobRecord, JobState, Store};
 use sluice_warehouse::{Access, QueryRequest, QueryStatus, Warehouse, WarehouseErrorKind};
 
 use crate::Principal;
+use crate::authenticate::RecordedCaller;
 use crate::credential::Credentials;
 use crate::error::GatewayError;
 use crate::exit::MaskPlan;
@@ -170,6 +171,20 @@ pub struct NewJob {
     /// No dry run was made: cross-check the finished job before any row
     /// leaves.
     pub check_after_run: bool,
+    /// For a job that waits for approval: the request it waits on and
+    /// its caller, so that it can start later without the caller's token.
+    pub parked: Option<Parked>,
+}
+
+/// What a job that waits for approval records: the approval request, what
+/// it waits for in words, and the caller it will run as.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Parked {
+    /// The approval request's id (`apr_…`).
+    pub approval: String,
+    /// "waiting for approval by …": the job's status message while PENDING.
+    pub message: String,
+    pub caller: RecordedCaller,
 }
 
 /// What a job was admitted to run, exactly as decided: the query with
@@ -192,6 +207,9 @@ pub struct StoredRequest {
     /// tables and statement type are cross-checked before any row leaves.
     #[serde(default)]
     pub check_after_run: bool,
+    /// The approval the job waits for, if it was parked.
+    #[serde(default)]
+    pub parked: Option<Parked>,
 }
 
 impl StoredRequest {
@@ -221,6 +239,7 @@ impl StoredRequest {
             sql_hash,
             mask: new.mask.clone(),
             check_after_run: new.check_after_run,
+            parked: new.parked.clone(),
         }
     }
 
@@ -310,11 +329,36 @@ impl Jobs {
         principal: &Principal,
         job: &mut JobRecord,
     ) -> Result<(), GatewayError> {
+        self.run_as(principal, job, false).await
+    }
+
+    /// Runs a job that waited for approval and was approved, as its
+    /// recorded caller. Nobody waits on this call to retry it, so a
+    /// failure to start ends the job with the error (its caller's next
+    /// poll reads it) instead of forgetting it.
+    pub async fn run_approved(
+        &self,
+        principal: &Principal,
+        job: &mut JobRecord,
+    ) -> Result<(), GatewayError> {
+        self.run_as(principal, job, true).await
+    }
+
+    async fn run_as(
+        &self,
+        principal: &Principal,
+        job: &mut JobRecord,
+        approved: bool,
+    ) -> Result<(), GatewayError> {
         let request = StoredRequest::of(job)?;
         // No credential, no job: the record is forgotten, so the caller can
-        // simply try again.
+        // simply try again (an approved job ends with the error instead).
         let access = match self.credentials.access(principal, &job.warehouse_key).await {
             Ok(access) => access,
+            Err(err) if approved => {
+                job.error = Some(err.error_result());
+                return self.finish(job).await;
+            }
             Err(err) => {
                 self.forget(job).await?;
                 return Err(err);
@@ -347,7 +391,7 @@ impl Jobs {
             }
             Err(err) => {
                 let err = GatewayError::from(err);
-                if err.is_retryable() {
+                if err.is_retryable() && !approved {
                     // Nothing exists upstream: the job is forgotten and the
                     // caller told to try again, under the same id if it
                     // likes (a failed job would make clients resubmit).
@@ -360,9 +404,25 @@ impl Jobs {
         }
     }
 
+    /// Ends a job that never ran (refused by a reviewer, not approved in
+    /// time) with `error`. True when this call ended it; a job already
+    /// DONE stays as it was.
+    pub async fn refuse(
+        &self,
+        job: &mut JobRecord,
+        error: &GatewayError,
+    ) -> Result<bool, GatewayError> {
+        if job.state == JobState::Done {
+            return Ok(false);
+        }
+        job.error = Some(error.error_result());
+        self.finish(job).await?;
+        Ok(job.error.as_ref() == Some(&error.error_result()))
+    }
+
     /// Forgets a job that never ran: its record, its tokens, its place in
     /// its principal's running jobs.
-    async fn forget(&self, job: &JobRecord) -> Result<(), GatewayError> {
+    pub async fn forget(&self, job: &JobRecord) -> Result<(), GatewayError> {
         self.credentials.release(&job.warehouse_key);
         self.quota.finished(&job.principal, &job.warehouse_key);
         self.store.delete_job(&job.project_id, &job.job_id).await?;
@@ -838,6 +898,7 @@ mod lifecycle_tests {
             max_rows: Some(5),
             mask: MaskPlan::default(),
             check_after_run: false,
+            parked: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! public keys (`/.well-known/sluice/jwks.json`).
 
 mod analyze;
+mod approvals;
 mod authenticate;
 pub mod config;
 mod credential;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{any, get};
 use sluice_bigquery::{BigQueryConfig, BigQueryWarehouse};
 use sluice_identity::{DevIssuer, Verifier};
 use sluice_store::{SqliteStore, Store};
@@ -56,6 +57,8 @@ pub struct Gateway {
     /// The development issuer, when the configuration turns it on.
     pub dev_issuer: Option<Arc<DevIssuer>>,
     jobs: jobs::Jobs,
+    /// Queries that wait for a reviewer.
+    approvals: Arc<approvals::Approvals>,
 }
 
 /// Why the gateway could not start. A variant that wraps an error names
@@ -162,6 +165,11 @@ impl Gateway {
                 .is_some_and(|u| u.require_referenced_tables),
             location: config.location.clone(),
         };
+        let approvals = Arc::new(approvals::Approvals {
+            store: store.clone(),
+            jobs: jobs.clone(),
+            usd_per_tib: config.usd_per_tib,
+        });
         Ok(Self {
             config,
             warehouse,
@@ -170,6 +178,7 @@ impl Gateway {
             verifier: Arc::new(verifier),
             dev_issuer,
             jobs,
+            approvals,
         })
     }
 }
@@ -271,7 +280,14 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     if let Some(issuer) = gateway.credentials.issuer() {
         router = issuer_routes(router, issuer.issuer());
     }
-    router.fallback(pipeline::handle).with_state(gateway)
+    router
+        .route(approvals::api::PREFIX, any(approvals::api::handle))
+        .route(
+            &format!("{}/{{*rest}}", approvals::api::PREFIX),
+            any(approvals::api::handle),
+        )
+        .fallback(pipeline::handle)
+        .with_state(gateway)
 }
 
 /// `/readyz`: 200 once the store and the warehouse answer, else 503 with
@@ -327,12 +343,17 @@ fn issuer_routes(
     router
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves. Requests that wait for approval and
+/// outlive their timeout are swept in the background meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    gateway
+        .approvals
+        .clone()
+        .spawn_sweeper(gateway.config.approval_sweep);
     axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
         .await

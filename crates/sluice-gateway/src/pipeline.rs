@@ -13,7 +13,7 @@
 //! | decide on the facts | [`decide_on_facts`] | `decide.rs` (`sluice-policy`) | 403 `accessDenied`, the rule |
 //! | estimate | [`estimate`] | `estimate.rs` (dry run, cross-check) | 403 `accessDenied`, `analysis.cross_check` |
 //! | decide | [`decide`] | `decide.rs` | 403 `accessDenied`, the rule |
-//! | await approval | — (the job is recorded PENDING first) | `jobs.rs` | |
+//! | await approval | [`execute`] (the job is recorded PENDING, with an approval request) | `approvals.rs`, `jobs.rs` | the job's `errorResult`: `accessDenied`, `approvals.<rule>` |
 //! | credential, execute | [`execute`] | `jobs.rs` (`Jobs::run`), `credential.rs` | 403 / 429 / 503 |
 //! | mask, respond | the methods, through one exit | `exit.rs` | |
 //!
@@ -261,9 +261,9 @@ pub async fn admit(
     decide_on_facts(gateway, principal, query)?;
     estimate(gateway, principal, query, dry_run).await?;
     decide(gateway, principal, query)?;
-    // [await approval]: a decision that asks for a reviewer will park the
-    // job here — recorded PENDING with the request decided, started later
-    // from its record (see `crate::jobs`).
+    // [await approval]: a decision that asks for a reviewer parks the job
+    // in `execute` — recorded PENDING with the request decided, started
+    // from its record once approved (`crate::approvals`).
     Ok(())
 }
 
@@ -298,7 +298,9 @@ async fn estimate(
     query: &mut QueryContext,
     dry_run: bool,
 ) -> Result<(), GatewayError> {
-    if !dry_run && crate::estimate::may_skip(gateway, query) {
+    // An approval rule on bytes needs the estimate the dry run makes.
+    let needs_estimate = gateway.config.policy.needs_estimate(&principal.who());
+    if !dry_run && !needs_estimate && crate::estimate::may_skip(gateway, query) {
         query.check_after_run = true;
         return Ok(());
     }
@@ -323,15 +325,25 @@ fn decide(
     Ok(())
 }
 
-/// credential → execute: the admitted query becomes a job, recorded
-/// PENDING with exactly what was decided, then started with a token
-/// minted for it alone.
+/// [await approval] → credential → execute: the admitted query becomes a
+/// job, recorded PENDING with exactly what was decided, then started with
+/// a token minted for it alone — or, when its decision needs a reviewer,
+/// left PENDING with an approval request (`approvals.rs`), to be started
+/// from its record once approved.
 pub async fn execute(
     gateway: &Gateway,
     cx: &mut RequestContext,
     new: NewJob,
 ) -> Result<JobRecord, GatewayError> {
-    let job = gateway.jobs.start(&cx.principal, new).await?;
+    let parked = cx.query.as_ref().filter(|q| {
+        q.decision
+            .as_ref()
+            .is_some_and(|d| d.verdict == sluice_policy::Verdict::NeedsApproval)
+    });
+    let job = match parked {
+        Some(query) => gateway.approvals.park(&cx.principal, new, query).await?,
+        None => gateway.jobs.start(&cx.principal, new).await?,
+    };
     if let Some(query) = &mut cx.query {
         query.job = Some(job.clone());
     }

@@ -1,6 +1,8 @@
 //! The BigQuery facade over HTTP: shapes, paging, job lifecycle, and every
 //! kind of bad input answered in BigQuery's error shape.
 
+#[path = "facade/approvals.rs"]
+mod approvals;
 #[path = "facade/cross_check.rs"]
 mod cross_check;
 #[path = "facade/harness.rs"]

@@ -35,6 +35,7 @@ macro_rules! eprintln {
     };
 }
 
+mod approvals;
 mod secrets;
 
 /// Sluice: a just-in-time access gateway between AI agents and BigQuery.
@@ -96,6 +97,14 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Review the queries that wait for a reviewer: list them, show one,
+    /// approve or deny it (a client of the gateway's approvals API).
+    Approvals {
+        #[command(flatten)]
+        connection: approvals::Connection,
+        #[command(subcommand)]
+        command: approvals::ApprovalsCommand,
     },
     /// Keep service-account keys encrypted in the store, under a master key.
     Secrets {
@@ -193,6 +202,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
         } => token(config, data_dir, &sub, &groups, &ttl),
         Command::Policy { command } => policy(command),
+        Command::Approvals {
+            connection,
+            command,
+        } => runtime.block_on(approvals::run(connection, command)),
         Command::Secrets { command } => runtime.block_on(secrets::run(command)),
         Command::DemoData { warehouse_dir } => {
             sluice_gateway::generate_demo(&warehouse_dir, &mut |m| eprintln!("{m}"))
@@ -383,7 +396,7 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             println!("Project\n  {project}: {runs_in}\n");
             let decision = config.policy.decide(&who, &facts, None);
             println!("{decision}");
-            if !decision.is_allowed() {
+            if decision.is_denied() {
                 std::process::exit(1);
             }
             Ok(())

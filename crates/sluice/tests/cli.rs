@@ -1,7 +1,10 @@
 //! The `sluice` binary as a user runs it from a shell: output into pipes
-//! that close early, the token command `sluice serve` prints, and what
-//! `sluice policy explain` says of issuers and projects.
+//! that close early, the token command `sluice serve` prints, what
+//! `sluice policy explain` says of issuers and projects, and the reviewer's
+//! `sluice approvals`.
 
+#[path = "cli/approvals.rs"]
+mod approvals;
 #[path = "cli/closed_pipe.rs"]
 mod closed_pipe;
 #[path = "cli/explain_issuer.rs"]

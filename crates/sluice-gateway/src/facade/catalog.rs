@@ -104,7 +104,7 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
                 .filter(|t| {
                     let r = &t.reference;
                     let name = TableName::new(&r.project_id, &r.dataset_id, &r.table_id);
-                    policy.decide_read(&who, &name).is_allowed()
+                    !policy.decide_read(&who, &name).is_denied()
                 })
                 .map(resources::table_list_entry)
                 .collect();
@@ -178,6 +178,14 @@ fn may_read(
         .decide_read(&cx.principal.who(), &name);
     let limits = decision.limits.clone();
     enforce(&decision, &cx.principal)?;
+    // Rows of a table an approval rule names are read only through a
+    // query, which waits for the reviewers; its schema may be seen.
+    if let (Some(need), ApiCall::TabledataList { .. }) = (&decision.approval, &cx.call) {
+        return Err(GatewayError::access_denied(format!(
+            "Access Denied: rule approvals.{}: reading the rows of {name} needs approval by {} ({}).              Listing rows cannot wait for a reviewer: run a query on the table instead, and it will              wait for the approval.",
+            need.rule, need.reviewers, need.why
+        )));
+    }
     Ok(limits)
 }
 

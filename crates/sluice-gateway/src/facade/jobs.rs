@@ -36,7 +36,12 @@ pub async fn handle(gateway: &Gateway, cx: &mut RequestContext) -> Result<Respon
         }
         ApiCall::JobsCancel { project, job } => {
             let job = gateway.jobs.load(&cx.principal, project, job).await?;
+            let waiting = job.state == JobState::Pending;
             let job = gateway.jobs.cancel(&cx.principal, job).await?;
+            if waiting {
+                // A job that waited for approval: its request is withdrawn.
+                gateway.approvals.withdraw(&job, &cx.principal).await?;
+            }
             Ok(json(json!({
                 "kind": "bigquery#jobCancelResponse",
                 "job": resources::job(&job, &gateway.config.base_url),
@@ -291,6 +296,7 @@ fn new_job(
         max_rows: limits.max_rows,
         mask: admitted.map(|q| q.mask.clone()).unwrap_or_default(),
         check_after_run: admitted.is_some_and(|q| q.check_after_run),
+        parked: None,
     }
 }
 

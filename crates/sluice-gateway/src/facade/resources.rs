@@ -69,11 +69,29 @@ pub fn query_statistics(outcome: &QueryOutcome, with_schema: bool) -> Map<String
     statistics
 }
 
+/// What a PENDING job waits for ("waiting for approval by …"), as
+/// recorded when it was parked.
+pub fn waiting_for(job: &JobRecord) -> Option<String> {
+    job.request
+        .as_ref()?
+        .get("parked")?
+        .get("message")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// A `Job` resource. It never carries `configuration.query.destinationTable`:
 /// with one, the Python client would read results over the BigQuery Storage
 /// API, around the gateway.
 pub fn job(job: &JobRecord, base_url: &str) -> Value {
     let mut status = json!({"state": job.state.as_str()});
+    if job.state == JobState::Pending
+        && let Some(message) = waiting_for(job)
+    {
+        // What a job that waits for approval waits for, for whoever reads
+        // the job (clients keep unknown fields of a status).
+        status["message"] = json!(message);
+    }
     if let Some(error) = &job.error {
         status["errorResult"] = error.clone();
         status["errors"] = json!([error]);
