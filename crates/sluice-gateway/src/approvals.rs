@@ -373,9 +373,14 @@ impl Approvals {
     pub async fn sweep(&self) -> Result<(), GatewayError> {
         let now = now_ms();
         for approval in self.store.expired_approvals(now, 100).await? {
-            let minutes = (approval.expire_ms - approval.created_ms).max(0) / 60_000;
+            let waited = (approval.expire_ms - approval.created_ms).max(0) / 1000;
+            let waited = if waited < 120 {
+                format!("{waited} seconds")
+            } else {
+                format!("{} minutes", waited / 60)
+            };
             let message = format!(
-                "Access Denied: rule approvals.{}: no reviewer ({}) approved this query within {minutes} minutes (request {}); \
+                "Access Denied: rule approvals.{}: no reviewer ({}) approved this query within {waited} (request {}); \
                  it was not run. Ask a reviewer to look at it and run the query again, or run a smaller one.",
                 approval.rule,
                 approval.reviewers.join(", "),
