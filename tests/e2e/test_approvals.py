@@ -75,6 +75,7 @@ def reviewer(sluice) -> str:
     return agent_token(sluice, "alice", ("reviewers",))
 
 
+@pytest.mark.timeout(600)
 def test_the_client_waits_through_a_three_minute_approval_and_gets_its_rows(sluice, client, reviewer):
     started = time.monotonic()
     job = client.query(BIG)

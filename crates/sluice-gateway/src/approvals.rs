@@ -16,7 +16,8 @@
 //!
 //! An approval is bound to one job: the principal who asked, the hash of
 //! the normalized SQL and parameters, the estimate and the limits, all
-//! recorded with it; it is used once. The same query sent again is a new
+//! recorded with it; it is used once. When it starts, the job is decided
+//! again under the policy of the moment: what that denies does not run. The same query sent again is a new
 //! job and needs a new approval. The requester — any token with the same
 //! subject — never votes on their own request.
 
@@ -363,6 +364,26 @@ impl Approvals {
             return Ok(());
         };
         let caller = Principal::recorded(&parked.caller);
+        // The policy may have changed during the wait: what it now denies
+        // does not run, approved or not.
+        let facts = crate::analyze::analyze(&stored.query);
+        let estimate = approval
+            .details
+            .get("estimateBytes")
+            .and_then(Value::as_u64)
+            .map(|bytes_processed| sluice_policy::Estimate { bytes_processed });
+        let now = self
+            .jobs
+            .policy
+            .decide(&caller.who(), &facts, estimate.as_ref());
+        if now.is_denied() {
+            let refusal = GatewayError::access_denied(format!(
+                "Access Denied: the query was approved, but the policy now refuses it: {}",
+                now.message
+            ));
+            self.jobs.refuse(&mut job, &refusal).await?;
+            return Ok(());
+        }
         tracing::info!(job = %job.job_id, approval = %approval.id, "approved: starting the job");
         self.jobs.run_approved(&caller, &mut job).await
     }

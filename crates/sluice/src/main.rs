@@ -156,7 +156,16 @@ enum PolicyCommand {
         /// The default dataset (for one-part table names).
         #[arg(long, value_name = "DATASET")]
         dataset: Option<String>,
+        /// What the dry run would estimate (`20MiB`, or bytes), to see the
+        /// byte limits and approval rules decide; without it they are
+        /// shown as checked after the dry run.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        estimate: Option<u64>,
     },
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    sluice_policy::parse_byte_size(text)
 }
 
 fn main() -> ExitCode {
@@ -322,6 +331,7 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             sql,
             project,
             dataset,
+            estimate,
         } => {
             let config = load_config(config.as_deref())?;
             // The gateway's own analyze phase, with the defaults a job in
@@ -394,7 +404,9 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
                  or, without projects:, in allow.read or allow.write)"
             };
             println!("Project\n  {project}: {runs_in}\n");
-            let decision = config.policy.decide(&who, &facts, None);
+            let estimate =
+                estimate.map(|bytes_processed| sluice_policy::Estimate { bytes_processed });
+            let decision = config.policy.decide(&who, &facts, estimate.as_ref());
             println!("{decision}");
             if decision.is_denied() {
                 std::process::exit(1);

@@ -58,3 +58,36 @@ fn explain_matches_issuers_and_reports_the_job_project() {
         assert!(out.contains("another issuer"), "{out}");
     }
 }
+
+/// With `--estimate`, the demo's approval rule for scans over 10 MiB shows
+/// in the decision: a query that waits for a reviewer is not refused.
+#[test]
+fn explain_with_an_estimate_names_the_reviewers_a_query_waits_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let explain = |estimate: &str| {
+        let output = sluice(dir.path())
+            .args(["policy", "explain", "--group", "agents", "--sql"])
+            .arg("SELECT * FROM demo.shop.events")
+            .args(["--estimate", estimate])
+            .output()
+            .expect("sluice runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = explain("20MiB");
+    assert!(ok, "a query that needs approval is not a refusal: {out}");
+    assert!(out.contains("verdict: needs approval"), "{out}");
+    assert!(out.contains("rule:    approvals.large-scan"), "{out}");
+    assert!(out.contains("review:  1 of reviewers within 900s"), "{out}");
+    let (ok, out) = explain("5MiB");
+    assert!(ok, "{out}");
+    assert!(out.contains("verdict: allow"), "{out}");
+    let (ok, out) = explain("2GiB");
+    assert!(
+        !ok,
+        "over the policy's byte limit: refused, not reviewed: {out}"
+    );
+    assert!(out.contains("limits.max_bytes_billed"), "{out}");
+}
