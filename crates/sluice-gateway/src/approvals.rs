@@ -22,6 +22,7 @@
 //! subject — never votes on their own request.
 
 pub mod api;
+pub mod notify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,10 @@ pub struct Approvals {
     pub jobs: Jobs,
     /// US dollars per TiB, for the estimates reviewers see.
     pub usd_per_tib: f64,
+    /// Says when a request opens and closes.
+    pub notifier: notify::Notifier,
+    /// The base URL of links in notifications.
+    pub link: String,
 }
 
 /// What a reviewer's vote says.
@@ -136,6 +141,7 @@ impl Approvals {
             return Err(err.into());
         }
         tracing::info!(job = %job.job_id, approval = %id, rule = %need.rule, "{message}");
+        self.announce("approval.opened", &approval);
         Ok(job)
     }
 
@@ -324,6 +330,9 @@ impl Approvals {
             return Ok(false);
         }
         tracing::info!(approval = %approval.id, state = state.as_str(), by, "approval request closed");
+        if let Some(closed) = self.store.get_approval(&approval.id).await? {
+            self.announce("approval.closed", &closed);
+        }
         if let Some(message) = refusal
             && let Some(mut job) = self
                 .store
@@ -426,6 +435,57 @@ impl Approvals {
             }
         }
         Ok(())
+    }
+
+    /// Tells the notification targets about `approval` (never waits).
+    fn announce(&self, kind: &'static str, approval: &ApprovalRecord) {
+        let link = format!(
+            "{}{}/{}",
+            self.link.trim_end_matches('/'),
+            api::PREFIX,
+            approval.id
+        );
+        let sql: String = approval
+            .details
+            .get("sql")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        let why = approval
+            .details
+            .get("why")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let summary = match approval.state {
+            ApprovalState::Pending => format!(
+                "{} asks to run a query that needs approval (rule {}: {why}): {sql} — {link}",
+                approval.principal, approval.rule
+            ),
+            state => format!(
+                "Approval request {} of {} is {}{}{} — {link}",
+                approval.id,
+                approval.principal,
+                state.as_str(),
+                approval
+                    .closed_by
+                    .as_deref()
+                    .map(|b| format!(" by {b}"))
+                    .unwrap_or_default(),
+                approval
+                    .reason
+                    .as_deref()
+                    .filter(|r| !r.is_empty())
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default(),
+            ),
+        };
+        self.notifier.send(notify::Event {
+            kind,
+            approval: api::resource(approval, self.usd_per_tib),
+            summary,
+        });
     }
 
     /// Sweeps every `interval` in the background, for as long as the

@@ -88,6 +88,24 @@ pub struct RawApprovals {
     pub usd_per_tib: Option<f64>,
     /// How often expired requests are refused, in milliseconds (`5000`).
     pub sweep_interval_ms: Option<u64>,
+    /// Where to say that a request opened or closed.
+    pub notify: Vec<RawNotify>,
+    /// The base URL of links in notifications (the gateway's own by
+    /// default).
+    pub link: Option<String>,
+}
+
+/// One notification target: a signed generic webhook, or Slack.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawNotify {
+    /// A generic webhook's URL (needs `secret_env`).
+    pub webhook: Option<String>,
+    /// The environment variable holding the webhook's HMAC secret.
+    pub secret_env: Option<String>,
+    /// The environment variable holding a Slack incoming-webhook URL (the
+    /// URL is itself a secret, so it stays out of the file).
+    pub slack_env: Option<String>,
 }
 
 /// `warehouse:`.
@@ -182,6 +200,52 @@ pub struct Config {
     pub usd_per_tib: f64,
     /// How often requests past their timeout are refused.
     pub approval_sweep: Duration,
+    /// Where approval requests are announced.
+    pub notify: Vec<crate::approvals::notify::Target>,
+    /// The base URL of links in notifications; `None`: `base_url`.
+    pub approval_link: Option<String>,
+}
+
+/// The notification targets, with their secrets read from the
+/// environment; a missing variable is an error naming it.
+fn notify_targets(
+    raw: &[RawNotify],
+) -> Result<Vec<crate::approvals::notify::Target>, (String, String)> {
+    use crate::approvals::notify::Target;
+    let secret = |key: String, name: &str| match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => {
+            Ok(zeroize::Zeroizing::new(value.trim().to_owned()))
+        }
+        _ => Err((key, format!("the environment variable {name} is not set"))),
+    };
+    raw.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let key = format!("approvals.notify[{i}]");
+            match (&n.webhook, &n.secret_env, &n.slack_env) {
+                (Some(url), Some(env), None) => {
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return Err((format!("{key}.webhook"), format!("\"{url}\" is not an http(s) URL")));
+                    }
+                    Ok(Target::Webhook {
+                        url: url.clone(),
+                        secret: secret(format!("{key}.secret_env"), env)?,
+                    })
+                }
+                (Some(_), None, None) => Err((
+                    format!("{key}.secret_env"),
+                    "a webhook needs secret_env: the variable with the secret its requests are signed with".into(),
+                )),
+                (None, None, Some(env)) => Ok(Target::Slack {
+                    url: secret(format!("{key}.slack_env"), env)?,
+                }),
+                _ => Err((
+                    key,
+                    "give either webhook with secret_env, or slack_env".into(),
+                )),
+            }
+        })
+        .collect()
 }
 
 impl Config {
@@ -347,6 +411,8 @@ impl Config {
                 "must be between 100 and 60000".into(),
             ));
         }
+        let notify =
+            notify_targets(&raw.approvals.notify).map_err(|(key, reason)| error(&key, reason))?;
         let max_hold_ms = limits.max_hold_ms.unwrap_or(10_000);
         if max_hold_ms > 30_000 {
             return Err(error(
@@ -397,6 +463,8 @@ impl Config {
             policy: Arc::new(sluice_policy::PolicySet::default()),
             usd_per_tib,
             approval_sweep: Duration::from_millis(sweep_ms),
+            notify,
+            approval_link: raw.approvals.link,
         })
     }
 
@@ -441,6 +509,32 @@ mod tests {
             }
         }
         assert!(checked >= 5, "only {checked} examples found");
+    }
+
+    #[test]
+    fn notification_targets_need_their_secrets_from_the_environment() {
+        let unset = "SLUICE_TEST_VARIABLE_NOBODY_SETS";
+        let err = parse(&format!(
+            "approvals:\n  notify:\n    - webhook: https://hooks.example/x\n      secret_env: {unset}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.key, "approvals.notify[0].secret_env");
+        assert!(err.reason.contains(unset), "{}", err.reason);
+        let err =
+            parse("approvals:\n  notify:\n    - webhook: https://hooks.example/x\n").unwrap_err();
+        assert_eq!(err.key, "approvals.notify[0].secret_env");
+        let err = parse(&format!(
+            "approvals:\n  notify:\n    - slack_env: {unset}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.key, "approvals.notify[0].slack_env");
+        // PATH is set everywhere: a webhook signed with it is accepted.
+        let err = parse("approvals:\n  notify:\n    - webhook: ftp://x\n      secret_env: PATH\n")
+            .unwrap_err();
+        assert_eq!(err.key, "approvals.notify[0].webhook");
+        let config = parse("approvals:\n  notify:\n    - webhook: https://hooks.example/x\n      secret_env: PATH\n").unwrap();
+        assert_eq!(config.notify.len(), 1);
+        assert!(!format!("{config:?}").contains(&std::env::var("PATH").unwrap()));
     }
 
     #[test]

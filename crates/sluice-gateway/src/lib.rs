@@ -36,6 +36,7 @@ use sluice_store::{SqliteStore, Store};
 use sluice_warehouse::Warehouse;
 
 pub use analyze::analyze as analyze_query;
+pub use approvals::notify::{Target as NotifyTarget, sign as sign_notification};
 pub use authenticate::Principal;
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use credential::Credentials;
@@ -169,6 +170,11 @@ impl Gateway {
             store: store.clone(),
             jobs: jobs.clone(),
             usd_per_tib: config.usd_per_tib,
+            notifier: approvals::notify::Notifier::start(config.notify.clone()),
+            link: config
+                .approval_link
+                .clone()
+                .unwrap_or_else(|| config.base_url.clone()),
         });
         Ok(Self {
             config,

@@ -393,3 +393,121 @@ async fn the_approvals_api_refuses_bad_input_clearly() {
     assert_error(status, &body, 400, "invalid");
     gateway.stop().await;
 }
+
+type Received = tokio::sync::mpsc::UnboundedReceiver<(String, String, String)>;
+
+/// The next webhook received: timestamp, signature and body.
+async fn next(received: &mut Received) -> (String, String, String) {
+    tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("a notification within 10 s")
+        .unwrap()
+}
+
+/// A receiver of webhooks: every POST's signature headers and body.
+async fn webhook_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, String, String)>,
+) {
+    use axum::http::HeaderMap;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let tx = tx.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let _ = tx.send((
+                    header("x-sluice-timestamp"),
+                    header("x-sluice-signature"),
+                    body,
+                ));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewers_are_told_when_a_request_opens_and_closes_by_a_signed_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, mut received) = webhook_receiver().await;
+    let secret = "webhook-secret";
+    let gateway = TestGateway::start_with(dir.path(), |config| {
+        reviewed("15m")(config);
+        config.notify = vec![sluice_gateway::NotifyTarget::Webhook {
+            url,
+            secret: zeroize::Zeroizing::new(secret.into()),
+        }];
+    })
+    .await;
+    let job = insert(&gateway, "SELECT id FROM proj.ds.people").await;
+    let approval = approval_id(&job);
+    let (timestamp, signature, body) = next(&mut received).await;
+    assert_eq!(
+        signature,
+        format!(
+            "sha256={}",
+            sluice_gateway::sign_notification(secret, &timestamp, &body)
+        )
+    );
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["event"], "approval.opened", "{event}");
+    assert_eq!(event["approval"]["id"], approval.as_str());
+    assert_eq!(event["approval"]["sql"], "SELECT id FROM proj.ds.people");
+
+    let alice = gateway.token_for("alice", &["reviewers"]);
+    let (status, _) = vote(&gateway, &alice, &approval, "deny", "not today").await;
+    assert_eq!(status, 200);
+    let (_, _, body) = next(&mut received).await;
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["event"], "approval.closed", "{event}");
+    assert_eq!(event["approval"]["state"], "DENIED");
+    assert_eq!(event["approval"]["reason"], "not today");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_webhook_holds_up_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let gateway = TestGateway::start_with(dir.path(), |config| {
+        reviewed("15m")(config);
+        config.notify = vec![sluice_gateway::NotifyTarget::Webhook {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            secret: zeroize::Zeroizing::new("s".into()),
+        }];
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let job = insert(&gateway, "SELECT COUNT(*) FROM proj.ds.people").await;
+    let alice = gateway.token_for("alice", &["reviewers"]);
+    let (status, body) = vote(&gateway, &alice, &approval_id(&job), "approve", "").await;
+    assert_eq!(
+        (status, &body["state"]),
+        (200, &json!("APPROVED")),
+        "{body}"
+    );
+    let (_, body) = until_complete(&gateway, &job_id(&job), Duration::from_secs(20)).await;
+    assert_eq!(body["rows"][0]["f"][0]["v"], "2500", "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    gateway.stop().await;
+}

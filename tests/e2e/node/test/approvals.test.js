@@ -12,10 +12,10 @@ const assert = require('node:assert/strict');
 const {startSluice, makeClient, agentToken} = require('../lib/sluice');
 
 const UPSTREAM = process.env.SLUICE_E2E_UPSTREAM || 'embedded';
-// The bqemulator pass runs another configuration, without the approval rule;
-// against an external gateway (SLUICE_URL) no reviewer token can be minted.
+// In the bqemulator pass the emulator estimates every query at 0 bytes, so
+// the demo's rule on bytes never applies; against an external gateway (SLUICE_URL) no reviewer token can be minted.
 const SKIP =
-  (UPSTREAM === 'bqemulator' && 'against bqemulator: its configuration has no approval rule') ||
+  (UPSTREAM === 'bqemulator' && 'against bqemulator: it estimates 0 bytes, so no query is over the rule\'s 10 MiB') ||
   (process.env.SLUICE_URL && 'SLUICE_URL is set: the tests mint reviewer tokens with the gateway\'s development issuer') ||
   false;
 
