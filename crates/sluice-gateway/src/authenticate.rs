@@ -35,16 +35,12 @@ pub struct Principal {
 
 /// The caller of a job that waits for approval, as recorded with the job:
 /// enough to start it later, on any replica, without the caller's token.
-/// Holds no secret: names, groups and the workload claims Sluice copies
-/// into its own assertions.
+/// Holds no secret: the verified principal and the workload claims Sluice
+/// copies into its own assertions.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecordedCaller {
-    pub name: String,
-    pub issuer: String,
-    pub subject: String,
-    pub groups: Vec<String>,
-    pub run: Option<String>,
-    pub session: Option<String>,
+    #[serde(flatten)]
+    pub verified: sluice_identity::Principal,
     /// The token's claims Sluice copies into its workload-identity
     /// assertion (`sluice_credentials::COPIED_CLAIMS`): repository,
     /// workflow, run, …
@@ -63,30 +59,16 @@ impl Principal {
 
     /// The caller of a recorded job, without a token.
     pub fn recorded(caller: &RecordedCaller) -> Self {
-        let verified = sluice_identity::Principal {
-            name: caller.name.clone(),
-            issuer: caller.issuer.clone(),
-            subject: caller.subject.clone(),
-            groups: caller.groups.clone(),
-            run: caller.run.clone(),
-            session: caller.session.clone(),
-        };
         Self {
             recorded_claims: Some(Arc::new(caller.claims.clone())),
-            ..Self::new(verified, "")
+            ..Self::new(caller.verified.clone(), "")
         }
     }
 
     /// What a job that waits needs to know of its caller to start later.
     pub fn record(&self) -> RecordedCaller {
-        let verified = &self.verified;
         RecordedCaller {
-            name: verified.name.clone(),
-            issuer: verified.issuer.clone(),
-            subject: verified.subject.clone(),
-            groups: verified.groups.clone(),
-            run: verified.run.clone(),
-            session: verified.session.clone(),
+            verified: self.verified.clone(),
             claims: self.workload_claims(),
         }
     }

@@ -405,19 +405,17 @@ impl Jobs {
     }
 
     /// Ends a job that never ran (refused by a reviewer, not approved in
-    /// time) with `error`. True when this call ended it; a job already
-    /// DONE stays as it was.
+    /// time) with `error`; a job already DONE stays as it was.
     pub async fn refuse(
         &self,
         job: &mut JobRecord,
         error: &GatewayError,
-    ) -> Result<bool, GatewayError> {
+    ) -> Result<(), GatewayError> {
         if job.state == JobState::Done {
-            return Ok(false);
+            return Ok(());
         }
         job.error = Some(error.error_result());
-        self.finish(job).await?;
-        Ok(job.error.as_ref() == Some(&error.error_result()))
+        self.finish(job).await
     }
 
     /// Forgets a job that never ran: its record, its tokens, its place in

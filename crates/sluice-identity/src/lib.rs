@@ -25,8 +25,9 @@ pub use dev_issuer::DevIssuer;
 pub use duration::parse_duration;
 pub use verifier::Verifier;
 
-/// A verified caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A verified caller. It holds no secret, so it may be recorded (a job
+/// that waits for approval keeps its caller's).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
     /// Readable name: the value of the issuer's `name_claim` (default `sub`).
     pub name: String,

@@ -133,6 +133,7 @@ fn reason(body: &[u8]) -> Result<String, GatewayError> {
 /// An approval request as the API shows it.
 pub fn resource(approval: &ApprovalRecord, usd_per_tib: f64) -> Value {
     let details = &approval.details;
+    let reviewers = super::reviewers_of(approval);
     let bytes = details.get("estimateBytes").and_then(Value::as_u64);
     let limits = details.get("limits").cloned().unwrap_or(Value::Null);
     let text = |v: Option<&Value>| v.and_then(Value::as_u64).map(|n| n.to_string());
@@ -169,7 +170,11 @@ pub fn resource(approval: &ApprovalRecord, usd_per_tib: f64) -> Value {
         "rule": approval.rule,
         "policy": details.get("policy"),
         "why": details.get("why"),
-        "reviewers": details.get("reviewers"),
+        "reviewers": {
+            "groups": reviewers.groups,
+            "principals": reviewers.principals,
+            "issuers": reviewers.issuers,
+        },
         "minApprovals": approval.min_approvals,
         "justificationRequired": approval.justification_required,
         "createTime": time(approval.created_ms),
