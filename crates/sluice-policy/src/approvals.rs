@@ -7,6 +7,7 @@ use std::time::Duration;
 use sluice_sql::QueryFacts;
 
 use crate::bytes::human_bytes;
+use crate::calendar::Window;
 use crate::decision::{ApprovalNeed, Estimate, Reviewers};
 use crate::pattern::TablePattern;
 use crate::policy_set::{DenyRule, PolicyError};
@@ -27,6 +28,8 @@ pub(crate) struct ApprovalRule {
     datasets: Vec<TablePattern>,
     statements: Vec<DenyRule>,
     pub(crate) incomplete_analysis: bool,
+    /// Days and hours the rule applies in.
+    window: Option<Window>,
     reviewers: Reviewers,
     min_approvals: u32,
     timeout: Duration,
@@ -88,6 +91,13 @@ impl ApprovalRule {
             false,
             errors,
         );
+        let window = Window::build(
+            &raw.when.days,
+            raw.when.hours.as_deref(),
+            raw.when.utc_offset.as_deref(),
+            &format!("{key}.when"),
+            errors,
+        );
         let who = &raw.reviewers;
         if who.groups.is_empty() && who.principals.is_empty() {
             errors.push(error(
@@ -134,6 +144,7 @@ impl ApprovalRule {
             datasets,
             statements,
             incomplete_analysis: raw.when.incomplete_analysis,
+            window,
             reviewers: Reviewers {
                 groups: who.groups.clone(),
                 principals: who.principals.clone(),
@@ -151,13 +162,34 @@ impl ApprovalRule {
         self.bytes_over.is_some()
     }
 
-    /// Whether the rule applies to a query with these facts and estimate.
-    /// Conditions are and-ed; each list condition holds when any entry
-    /// matches.
-    pub(crate) fn applies(&self, facts: &QueryFacts, estimate: Option<&Estimate>) -> Applies {
+    /// Whether the rule applies to a query with these facts and estimate,
+    /// at `now_ms`. Conditions are and-ed; each list condition holds when
+    /// any entry matches. Tables for which `granted` is true (a
+    /// just-in-time grant covers them) do not meet `when.tables` or
+    /// `when.datasets`: the grant was the review.
+    pub(crate) fn applies(
+        &self,
+        facts: &QueryFacts,
+        estimate: Option<&Estimate>,
+        now_ms: i64,
+        granted: &dyn Fn(&sluice_sql::TableName) -> bool,
+    ) -> Applies {
         let mut why = Vec::new();
+        if let Some(window) = &self.window {
+            match window.contains(now_ms) {
+                Ok(inside) => why.push(inside),
+                Err(outside) => return Applies::No(outside),
+            }
+        }
+        let touched = || {
+            facts
+                .reads
+                .iter()
+                .chain(&facts.writes)
+                .filter(|table| !granted(table))
+        };
         if !self.tables.is_empty() {
-            let hit = facts.reads.iter().chain(&facts.writes).find_map(|table| {
+            let hit = touched().find_map(|table| {
                 self.tables
                     .iter()
                     .find(|p| p.matches_table(table))
@@ -169,7 +201,7 @@ impl ApprovalRule {
             }
         }
         if !self.datasets.is_empty() {
-            let hit = facts.reads.iter().chain(&facts.writes).find_map(|table| {
+            let hit = touched().find_map(|table| {
                 self.datasets
                     .iter()
                     .find(|p| p.matches_dataset(&table.project, &table.dataset))
@@ -230,7 +262,15 @@ impl ApprovalRule {
     /// `when.datasets`, and has no condition a row listing cannot meet
     /// (`bytes_over`, `incomplete_analysis`, statement kinds other than
     /// `select`).
-    pub(crate) fn applies_to_read(&self, table: &sluice_sql::TableName) -> Option<String> {
+    pub(crate) fn applies_to_read(
+        &self,
+        table: &sluice_sql::TableName,
+        now_ms: i64,
+    ) -> Option<String> {
+        let window = match &self.window {
+            Some(window) => Some(window.contains(now_ms).ok()?),
+            None => None,
+        };
         if self.bytes_over.is_some()
             || self.incomplete_analysis
             || (self.tables.is_empty() && self.datasets.is_empty())
@@ -242,7 +282,7 @@ impl ApprovalRule {
         {
             return None;
         }
-        let mut why = Vec::new();
+        let mut why: Vec<String> = window.into_iter().collect();
         if !self.tables.is_empty() {
             let pattern = self.tables.iter().find(|p| p.matches_table(table))?;
             why.push(format!("{table} matches {}", pattern.as_str()));

@@ -8,13 +8,21 @@ use sluice_sql::{ObjectKind, QueryFacts, StatementFacts, StatementKind, TableNam
 
 use crate::approvals::{Applies, ApprovalRule};
 use crate::bytes::human_bytes;
-use crate::decision::{Decision, Estimate, Limits, Rule, TraceStep, Verdict, Who};
+use crate::budgets::Over;
+use crate::decision::{
+    ActiveGrant, ApprovalNeed, Circumstances, Decision, Estimate, Limits, Rule, TraceStep,
+    Verdict, Who,
+};
 use crate::names::{describe_flag, describe_statement};
 use crate::policy_set::{DenyRule, Policy, PolicySet};
 
-/// A decision under way: the matching policies and the trace so far.
+/// A decision under way: the matching policies, the circumstances, and
+/// the trace so far.
 struct Run<'s> {
     matching: Vec<&'s Policy>,
+    at: &'s Circumstances,
+    /// The principal's name, for messages.
+    name: String,
     trace: Vec<TraceStep>,
 }
 
@@ -48,7 +56,10 @@ impl PolicySet {
     /// 5. **Tables**: every table written must match an `allow.write`
     ///    pattern of a matching policy (rule `policies.allow.write`); every
     ///    other table read must match an `allow.read` or `allow.write`
-    ///    pattern (rule `policies.allow.read`). DML targets are both read
+    ///    pattern (rule `policies.allow.read`) — or be covered by a grant
+    ///    rule of a matching policy and by one of the principal's active
+    ///    grants under it (else rule `grants.<name>`, which says how to
+    ///    request one). DML targets are both read
     ///    and written, so they need `allow.write`. Objects of DDL that are
     ///    not tables (datasets, functions, procedures, models) are writes
     ///    too: a dataset needs an `allow.write` pattern covering the whole
@@ -64,19 +75,39 @@ impl PolicySet {
     ///    Only with `Some(estimate)` (after the dry run) are bytes checked:
     ///    an estimate above `max_bytes_billed` ⇒ rule
     ///    `limits.max_bytes_billed`.
+    ///    Then **budgets**: a budget of a matching policy that is spent
+    ///    (or would be, with the estimate) refuses the query (rule
+    ///    `budgets.<name>`) or, with `over: review`, sends it to review.
     /// 8. **Approvals**: the matching policies' approval rules, in
     ///    configuration order; the first that applies makes the verdict
     ///    [`crate::Verdict::NeedsApproval`] (rule `approvals.<name>`), with
     ///    the effective limits the reviewers approve. A rule with
-    ///    `bytes_over` applies only with `Some(estimate)`.
+    ///    `bytes_over` applies only with `Some(estimate)`; one with
+    ///    `days` or `hours` only in that window. Tables an active grant
+    ///    covers do not meet `when.tables` or `when.datasets`.
     /// 9. **Allow** with the effective limits, rule `allow`.
+    ///
+    /// This reads the clock, and knows no grants and no spending: the
+    /// gateway, which does, calls [`PolicySet::decide_in`].
     pub fn decide(
         &self,
         who: &Who<'_>,
         facts: &QueryFacts,
         estimate: Option<&Estimate>,
     ) -> Decision {
-        let mut run = self.start(who);
+        self.decide_in(who, facts, estimate, &Circumstances::at(now_ms()))
+    }
+
+    /// [`PolicySet::decide`] in the given circumstances: the time, the
+    /// principal's active grants and its budgets' spending.
+    pub fn decide_in(
+        &self,
+        who: &Who<'_>,
+        facts: &QueryFacts,
+        estimate: Option<&Estimate>,
+        at: &Circumstances,
+    ) -> Decision {
+        let mut run = self.start(who, at);
         if let Some(denied) = self.check_guardrails(&mut run, facts) {
             return denied;
         }
@@ -113,6 +144,9 @@ impl PolicySet {
             Ok(limits) => limits,
             Err(denied) => return *denied,
         };
+        if let Some(decision) = run.check_budgets(estimate, &limits) {
+            return decision;
+        }
         if let Some(decision) = run.check_approvals(facts, estimate, &limits) {
             return decision;
         }
@@ -139,7 +173,13 @@ impl PolicySet {
     /// An allow carries the effective limits (`max_rows` applies to listed
     /// rows).
     pub fn decide_read(&self, who: &Who<'_>, table: &TableName) -> Decision {
-        let mut run = self.start(who);
+        self.decide_read_in(who, table, &Circumstances::at(now_ms()))
+    }
+
+    /// [`PolicySet::decide_read`] in the given circumstances (grants make
+    /// a table readable; the time decides rules with `days` or `hours`).
+    pub fn decide_read_in(&self, who: &Who<'_>, table: &TableName, at: &Circumstances) -> Decision {
+        let mut run = self.start(who, at);
         if let Some(denied) = run.check_default(who) {
             return denied;
         }
@@ -157,9 +197,11 @@ impl PolicySet {
     }
 
     /// Find the policies matching `who`, tracing each.
-    fn start(&self, who: &Who<'_>) -> Run<'_> {
+    fn start<'s>(&'s self, who: &Who<'_>, at: &'s Circumstances) -> Run<'s> {
         let mut run = Run {
             matching: Vec::new(),
+            at,
+            name: who.name.to_owned(),
             trace: Vec::new(),
         };
         for policy in &self.policies {
@@ -297,9 +339,12 @@ impl Run<'_> {
     /// statement kinds or for incomplete analysis.
     fn check_read_approvals(&mut self, table: &TableName, limits: &Limits) -> Option<Decision> {
         let matching = self.matching.clone();
+        if grant_for(&self.matching, self.at, table).is_some() {
+            return None;
+        }
         for policy in matching {
             for rule in &policy.approvals {
-                if let Some(why) = rule.applies_to_read(table) {
+                if let Some(why) = rule.applies_to_read(table, self.at.now_ms) {
                     return Some(self.review(policy, rule, why, limits));
                 }
             }
@@ -356,10 +401,12 @@ impl Run<'_> {
         limits: &Limits,
     ) -> Option<Decision> {
         let matching = self.matching.clone();
-        for policy in matching {
+        let at = self.at;
+        let granted = |table: &TableName| grant_for(&matching, at, table).is_some();
+        for policy in matching.iter().copied() {
             for rule in &policy.approvals {
                 let trace_rule = format!("policies.{}.approvals.{}", policy.name, rule.name);
-                let why = match rule.applies(facts, estimate) {
+                let why = match rule.applies(facts, estimate, at.now_ms, &granted) {
                     Applies::Yes(why) => why,
                     Applies::No(why) => {
                         self.trace
@@ -525,6 +572,11 @@ impl Run<'_> {
             ));
             return None;
         }
+        if access == Access::Read
+            && let Some(outcome) = self.check_grant(table)
+        {
+            return outcome;
+        }
         let (field, adjective, verb) = match access {
             Access::Read => ("read", "readable", "query a table you may read"),
             Access::Write => ("write", "writable", "write to a table you may write"),
@@ -633,6 +685,116 @@ impl Run<'_> {
         Some(self.deny(&names, Rule::Write, message))
     }
 
+    /// A table no allow pattern grants, read under a grant rule: allowed
+    /// (`Some(None)`) while an active grant under the rule covers it,
+    /// denied with how to ask for one otherwise; `None` when no grant rule
+    /// of a matching policy covers it.
+    fn check_grant(&mut self, table: &TableName) -> Option<Option<Decision>> {
+        if let Some((policy, grant)) = grant_for(&self.matching, self.at, table) {
+            let until = clock_text(grant.expire_ms);
+            self.trace.push(TraceStep::new(
+                &policy.name,
+                format!("policies.{}.grants.{}", policy.name, grant.rule),
+                "allow",
+                format!("grant {} covers {table} until {until}", grant.id),
+            ));
+            return Some(None);
+        }
+        let (policy, rule) = self
+            .matching
+            .iter()
+            .find_map(|p| p.grants.iter().find(|g| g.covers(table)).map(|g| (*p, g)))?;
+        let dataset = format!("{}.{}", table.project, table.dataset);
+        self.trace.push(TraceStep::new(
+            &policy.name,
+            format!("policies.{}.grants.{}", policy.name, rule.name),
+            "deny",
+            format!("{table} is readable only under a grant, and none is in force"),
+        ));
+        let message = format!(
+            "Denied by policy {} (rule grants.{}): {table} may be read only under a just-in-time grant, and {} has none in force for it. Request one, for instance `sluice access request --dataset {dataset} --for 1h --why \"…\"` (or POST /sluice/v1/access-requests); {} must approve it, and it lasts at most {}.",
+            policy.name,
+            rule.name,
+            self.name,
+            rule.reviewers(),
+            duration_text(rule.need(&policy.name).max_duration.as_secs()),
+        );
+        Some(Some(self.deny(&policy.name, Rule::Grant(rule.name.clone()), message)))
+    }
+
+    /// The budgets of the matching policies: the first one spent refuses
+    /// the query or sends it to review.
+    fn check_budgets(&mut self, estimate: Option<&Estimate>, limits: &Limits) -> Option<Decision> {
+        let matching = self.matching.clone();
+        for policy in matching {
+            for budget in &policy.budgets {
+                let rule = format!("policies.{}.budgets.{}", policy.name, budget.name);
+                let spent = self.at.spent(&budget.name);
+                let Some(why) = budget.exceeded(&spent, estimate) else {
+                    self.trace.push(TraceStep::new(
+                        &policy.name,
+                        rule,
+                        "allow",
+                        format!(
+                            "spent {} and {} rows so far",
+                            human_bytes(spent.bytes),
+                            spent.rows
+                        ),
+                    ));
+                    continue;
+                };
+                let resets = budget.resets(self.at.now_ms);
+                match &budget.over {
+                    Over::Refuse => {
+                        self.trace
+                            .push(TraceStep::new(&policy.name, rule, "deny", why.clone()));
+                        let message = format!(
+                            "Quota exceeded: budget {} of policy {} (rule budgets.{}) is spent: {why}. {resets}. Wait for it, send a smaller query, or ask an administrator for a larger budget.",
+                            budget.name, policy.name, budget.name
+                        );
+                        let mut denied =
+                            self.deny(&policy.name, Rule::Budget(budget.name.clone()), message);
+                        denied.limits = limits.clone();
+                        return Some(denied);
+                    }
+                    Over::Review { reviewers, timeout } => {
+                        self.trace.push(TraceStep::new(
+                            &policy.name,
+                            rule,
+                            "review",
+                            format!("{why}: 1 approval by {reviewers} within {}s", timeout.as_secs()),
+                        ));
+                        let need = ApprovalNeed {
+                            rule: budget.name.clone(),
+                            policy: policy.name.clone(),
+                            reviewers: reviewers.clone(),
+                            min_approvals: 1,
+                            timeout: *timeout,
+                            justification_required: false,
+                            why: format!("over budget {}: {why}", budget.name),
+                        };
+                        let message = format!(
+                            "Needs approval by {reviewers} (rule budgets.{} of policy {}): the budget is spent: {why}. The query waits for 1 approval for up to {} minutes, then is refused.",
+                            budget.name,
+                            policy.name,
+                            timeout.as_secs().div_ceil(60),
+                        );
+                        return Some(Decision {
+                            verdict: Verdict::NeedsApproval,
+                            policy: policy.name.clone(),
+                            rule: Rule::Budget(budget.name.clone()),
+                            message,
+                            limits: limits.clone(),
+                            approval: Some(need),
+                            trace: std::mem::take(&mut self.trace),
+                        });
+                    }
+                }
+            }
+        }
+        None
+    }
+
     fn check_limits(&mut self, estimate: Option<&Estimate>) -> Result<Limits, Box<Decision>> {
         let bytes = smallest(&self.matching, |l| l.max_bytes_billed);
         let rows = smallest(&self.matching, |l| l.max_rows);
@@ -697,6 +859,48 @@ impl Run<'_> {
         denied.limits = limits;
         Err(Box::new(denied))
     }
+}
+
+/// The active grant that lets the principal read `table`: one under a
+/// grant rule of a matching policy that still covers the table (a rule
+/// removed or narrowed since ends its grants), naming the table or its
+/// dataset, not yet expired.
+fn grant_for<'a>(
+    matching: &[&'a Policy],
+    at: &'a Circumstances,
+    table: &TableName,
+) -> Option<(&'a Policy, &'a ActiveGrant)> {
+    at.grants
+        .iter()
+        .filter(|grant| grant.expire_ms > at.now_ms && grant.names(table))
+        .find_map(|grant| {
+            matching
+                .iter()
+                .find(|p| p.grants.iter().any(|g| g.name == grant.rule && g.covers(table)))
+                .map(|p| (*p, grant))
+        })
+}
+
+/// `10:42 UTC`.
+fn clock_text(ms: i64) -> String {
+    let of_day = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02} UTC", of_day / 3600, of_day % 3600 / 60)
+}
+
+/// `90 minutes`, `8 hours`, `45 seconds`.
+fn duration_text(secs: u64) -> String {
+    match secs {
+        s if s % 3600 == 0 => count((s / 3600) as usize, "hour"),
+        s if s % 60 == 0 => count((s / 60) as usize, "minute"),
+        s => count(s as usize, "second"),
+    }
+}
+
+/// Milliseconds since the Unix epoch, for [`PolicySet::decide`].
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The smallest value any policy sets for a limit, with the policy setting it.

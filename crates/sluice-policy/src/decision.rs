@@ -26,6 +26,71 @@ pub struct Estimate {
     pub bytes_processed: u64,
 }
 
+/// What a decision depends on besides the principal and the SQL: the time,
+/// the principal's active just-in-time grants, and what its budgets have
+/// spent. The gateway reads them (the clock, the store); the policy crate
+/// only decides from them, so a decision can be replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Circumstances {
+    /// Now, in milliseconds since the Unix epoch (UTC).
+    pub now_ms: i64,
+    /// The principal's grants that have not expired or been revoked.
+    pub grants: Vec<ActiveGrant>,
+    /// What each of the principal's budgets has spent in its current
+    /// period, by budget name; a budget missing here has spent nothing.
+    pub spent: Vec<Spent>,
+}
+
+impl Circumstances {
+    /// Now, with no grants and nothing spent.
+    pub fn at(now_ms: i64) -> Self {
+        Self {
+            now_ms,
+            ..Self::default()
+        }
+    }
+
+    /// What `budget` has spent (nothing when the gateway gave no figure).
+    pub(crate) fn spent(&self, budget: &str) -> Spent {
+        self.spent
+            .iter()
+            .find(|s| s.budget == budget)
+            .cloned()
+            .unwrap_or_else(|| Spent {
+                budget: budget.to_owned(),
+                ..Spent::default()
+            })
+    }
+}
+
+/// A just-in-time grant in force: reviewers approved an access request of
+/// the principal, under grant rule `rule`, for `datasets` and `tables`,
+/// until `expire_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveGrant {
+    /// The grant's id (the access request's, `acc_…`).
+    pub id: String,
+    /// The grant rule it was requested under.
+    pub rule: String,
+    /// `project.dataset` names the grant covers (every table in them).
+    pub datasets: Vec<String>,
+    /// `project.dataset.table` names the grant covers.
+    pub tables: Vec<String>,
+    /// When it ends, in milliseconds since the Unix epoch.
+    pub expire_ms: i64,
+}
+
+/// What one budget has spent in its current period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spent {
+    /// The budget's name.
+    pub budget: String,
+    /// Bytes billed by the jobs counted so far.
+    pub bytes: u64,
+    /// Result rows of the jobs counted so far.
+    pub rows: u64,
+}
+
 /// Allow, deny, or ask a reviewer first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -132,6 +197,12 @@ pub enum Rule {
     /// An approval rule of a policy asks a reviewer first:
     /// `approvals.<name>`.
     Approval(String),
+    /// A table readable only under a just-in-time grant, and the
+    /// principal has none in force: `grants.<name>`.
+    Grant(String),
+    /// A budget is spent (refused with `quotaExceeded`, or sent to
+    /// review): `budgets.<name>`.
+    Budget(String),
     /// Every check passed: `allow`.
     Allow,
 }
@@ -148,6 +219,8 @@ impl fmt::Display for Rule {
             Self::Routines => f.write_str("policies.allow.routines"),
             Self::MaxBytesBilled => f.write_str("limits.max_bytes_billed"),
             Self::Approval(name) => write!(f, "approvals.{name}"),
+            Self::Grant(name) => write!(f, "grants.{name}"),
+            Self::Budget(name) => write!(f, "budgets.{name}"),
             Self::Allow => f.write_str("allow"),
         }
     }

@@ -19,6 +19,14 @@
 //! datasets touched, statement kinds, SQL not fully analyzed), who may
 //! approve, how many must, and how long the query waits.
 //!
+//! Tables may be readable only under a just-in-time grant (`grants`
+//! rules): reviewers approve an access request for a time, and while the
+//! grant is in force the principal reads them without per-query review.
+//! `budgets` cap the bytes billed and rows returned per principal per day,
+//! or per CI run (keyed by token claims); over budget, a query is refused
+//! (rule `budgets.<name>`) or sent to review. Grants in force, budget
+//! figures and the time come in as [`Circumstances`].
+//!
 //! Each [`Decision`] names the policy and rule that decided, carries a
 //! user-facing message saying what to do next, and a trace of every check
 //! made (`sluice policy explain` prints it).
@@ -67,12 +75,17 @@
 //! [`PolicySet::decide`] for the steps. Facts that analysis could not
 //! complete never lead to an allow (DESIGN.md §5.2).
 //!
-//! The crate is pure: no I/O, no clock, no network.
+//! The crate is pure: no I/O, no clock, no network ([`PolicySet::decide`]
+//! reads the clock only to build [`Circumstances`] for callers that have
+//! no grants or budgets to give).
 
 mod approvals;
+mod budgets;
 mod bytes;
+mod calendar;
 mod decide;
 mod decision;
+mod grants;
 mod names;
 mod pattern;
 mod policy_set;
@@ -80,14 +93,18 @@ mod raw;
 mod routines;
 
 pub use approvals::DEFAULT_TIMEOUT as DEFAULT_APPROVAL_TIMEOUT;
+pub use budgets::BudgetKey;
 pub use bytes::{human_bytes, parse_byte_size};
 pub use decision::{
-    ApprovalNeed, Decision, Estimate, Limits, Reviewers, Rule, TraceStep, Verdict, Who,
+    ActiveGrant, ApprovalNeed, Circumstances, Decision, Estimate, Limits, Reviewers, Rule, Spent,
+    TraceStep, Verdict, Who,
 };
+pub use grants::GrantNeed;
 pub use names::{guardrail_names, statement_names};
 pub use policy_set::{PolicyError, PolicySet};
 pub use raw::{
-    RawAllow, RawApproval, RawByteSize, RawGuardrails, RawLimits, RawPolicy, RawWhen, RawWho,
+    RawAllow, RawApproval, RawBudget, RawByteSize, RawGrant, RawGuardrails, RawLimits, RawPolicy,
+    RawWhen, RawWho,
 };
 pub use sluice_glob::glob_match;
 

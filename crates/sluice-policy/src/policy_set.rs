@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::approvals::ApprovalRule;
+use crate::budgets::{Budget, BudgetKey};
+use crate::grants::{GrantNeed, GrantRule};
 use crate::decide::principal;
 use crate::decision::{Limits, Who};
 use crate::names::{expand, guardrail_names, statement_names};
@@ -58,6 +60,10 @@ pub(crate) struct Policy {
     credentials: Option<String>,
     /// Rules that send a query to a reviewer, in configuration order.
     pub(crate) approvals: Vec<ApprovalRule>,
+    /// Tables readable only under a just-in-time grant.
+    pub(crate) grants: Vec<GrantRule>,
+    /// What the policy's principals may spend.
+    pub(crate) budgets: Vec<Budget>,
 }
 
 /// A name of a deny list or `allow.statements` with the kind and flag
@@ -136,20 +142,41 @@ impl PolicySet {
             check_name(raw, index, &key, &mut seen, &mut errors);
             built.push(build_policy(raw, &key, &mut errors));
         }
+        // Approval rules and budgets share a namespace: both can open an
+        // approval request, which names its rule.
         let mut rules: BTreeMap<&str, String> = BTreeMap::new();
+        let mut grants: BTreeMap<&str, String> = BTreeMap::new();
         for (index, policy) in built.iter().enumerate() {
-            for (i, rule) in policy.approvals.iter().enumerate() {
-                let key = format!("policies[{index}].approvals[{i}].name");
+            let approvals = policy
+                .approvals
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("policies[{index}].approvals[{i}].name"), &r.name));
+            let budgets = policy
+                .budgets
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("policies[{index}].budgets[{i}].name"), &b.name));
+            for (key, name) in approvals.chain(budgets) {
+                if name.is_empty() {
+                    continue;
+                }
+                if let Some(first) = rules.insert(name, key.clone()) {
+                    errors.push(error(
+                        key,
+                        format!("duplicate approval rule or budget name `{name}` (also {first})"),
+                    ));
+                }
+            }
+            for (i, rule) in policy.grants.iter().enumerate() {
+                let key = format!("policies[{index}].grants[{i}].name");
                 if rule.name.is_empty() {
                     continue;
                 }
-                if let Some(first) = rules.insert(&rule.name, key.clone()) {
+                if let Some(first) = grants.insert(&rule.name, key.clone()) {
                     errors.push(error(
                         key,
-                        format!(
-                            "duplicate approval rule name `{}` (also {first})",
-                            rule.name
-                        ),
+                        format!("duplicate grant rule name `{}` (also {first})", rule.name),
                     ));
                 }
             }
@@ -237,9 +264,68 @@ impl PolicySet {
     /// limit alone does not: it is enforced as the job's
     /// `maximumBytesBilled`.)
     pub fn needs_estimate(&self, who: &Who<'_>) -> bool {
+        self.matching(who).any(|p| {
+            p.approvals.iter().any(ApprovalRule::needs_estimate)
+                || p.budgets.iter().any(Budget::counts_bytes)
+        })
+    }
+
+    /// The budgets that apply to `who`: what the gateway must count and
+    /// look up before deciding.
+    pub fn budgets_for(&self, who: &Who<'_>) -> Vec<BudgetKey> {
         self.matching(who)
-            .flat_map(|p| &p.approvals)
-            .any(ApprovalRule::needs_estimate)
+            .flat_map(|p| &p.budgets)
+            .map(Budget::key)
+            .collect()
+    }
+
+    /// Whether a policy matching `who` has grant rules (so its active
+    /// grants matter to a decision).
+    pub fn has_grant_rules(&self, who: &Who<'_>) -> bool {
+        self.matching(who).any(|p| !p.grants.is_empty())
+    }
+
+    /// The grant rule under which `who` may ask for a grant of `names`
+    /// (each `project.dataset` or `project.dataset.table`, written out):
+    /// the first rule of a matching policy that covers them all. The
+    /// error says what may be asked for instead.
+    pub fn grant_rule(&self, who: &Who<'_>, names: &[String]) -> Result<GrantNeed, String> {
+        let rules: Vec<(&Policy, &GrantRule)> = self
+            .matching(who)
+            .flat_map(|p| p.grants.iter().map(move |g| (p, g)))
+            .collect();
+        if rules.is_empty() {
+            return Err(format!(
+                "no policy for {} has grant rules, so there is nothing to request; ask an administrator",
+                principal(who)
+            ));
+        }
+        if let Some((policy, rule)) = rules
+            .iter()
+            .find(|(_, rule)| names.iter().all(|name| rule.may_cover(name)))
+        {
+            return Ok(rule.need(&policy.name));
+        }
+        let offered: Vec<String> = rules
+            .iter()
+            .map(|(_, rule)| format!("{} (rule grants.{})", rule.scope(), rule.name))
+            .collect();
+        Err(format!(
+            "no grant rule for {} covers {}; grants may be requested for: {}",
+            principal(who),
+            names.join(", "),
+            offered.join("; ")
+        ))
+    }
+
+    /// Whether `who` may vote on an access request under grant rule
+    /// `rule` (its reviewers as configured now).
+    pub fn grant_reviewers(&self, rule: &str) -> Option<&crate::Reviewers> {
+        self.policies
+            .iter()
+            .flat_map(|p| &p.grants)
+            .find(|g| g.name == rule)
+            .map(GrantRule::reviewers)
     }
 
     pub(crate) fn matching<'s>(&'s self, who: &Who<'_>) -> impl Iterator<Item = &'s Policy> {
@@ -346,6 +432,18 @@ fn build_policy(raw: &RawPolicy, key: &str, errors: &mut Vec<PolicyError>) -> Po
             .iter()
             .enumerate()
             .map(|(i, rule)| ApprovalRule::build(rule, &format!("{key}.approvals[{i}]"), errors))
+            .collect(),
+        grants: raw
+            .grants
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| GrantRule::build(rule, &format!("{key}.grants[{i}]"), errors))
+            .collect(),
+        budgets: raw
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, budget)| Budget::build(budget, &format!("{key}.budgets[{i}]"), errors))
             .collect(),
     }
 }

@@ -65,6 +65,92 @@ pub struct RawPolicy {
     /// approval before they run; the first rule that applies decides.
     #[serde(default)]
     pub approvals: Vec<RawApproval>,
+    /// Tables this policy's principals may read only under a just-in-time
+    /// grant that reviewers approved, for a limited time.
+    #[serde(default)]
+    pub grants: Vec<RawGrant>,
+    /// Bytes and rows this policy's principals may spend per day or per
+    /// CI run.
+    #[serde(default)]
+    pub budgets: Vec<RawBudget>,
+}
+
+/// A grant rule: what may be requested for a time, from whom.
+///
+/// ```yaml
+/// grants:
+///   - name: shop-access
+///     datasets: [demo.shop]
+///     reviewers: { groups: [reviewers] }
+///     max_duration: 8h
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrant {
+    /// Unique among all grant rules; refusals name it `grants.<name>`.
+    pub name: String,
+    /// Datasets (`project.dataset`, each segment a glob) a grant may cover.
+    #[serde(default)]
+    pub datasets: Vec<String>,
+    /// Tables (the syntax of `allow.read`) a grant may cover.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Who may approve an access request.
+    #[serde(default)]
+    pub reviewers: RawWho,
+    /// How many distinct reviewers must approve (default 1).
+    #[serde(default)]
+    pub min_approvals: Option<u32>,
+    /// How long an access request waits for reviewers (default `15m`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// The longest grant that may be asked for (`90m`, `8h`; default
+    /// `1h`, at most `168h`, a week).
+    #[serde(default)]
+    pub max_duration: Option<String>,
+}
+
+/// A budget: what a principal, or a CI run, may spend.
+///
+/// ```yaml
+/// budgets:
+///   - name: per-run
+///     per: [repository, run_id]   # token claims; absent: per principal
+///     bytes: 5GiB
+///     rows: 1000000
+///     period: none                # day (default) or none
+///     over: refuse                # or review (with reviewers)
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    /// Unique among budgets and approval rules; refusals name it
+    /// `budgets.<name>`.
+    pub name: String,
+    /// Token claims whose values key the budget (a CI run: `[repository,
+    /// run_id]`). Absent or empty: one budget per principal.
+    #[serde(default)]
+    pub per: Vec<String>,
+    /// Most bytes billed in a period (`5GiB`, or bytes).
+    #[serde(default)]
+    pub bytes: Option<RawByteSize>,
+    /// Most result rows in a period.
+    #[serde(default)]
+    pub rows: Option<u64>,
+    /// `day` (resets at 00:00 UTC; the default) or `none` (never resets:
+    /// for budgets keyed by a run).
+    #[serde(default)]
+    pub period: Option<String>,
+    /// What happens to a query over budget: `refuse` (the default,
+    /// `quotaExceeded`) or `review` (it waits for `reviewers`).
+    #[serde(default)]
+    pub over: Option<String>,
+    /// Who may approve a query over budget (with `over: review`).
+    #[serde(default)]
+    pub reviewers: RawWho,
+    /// How long a query over budget waits for review (default `15m`).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 /// One approval rule: when it applies, who may approve, how many must,
@@ -119,6 +205,18 @@ pub struct RawWhen {
     /// for a reviewer. Guardrails still refuse it first.
     #[serde(default)]
     pub incomplete_analysis: bool,
+    /// Days of the week the rule applies on (`mon` … `sun`), in the
+    /// rule's `utc_offset`.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Time of day the rule applies in, `HH:MM-HH:MM` (end excluded; a
+    /// range past midnight such as `18:00-08:00` wraps), in `utc_offset`.
+    #[serde(default)]
+    pub hours: Option<String>,
+    /// The offset from UTC that `days` and `hours` are read in
+    /// (`+02:00`, `-05:00`; default UTC).
+    #[serde(default)]
+    pub utc_offset: Option<String>,
 }
 
 /// Whom a policy applies to: a principal matches when it is in one of the

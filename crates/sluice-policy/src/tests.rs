@@ -112,6 +112,7 @@ fn assert_denied(decision: &Decision, rule: &str) {
 }
 
 mod approvals;
+mod grants_budgets;
 mod decisions;
 mod guarded_names;
 mod jobs;
