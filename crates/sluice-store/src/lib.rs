@@ -1,18 +1,21 @@
 //! Sluice's durable state behind one [`Store`] trait: today the job
-//! records, the encrypted secrets and the approval requests with their
-//! votes; grants, budgets and audit events join them as those features land.
+//! records, the encrypted secrets, the approval requests with their
+//! votes, just-in-time grants and budget use; audit events join them as
+//! that feature lands.
 //!
 //! SQLite is the embedded default. A PostgreSQL implementation will share
 //! the trait and the SQL (written with `$N` placeholders, valid for both).
 
 mod approval;
 mod error;
+mod grant;
 mod job;
 pub mod secrets;
 mod sqlite;
 
 pub use approval::{ApprovalRecord, ApprovalState, Vote};
 pub use error::StoreError;
+pub use grant::{GrantRecord, Usage};
 pub use job::{JobPage, JobRecord, JobState};
 pub use secrets::{MASTER_KEY_ENV, MasterKey, SealedSecret, SecretError, SecretInfo, SecretStore};
 pub use sqlite::SqliteStore;
@@ -142,6 +145,40 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<ApprovalRecord>, StoreError>;
+
+    /// Records a grant. A second insert of the same id leaves the first
+    /// as it was and returns false (a replica that retries the start of
+    /// an approved request changes nothing).
+    async fn insert_grant(&self, grant: &GrantRecord) -> Result<bool, StoreError>;
+
+    /// The grant `id`.
+    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
+
+    /// Grants of `holder` (everyone's when `None`), newest first, `limit`
+    /// at most; with `active_at`, only those in force then.
+    async fn list_grants(
+        &self,
+        holder: Option<&str>,
+        active_at: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
+
+    /// Revokes a grant still in force at `at_ms`; true when this call did.
+    async fn revoke_grant(&self, id: &str, by: &str, at_ms: i64) -> Result<bool, StoreError>;
+
+    /// Adds `bytes` and `rows` to a budget's count for `key` in `period`,
+    /// in one statement (several replicas may add at once).
+    async fn add_usage(
+        &self,
+        budget: &str,
+        key: &str,
+        period: &str,
+        bytes: u64,
+        rows: u64,
+    ) -> Result<(), StoreError>;
+
+    /// What a budget has counted for `key` in `period` (zero when nothing).
+    async fn usage(&self, budget: &str, key: &str, period: &str) -> Result<Usage, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -10,11 +10,12 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApprovalRecord, ApprovalState, JobPage, JobRecord, JobState, SealedSecret, SecretInfo, Store,
-    StoreError, Vote, now_ms,
+    ApprovalRecord, ApprovalState, GrantRecord, JobPage, JobRecord, JobState, SealedSecret,
+    SecretInfo, Store, StoreError, Usage, Vote, now_ms,
 };
 
 mod approvals;
+mod grants;
 mod secrets;
 
 /// Migrations, applied in order; each runs once, in its own transaction.
@@ -28,6 +29,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (5, include_str!("../migrations/sqlite/0005_job_request.sql")),
     (6, include_str!("../migrations/sqlite/0006_approvals.sql")),
+    (
+        7,
+        include_str!("../migrations/sqlite/0007_grants_budgets.sql"),
+    ),
 ];
 
 /// A [`Store`] in one SQLite database file.
@@ -388,6 +393,41 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
         approvals::expired(&self.pool, now_ms, limit).await
+    }
+    async fn insert_grant(&self, grant: &GrantRecord) -> Result<bool, StoreError> {
+        grants::insert(&self.pool, grant).await
+    }
+
+    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        grants::get(&self.pool, id).await
+    }
+
+    async fn list_grants(
+        &self,
+        holder: Option<&str>,
+        active_at: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        grants::list(&self.pool, holder, active_at, limit).await
+    }
+
+    async fn revoke_grant(&self, id: &str, by: &str, at_ms: i64) -> Result<bool, StoreError> {
+        grants::revoke(&self.pool, id, by, at_ms).await
+    }
+
+    async fn add_usage(
+        &self,
+        budget: &str,
+        key: &str,
+        period: &str,
+        bytes: u64,
+        rows: u64,
+    ) -> Result<(), StoreError> {
+        grants::add_usage(&self.pool, budget, key, period, bytes, rows).await
+    }
+
+    async fn usage(&self, budget: &str, key: &str, period: &str) -> Result<Usage, StoreError> {
+        grants::usage(&self.pool, budget, key, period).await
     }
 }
 
