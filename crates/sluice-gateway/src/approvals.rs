@@ -87,12 +87,7 @@ impl Approvals {
         });
         let job = self.jobs.record(principal, new).await?;
         let stored = StoredRequest::of(&job)?;
-        let ci: serde_json::Map<String, Value> = caller
-            .claims
-            .iter()
-            .filter(|(k, _)| CI_CLAIMS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let ci = ci_claims(&caller.claims);
         let approval = ApprovalRecord {
             id: id.clone(),
             project_id: job.project_id.clone(),
@@ -307,6 +302,36 @@ impl Approvals {
         Ok(())
     }
 
+    /// The requester withdraws its access request (a query is withdrawn
+    /// by cancelling its job).
+    pub async fn cancel_access(
+        &self,
+        by: &Principal,
+        approval: &ApprovalRecord,
+    ) -> Result<(), GatewayError> {
+        if !is_requester(by, approval) {
+            return Err(GatewayError::access_denied(
+                "Access Denied: only the principal who asked may cancel an access request; reviewers deny it.",
+            ));
+        }
+        if !self
+            .close(
+                approval,
+                ApprovalState::Withdrawn,
+                &by.verified.name,
+                "cancelled by the requester",
+                None,
+            )
+            .await?
+        {
+            return Err(GatewayError::duplicate(format!(
+                "Access request {} is already closed.",
+                approval.id
+            )));
+        }
+        Ok(())
+    }
+
     /// Closes `approval` from PENDING to `state`; true when this call did
     /// (exactly one caller does). A refusal ends the job with `refusal`.
     async fn close(
@@ -345,6 +370,9 @@ impl Approvals {
     /// its recorded caller. A job no longer PENDING (cancelled, or started
     /// by another replica) is left alone.
     async fn start(&self, approval: &ApprovalRecord) -> Result<(), GatewayError> {
+        if crate::access::is_access(approval) {
+            return crate::access::grant(self, approval).await;
+        }
         let Some(mut job) = self
             .store
             .get_job(&approval.project_id, &approval.job_id)
@@ -376,10 +404,12 @@ impl Approvals {
             .get("estimateBytes")
             .and_then(Value::as_u64)
             .map(|bytes_processed| sluice_policy::Estimate { bytes_processed });
+        let (at, _) =
+            crate::access::circumstances(self.store.as_ref(), &self.jobs.policy, &caller).await?;
         let now = self
             .jobs
             .policy
-            .decide(&caller.who(), &facts, estimate.as_ref());
+            .decide_in(&caller.who(), &facts, estimate.as_ref(), &at);
         if now.is_denied() {
             let refusal = GatewayError::access_denied(format!(
                 "Access Denied: the query was approved, but the policy now refuses it: {}",
@@ -433,7 +463,7 @@ impl Approvals {
     }
 
     /// Tells the notification targets about `approval` (never waits).
-    fn announce(&self, kind: &'static str, approval: &ApprovalRecord) {
+    pub(crate) fn announce(&self, kind: &'static str, approval: &ApprovalRecord) {
         let link = format!(
             "{}{}/{}",
             self.link.trim_end_matches('/'),
@@ -513,6 +543,29 @@ const CI_CLAIMS: &[&str] = &[
     "job_id",
 ];
 
+/// The CI claims of a caller, for reviewers to tell which run asked.
+pub(crate) fn ci_claims(claims: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    claims
+        .iter()
+        .filter(|(k, _)| CI_CLAIMS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// `45 seconds`, `90 minutes`, `8 hours`.
+pub(crate) fn minutes_text(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
 /// "waiting for approval by reviewers: 14.2 MiB estimated (≈ $0.0001),
 /// rule large-scan, request apr_…, expires 10:42 UTC".
 fn waiting_message(
@@ -548,7 +601,7 @@ pub fn usd(bytes: u64, usd_per_tib: f64) -> f64 {
 
 /// The reviewers as stored with the request: `group:NAME`,
 /// `principal:GLOB`, `issuer:URL`.
-fn reviewer_entries(reviewers: &Reviewers) -> Vec<String> {
+pub(crate) fn reviewer_entries(reviewers: &Reviewers) -> Vec<String> {
     let groups = reviewers.groups.iter().map(|g| format!("group:{g}"));
     let principals = reviewers
         .principals
@@ -586,7 +639,7 @@ fn may_see(who: &Principal, approval: &ApprovalRecord) -> bool {
 }
 
 /// An id as it may be quoted back: at most 64 plain characters.
-fn shown(id: &str) -> String {
+pub(crate) fn shown(id: &str) -> String {
     id.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
         .take(64)

@@ -2,8 +2,8 @@
 //! alone (so a forbidden query costs no dry run), then with the estimate.
 //! Each decision, with its trace, is kept in the [`QueryContext`].
 //!
-//! A refusal is 403 `accessDenied` whose message names the policy and rule;
-//! the query is never started.
+//! A refusal is 403 `accessDenied` (`quotaExceeded` for a spent budget)
+//! whose message names the policy and rule; the query is never started.
 
 use sluice_policy::{Decision, Limits, Rule};
 
@@ -21,9 +21,10 @@ pub fn on_facts(
 ) -> Result<(), GatewayError> {
     let policy = &gateway.config.policy;
     let who = principal.who();
-    let decision = query
-        .decision
-        .insert(policy.decide(&who, &query.facts, None));
+    let decision =
+        query
+            .decision
+            .insert(policy.decide_in(&who, &query.facts, None, &query.circumstances));
     if let Some(syntax) = &query.facts.syntax_error {
         // A guardrail the token scan recognised still refuses by name;
         // otherwise SQL that does not parse is bad SQL, as BigQuery says.
@@ -60,10 +61,12 @@ pub fn with_estimate(
     let Some(estimate) = &query.estimate else {
         return Ok(());
     };
-    let decision = gateway
-        .config
-        .policy
-        .decide(&principal.who(), &query.facts, Some(estimate));
+    let decision = gateway.config.policy.decide_in(
+        &principal.who(),
+        &query.facts,
+        Some(estimate),
+        &query.circumstances,
+    );
     enforce(query.decision.insert(decision), principal)
 }
 
@@ -76,10 +79,16 @@ pub fn enforce(decision: &Decision, principal: &Principal) -> Result<(), Gateway
         return Ok(());
     }
     tracing::info!(principal = %principal.verified.name, policy = %decision.policy, rule = %decision.rule, "denied");
-    Err(GatewayError::access_denied(format!(
-        "Access Denied: {}",
-        decision.message
-    )))
+    Err(refusal(decision))
+}
+
+/// The error a denying decision answers with: a spent budget is
+/// `quotaExceeded`, every other refusal `accessDenied`.
+pub fn refusal(decision: &Decision) -> GatewayError {
+    match decision.rule {
+        Rule::Budget(_) => GatewayError::quota_exceeded(decision.message.clone()),
+        _ => GatewayError::access_denied(format!("Access Denied: {}", decision.message)),
+    }
 }
 
 /// The effective `maximumBytesBilled`: the smaller of the caller's and the

@@ -63,6 +63,12 @@ impl GatewayError {
         Self::client(StatusCode::FORBIDDEN, "accessDenied", message)
     }
 
+    /// A spent budget: 403 `quotaExceeded`, as BigQuery answers a custom
+    /// quota; the official clients do not retry it.
+    pub fn quota_exceeded(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::FORBIDDEN, "quotaExceeded", message)
+    }
+
     pub fn duplicate(message: impl Into<String>) -> Self {
         Self::client(StatusCode::CONFLICT, "duplicate", message)
     }

@@ -174,6 +174,8 @@ pub struct NewJob {
     /// For a job that waits for approval: the request it waits on and
     /// its caller, so that it can start later without the caller's token.
     pub parked: Option<Parked>,
+    /// The budgets the job counts toward when it finishes.
+    pub budgets: Vec<crate::access::Counted>,
 }
 
 /// What a job that waits for approval records: the approval request, what
@@ -210,6 +212,10 @@ pub struct StoredRequest {
     /// The approval the job waits for, if it was parked.
     #[serde(default)]
     pub parked: Option<Parked>,
+    /// The budgets the job counts toward when it finishes (whichever
+    /// replica settles it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<crate::access::Counted>,
 }
 
 impl StoredRequest {
@@ -240,6 +246,7 @@ impl StoredRequest {
             mask: new.mask.clone(),
             check_after_run: new.check_after_run,
             parked: new.parked.clone(),
+            budgets: new.budgets.clone(),
         }
     }
 
@@ -357,7 +364,7 @@ impl Jobs {
             Ok(access) => access,
             Err(err) if approved => {
                 job.error = Some(err.error_result());
-                return self.finish(job).await;
+                return self.finish(job).await.map(drop);
             }
             Err(err) => {
                 self.forget(job).await?;
@@ -399,7 +406,7 @@ impl Jobs {
                     return Err(err);
                 }
                 job.error = Some(err.error_result());
-                self.finish(job).await
+                self.finish(job).await.map(drop)
             }
         }
     }
@@ -415,7 +422,7 @@ impl Jobs {
             return Ok(());
         }
         job.error = Some(error.error_result());
-        self.finish(job).await
+        self.finish(job).await.map(drop)
     }
 
     /// Forgets a job that never ran: its record, its tokens, its place in
@@ -648,13 +655,35 @@ impl Jobs {
                     }));
                 job.statistics =
                     Some(serde_json::to_value(&outcome).map_err(GatewayError::internal)?);
+                if self.finish(job).await? {
+                    // Bytes are billed whatever became of the rows; rows
+                    // count only when they could be read.
+                    let rows = if job.error.is_none() {
+                        outcome.total_rows
+                    } else {
+                        0
+                    };
+                    self.count(job, outcome.total_bytes_processed, rows).await;
+                }
+                return Ok(());
             }
             QueryStatus::Failed(err) => {
                 let err = GatewayError::from(err);
                 job.error = Some(json!({"reason": err.reason, "message": err.message}));
             }
         }
-        self.finish(job).await
+        self.finish(job).await.map(drop)
+    }
+
+    /// Counts a finished job toward the budgets it was admitted under.
+    async fn count(&self, job: &JobRecord, bytes: u64, rows: u64) {
+        let budgets = match StoredRequest::of(job) {
+            Ok(request) => request.budgets,
+            Err(_) => return,
+        };
+        if !budgets.is_empty() {
+            crate::access::count(self.store.as_ref(), job, &budgets, bytes, rows).await;
+        }
     }
 
     /// For a job that ran without a dry run: the cross-check of its
@@ -681,8 +710,8 @@ impl Jobs {
 
     /// Ends a job (DONE, with its statistics or error): a conditional
     /// update, so of several callers ending one job exactly one wins and
-    /// the others read its outcome back.
-    async fn finish(&self, job: &mut JobRecord) -> Result<(), GatewayError> {
+    /// the others read its outcome back. True for the winner.
+    async fn finish(&self, job: &mut JobRecord) -> Result<bool, GatewayError> {
         if job.error.is_some() {
             // No pages will be read: the job's tokens are done with.
             self.credentials.release(&job.warehouse_key);
@@ -690,7 +719,8 @@ impl Jobs {
         job.state = JobState::Done;
         job.ended_ms = Some(now_ms());
         self.quota.finished(&job.principal, &job.warehouse_key);
-        if !self.store.finish_job(job).await? {
+        let won = self.store.finish_job(job).await?;
+        if !won {
             // Someone settled it first (the watcher, another poll, a
             // cancel, another replica): theirs is the outcome.
             if let Some(stored) = self.store.get_job(&job.project_id, &job.job_id).await? {
@@ -699,7 +729,7 @@ impl Jobs {
         }
         self.finished.remember(job);
         self.changed.notify_waiters();
-        Ok(())
+        Ok(won)
     }
 
     /// Stops a job; a finished job stays as it is.
@@ -897,6 +927,7 @@ mod lifecycle_tests {
             mask: MaskPlan::default(),
             check_after_run: false,
             parked: None,
+            budgets: Vec::new(),
         }
     }
 

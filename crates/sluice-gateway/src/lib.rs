@@ -6,6 +6,7 @@
 //! workload identity Sluice's issuer: its OIDC discovery document and its
 //! public keys (`/.well-known/sluice/jwks.json`).
 
+mod access;
 mod analyze;
 mod approvals;
 mod authenticate;
@@ -288,6 +289,16 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     }
     router
         .route(approvals::api::PREFIX, any(approvals::api::handle))
+        .route(access::api::REQUESTS, any(access::api::handle))
+        .route(
+            &format!("{}/{{*rest}}", access::api::REQUESTS),
+            any(access::api::handle),
+        )
+        .route(access::api::GRANTS, any(access::api::handle))
+        .route(
+            &format!("{}/{{*rest}}", access::api::GRANTS),
+            any(access::api::handle),
+        )
         .route(
             &format!("{}/{{*rest}}", approvals::api::PREFIX),
             any(approvals::api::handle),

@@ -41,13 +41,14 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use sluice_policy::{Decision, Estimate, Limits};
+use sluice_policy::{Circumstances, Decision, Estimate, Limits};
 use sluice_sql::QueryFacts;
 use sluice_store::JobRecord;
 use sluice_warehouse::{DryRun, QueryRequest};
 use tracing::Instrument as _;
 
 use crate::Gateway;
+use crate::access::Counted;
 use crate::authenticate::{Principal, authenticate};
 use crate::error::GatewayError;
 use crate::exit::MaskPlan;
@@ -84,6 +85,12 @@ pub struct QueryContext {
     pub plan: Option<DryRun>,
     /// estimate: the bytes the query would process, from the dry run.
     pub estimate: Option<Estimate>,
+    /// decide: what the decision depends on besides the SQL — the time,
+    /// the principal's grants in force, what its budgets have spent — read
+    /// once, before the first decision.
+    pub circumstances: Circumstances,
+    /// execute: the budgets the job counts toward when it finishes.
+    pub budgets: Vec<Counted>,
     /// decide: the decision and its trace — on the facts alone until the
     /// estimate is known, then with it.
     pub decision: Option<Decision>,
@@ -248,11 +255,15 @@ pub async fn admit(
     dry_run: bool,
 ) -> Result<(), GatewayError> {
     let principal = &cx.principal;
+    let facts = analyze(&request)?;
+    let (circumstances, budgets) = situate(gateway, principal).await?;
     let query = cx.query.insert(QueryContext {
-        facts: analyze(&request)?,
+        facts,
         request,
         plan: None,
         estimate: None,
+        circumstances,
+        budgets,
         decision: None,
         mask: MaskPlan::default(),
         check_after_run: false,
@@ -278,6 +289,16 @@ fn analyze(request: &QueryRequest) -> Result<QueryFacts, GatewayError> {
         )));
     }
     Ok(facts)
+}
+
+/// Before deciding: the principal's grants in force and what its budgets
+/// have spent, from the store, and the time. A store that cannot answer
+/// refuses the query (fail closed): a grant or a budget cannot be assumed.
+async fn situate(
+    gateway: &Gateway,
+    principal: &Principal,
+) -> Result<(Circumstances, Vec<Counted>), GatewayError> {
+    crate::access::circumstances(gateway.store.as_ref(), &gateway.config.policy, principal).await
 }
 
 /// decide, on the facts alone: guardrails, statements, tables, routines

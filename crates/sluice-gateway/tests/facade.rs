@@ -5,6 +5,8 @@
 mod approvals;
 #[path = "facade/cross_check.rs"]
 mod cross_check;
+#[path = "facade/grants.rs"]
+mod grants;
 #[path = "facade/harness.rs"]
 mod harness;
 #[path = "facade/hostile_bodies.rs"]

@@ -99,8 +99,21 @@ impl DevIssuer {
     /// A signed ES256 JWT: `iss`, `aud`, `sub`, `groups`, `iat`, `nbf`,
     /// `exp` = now + `ttl`, and a random `jti`.
     pub fn mint(&self, subject: &str, groups: &[String], ttl: Duration) -> String {
+        self.mint_with(subject, groups, &serde_json::Map::new(), ttl)
+    }
+
+    /// [`DevIssuer::mint`] with `extra` claims besides (a CI run's
+    /// `repository` or `run_id`, say); they cannot replace the standard
+    /// ones.
+    pub fn mint_with(
+        &self,
+        subject: &str,
+        groups: &[String],
+        extra: &serde_json::Map<String, Value>,
+        ttl: Duration,
+    ) -> String {
         let now = unix_now();
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.issuer,
             "aud": self.audience,
             "sub": subject,
@@ -110,6 +123,11 @@ impl DevIssuer {
             "exp": now.saturating_add(ttl.as_secs()),
             "jti": random_id(),
         });
+        if let Some(map) = claims.as_object_mut() {
+            for (key, value) in extra {
+                map.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key_id.clone());
         jsonwebtoken::encode(&header, &claims, &self.signing)

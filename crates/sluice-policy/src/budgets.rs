@@ -83,7 +83,9 @@ impl Budget {
             Some(other) => {
                 errors.push(error(
                     format!("{key}.period"),
-                    format!("`{other}` is not a period: write `day` (resets at 00:00 UTC) or `none`"),
+                    format!(
+                        "`{other}` is not a period: write `day` (resets at 00:00 UTC) or `none`"
+                    ),
                 ));
                 true
             }

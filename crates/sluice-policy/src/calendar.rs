@@ -173,7 +173,11 @@ mod tests {
         assert!(weekend.contains(SATURDAY_2330).is_ok());
         // An hour later in UTC+01:00 it is already Sunday: still weekend.
         let east = window(&["sat", "sun"], None, Some("+01:00"));
-        assert!(east.contains(SATURDAY_2330).unwrap().starts_with("sun 00:30"));
+        assert!(
+            east.contains(SATURDAY_2330)
+                .unwrap()
+                .starts_with("sun 00:30")
+        );
         // Monday 00:30 in UTC+01:00 is Sunday 23:30 UTC.
         let monday = SATURDAY_2330 + 86_400_000;
         assert!(east.contains(monday).is_err());

@@ -7,11 +7,11 @@ mod routines;
 use sluice_sql::{ObjectKind, QueryFacts, StatementFacts, StatementKind, TableName};
 
 use crate::approvals::{Applies, ApprovalRule};
-use crate::bytes::human_bytes;
 use crate::budgets::Over;
+use crate::bytes::human_bytes;
 use crate::decision::{
-    ActiveGrant, ApprovalNeed, Circumstances, Decision, Estimate, Limits, Rule, TraceStep,
-    Verdict, Who,
+    ActiveGrant, ApprovalNeed, Circumstances, Decision, Estimate, Limits, Rule, TraceStep, Verdict,
+    Who,
 };
 use crate::names::{describe_flag, describe_statement};
 use crate::policy_set::{DenyRule, Policy, PolicySet};
@@ -719,7 +719,11 @@ impl Run<'_> {
             rule.reviewers(),
             duration_text(rule.need(&policy.name).max_duration.as_secs()),
         );
-        Some(Some(self.deny(&policy.name, Rule::Grant(rule.name.clone()), message)))
+        Some(Some(self.deny(
+            &policy.name,
+            Rule::Grant(rule.name.clone()),
+            message,
+        )))
     }
 
     /// The budgets of the matching policies: the first one spent refuses
@@ -762,7 +766,10 @@ impl Run<'_> {
                             &policy.name,
                             rule,
                             "review",
-                            format!("{why}: 1 approval by {reviewers} within {}s", timeout.as_secs()),
+                            format!(
+                                "{why}: 1 approval by {reviewers} within {}s",
+                                timeout.as_secs()
+                            ),
                         ));
                         let need = ApprovalNeed {
                             rule: budget.name.clone(),
@@ -876,7 +883,11 @@ fn grant_for<'a>(
         .find_map(|grant| {
             matching
                 .iter()
-                .find(|p| p.grants.iter().any(|g| g.name == grant.rule && g.covers(table)))
+                .find(|p| {
+                    p.grants
+                        .iter()
+                        .any(|g| g.name == grant.rule && g.covers(table))
+                })
                 .map(|p| (*p, grant))
         })
 }

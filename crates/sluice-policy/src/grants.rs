@@ -75,7 +75,10 @@ impl GrantRule {
             })
             .collect::<Vec<_>>();
         let tables = crate::policy_set::patterns(&raw.tables, &format!("{key}.tables"), errors);
-        if datasets.is_empty() && tables.is_empty() && raw.datasets.is_empty() && raw.tables.is_empty()
+        if datasets.is_empty()
+            && tables.is_empty()
+            && raw.datasets.is_empty()
+            && raw.tables.is_empty()
         {
             errors.push(error(
                 key.to_owned(),
@@ -141,13 +144,10 @@ impl GrantRule {
     pub(crate) fn may_cover(&self, name: &str) -> bool {
         let parts: Vec<&str> = name.split('.').collect();
         match parts.as_slice() {
-            [project, dataset] => self
-                .datasets
-                .iter()
-                .any(|p| p.matches_whole_dataset(project, dataset) || p.matches_dataset(project, dataset)),
-            [project, dataset, table] => {
-                self.covers(&TableName::new(*project, *dataset, *table))
-            }
+            [project, dataset] => self.datasets.iter().any(|p| {
+                p.matches_whole_dataset(project, dataset) || p.matches_dataset(project, dataset)
+            }),
+            [project, dataset, table] => self.covers(&TableName::new(*project, *dataset, *table)),
             _ => false,
         }
     }
@@ -182,8 +182,7 @@ impl ActiveGrant {
     /// Whether this grant names `table` (its dataset, or the table itself).
     pub(crate) fn names(&self, table: &TableName) -> bool {
         let dataset = format!("{}.{}", table.project, table.dataset);
-        self.datasets.iter().any(|d| *d == dataset)
-            || self.tables.iter().any(|t| *t == table.to_string())
+        self.datasets.contains(&dataset) || self.tables.iter().any(|t| *t == table.to_string())
     }
 }
 

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::approvals::ApprovalRule;
 use crate::budgets::{Budget, BudgetKey};
-use crate::grants::{GrantNeed, GrantRule};
 use crate::decide::principal;
 use crate::decision::{Limits, Who};
+use crate::grants::{GrantNeed, GrantRule};
 use crate::names::{expand, guardrail_names, statement_names};
 use crate::pattern::TablePattern;
 use crate::raw::{RawGuardrails, RawLimits, RawPolicy};

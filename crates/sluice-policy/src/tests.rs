@@ -112,8 +112,8 @@ fn assert_denied(decision: &Decision, rule: &str) {
 }
 
 mod approvals;
-mod grants_budgets;
 mod decisions;
+mod grants_budgets;
 mod guarded_names;
 mod jobs;
 mod routines;

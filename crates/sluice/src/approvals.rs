@@ -106,7 +106,7 @@ impl std::fmt::Debug for BearerToken {
 }
 
 pub async fn run(connection: Connection, command: ApprovalsCommand) -> anyhow::Result<()> {
-    let api = ReviewerApi::new(connection)?;
+    let api = ReviewerApi::new(connection, "/sluice/v1/approvals")?;
     match command {
         ApprovalsCommand::List { state } => {
             let query: &[(&str, &str)] = match state {
@@ -133,7 +133,15 @@ pub async fn run(connection: Connection, command: ApprovalsCommand) -> anyhow::R
                     text(approval.rule.as_deref()),
                     approval.estimate.describe(),
                     approval.timing(),
-                    one_line(approval.sql.as_deref().unwrap_or_default(), 60)
+                    // An access request has no SQL: what it asks for instead.
+                    one_line(
+                        approval
+                            .sql
+                            .as_deref()
+                            .or(approval.why.as_deref())
+                            .unwrap_or_default(),
+                        60
+                    )
                 );
             }
             Ok(())
@@ -269,11 +277,12 @@ fn show(approval: &Approval) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The gateway's reviewer API, called as one reviewer.
+/// One of the gateway's own APIs (`/sluice/v1/…`), called as one
+/// principal.
 #[derive(Debug)]
-struct ReviewerApi {
-    http: reqwest::Client,
-    /// `{endpoint}/sluice/v1/approvals`.
+pub(crate) struct ReviewerApi {
+    pub(crate) http: reqwest::Client,
+    /// `{endpoint}{path}`, e.g. `http://127.0.0.1:9050/sluice/v1/approvals`.
     base: String,
     /// The endpoint as the user gave it, for messages.
     endpoint: String,
@@ -281,7 +290,7 @@ struct ReviewerApi {
 }
 
 impl ReviewerApi {
-    fn new(connection: Connection) -> anyhow::Result<Self> {
+    pub(crate) fn new(connection: Connection, path: &str) -> anyhow::Result<Self> {
         let token = match (&connection.token_file, connection.token) {
             (Some(path), _) => {
                 let text = std::fs::read_to_string(path)
@@ -304,7 +313,7 @@ impl ReviewerApi {
              set SLUICE_TOKEN to exactly what your issuer printed"
         );
         let endpoint = connection.endpoint;
-        let base = format!("{}/sluice/v1/approvals", endpoint.trim_end_matches('/'));
+        let base = format!("{}{path}", endpoint.trim_end_matches('/'));
         anyhow::ensure!(
             reqwest::Url::parse(&base).is_ok_and(|url| matches!(url.scheme(), "http" | "https")),
             "--endpoint {endpoint}: not an http(s) URL, e.g. http://127.0.0.1:9050"
@@ -326,7 +335,7 @@ impl ReviewerApi {
 
     /// The URL of the API itself, or of one request (`ID`), or of a verb
     /// on it (`ID:approve`).
-    fn url(&self, id: Option<&str>, verb: Option<&str>) -> anyhow::Result<String> {
+    pub(crate) fn url(&self, id: Option<&str>, verb: Option<&str>) -> anyhow::Result<String> {
         let Some(id) = id else {
             return Ok(self.base.clone());
         };
@@ -336,8 +345,8 @@ impl ReviewerApi {
                 && id
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
-            "\"{}\" is not an approval id: ids look like apr_3f2a…, as `sluice approvals list` \
-             prints them",
+            "\"{}\" is not an id: ids look like apr_3f2a… or acc_3f2a…, as `sluice approvals \
+             list` and `sluice access list` print them",
             one_line(id, 64)
         );
         Ok(match verb {
@@ -348,7 +357,7 @@ impl ReviewerApi {
 
     /// Sends `request` with the token and returns the body of a 2xx answer;
     /// any other answer is an error with the gateway's message.
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<String> {
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<String> {
         let response = request
             .bearer_auth(&self.token.0)
             .send()
@@ -382,7 +391,7 @@ impl ReviewerApi {
     }
 
     /// A 2xx body as `T`.
-    fn parse<T: serde::de::DeserializeOwned>(&self, body: &str) -> anyhow::Result<T> {
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&self, body: &str) -> anyhow::Result<T> {
         serde_json::from_str(body).with_context(|| {
             format!(
                 "{} answered with JSON this sluice does not understand; are both the same version?",
@@ -567,7 +576,7 @@ impl Reviewers {
 }
 
 /// A field the gateway left out, shown as `-`.
-fn text(value: Option<&str>) -> &str {
+pub(crate) fn text(value: Option<&str>) -> &str {
     value.filter(|v| !v.is_empty()).unwrap_or("-")
 }
 
@@ -580,7 +589,7 @@ fn with_reason(reason: Option<&str>) -> String {
 
 /// `sql` on one line (runs of whitespace become one space), cut to `max`
 /// characters with `…`.
-fn one_line(sql: &str, max: usize) -> String {
+pub(crate) fn one_line(sql: &str, max: usize) -> String {
     let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= max {
         return flat;

@@ -35,6 +35,7 @@ macro_rules! eprintln {
     };
 }
 
+mod access;
 mod approvals;
 mod secrets;
 
@@ -86,6 +87,10 @@ enum Command {
         /// How long the token is valid, e.g. 10m, 1h, 90s.
         #[arg(long, value_name = "DURATION", default_value = "10m")]
         ttl: String,
+        /// An extra claim, KEY=VALUE, such as a CI run's run_id=42 or
+        /// repository=acme/etl; repeat for several.
+        #[arg(long = "claim", value_name = "KEY=VALUE", value_parser = parse_claim)]
+        claims: Vec<(String, String)>,
         /// YAML configuration file (default: the built-in demo).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: Option<PathBuf>,
@@ -105,6 +110,14 @@ enum Command {
         connection: approvals::Connection,
         #[command(subcommand)]
         command: approvals::ApprovalsCommand,
+    },
+    /// Ask for just-in-time access to datasets or tables, see your grants,
+    /// revoke one (a client of the gateway's access-request API).
+    Access {
+        #[command(flatten)]
+        connection: approvals::Connection,
+        #[command(subcommand)]
+        command: access::AccessCommand,
     },
     /// Keep service-account keys encrypted in the store, under a master key.
     Secrets {
@@ -164,6 +177,15 @@ enum PolicyCommand {
     },
 }
 
+fn parse_claim(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("\"{text}\" is not KEY=VALUE, such as run_id=42")),
+    }
+}
+
 fn parse_size(text: &str) -> Result<u64, String> {
     sluice_policy::parse_byte_size(text)
 }
@@ -207,14 +229,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sub,
             groups,
             ttl,
+            claims,
             config,
             data_dir,
-        } => token(config, data_dir, &sub, &groups, &ttl),
+        } => token(config, data_dir, &sub, &groups, &claims, &ttl),
         Command::Policy { command } => policy(command),
         Command::Approvals {
             connection,
             command,
         } => runtime.block_on(approvals::run(connection, command)),
+        Command::Access {
+            connection,
+            command,
+        } => runtime.block_on(access::run(connection, command)),
         Command::Secrets { command } => runtime.block_on(secrets::run(command)),
         Command::DemoData { warehouse_dir } => {
             sluice_gateway::generate_demo(&warehouse_dir, &mut |m| eprintln!("{m}"))
@@ -267,6 +294,7 @@ fn token(
     data_dir: Option<PathBuf>,
     subject: &str,
     groups: &[String],
+    claims: &[(String, String)],
     ttl: &str,
 ) -> anyhow::Result<()> {
     let mut config = load_config(config_path.as_deref())?;
@@ -285,7 +313,11 @@ fn token(
         "--ttl: at most 24h; tokens are meant to be short-lived"
     );
     let issuer = sluice_gateway::load_dev_issuer(&config)?;
-    println!("{}", issuer.mint(subject, groups, ttl));
+    let extra: serde_json::Map<String, serde_json::Value> = claims
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    println!("{}", issuer.mint_with(subject, groups, &extra, ttl));
     Ok(())
 }
 

@@ -111,7 +111,7 @@ fn state_param(query: Option<&str>) -> Result<Option<ApprovalState>, GatewayErro
 }
 
 /// The vote's reason from `{"reason": "…"}`; an empty body has none.
-fn reason(body: &[u8]) -> Result<String, GatewayError> {
+pub(crate) fn reason(body: &[u8]) -> Result<String, GatewayError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(String::new());
     }
@@ -151,6 +151,7 @@ pub fn resource(approval: &ApprovalRecord, usd_per_tib: f64) -> Value {
         .collect();
     json!({
         "id": approval.id,
+        "kind": if crate::access::is_access(approval) { "ACCESS" } else { "QUERY" },
         "state": approval.state.as_str(),
         "jobReference": {
             "projectId": approval.project_id,
@@ -188,7 +189,7 @@ pub fn resource(approval: &ApprovalRecord, usd_per_tib: f64) -> Value {
 }
 
 /// RFC 3339, UTC, to the second.
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()

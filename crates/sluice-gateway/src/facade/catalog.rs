@@ -45,7 +45,11 @@ pub async fn handle(gateway: &Gateway, cx: &RequestContext) -> Result<Response, 
             project,
             dataset,
             table,
-        } => row_limit = may_read(gateway, cx, project, dataset, table)?.max_rows,
+        } => {
+            row_limit = may_read(gateway, cx, project, dataset, table)
+                .await?
+                .max_rows
+        }
         _ => {}
     }
     // The token serves this one call and dies with it.
@@ -164,7 +168,7 @@ fn may_see_dataset(
 
 /// tables.get and tabledata.list are decided like reading the table; the
 /// limits of the allowing policies come back.
-fn may_read(
+async fn may_read(
     gateway: &Gateway,
     cx: &RequestContext,
     project: &str,
@@ -172,10 +176,17 @@ fn may_read(
     table: &str,
 ) -> Result<Limits, GatewayError> {
     let name = TableName::new(project, dataset, table);
+    // A grant in force makes a table readable.
+    let (at, _) = crate::access::circumstances(
+        gateway.store.as_ref(),
+        &gateway.config.policy,
+        &cx.principal,
+    )
+    .await?;
     let decision = gateway
         .config
         .policy
-        .decide_read(&cx.principal.who(), &name);
+        .decide_read_in(&cx.principal.who(), &name, &at);
     let limits = decision.limits.clone();
     enforce(&decision, &cx.principal)?;
     // Rows of a table an approval rule names are read only through a

@@ -297,6 +297,7 @@ fn new_job(
         mask: admitted.map(|q| q.mask.clone()).unwrap_or_default(),
         check_after_run: admitted.is_some_and(|q| q.check_after_run),
         parked: None,
+        budgets: admitted.map(|q| q.budgets.clone()).unwrap_or_default(),
     }
 }
 

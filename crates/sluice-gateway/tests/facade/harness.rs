@@ -128,6 +128,22 @@ impl TestGateway {
             .mint(subject, &groups, std::time::Duration::from_secs(600))
     }
 
+    /// A token for `subject` in `groups` with extra `claims` (a CI run's
+    /// `run_id`, say).
+    pub fn token_with(&self, subject: &str, groups: &[&str], claims: &[(&str, &str)]) -> String {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let claims: serde_json::Map<String, Value> = claims
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        self.issuer.mint_with(
+            subject,
+            &groups,
+            &claims,
+            std::time::Duration::from_secs(600),
+        )
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -95,10 +95,12 @@ fn a_table_under_a_grant_rule_needs_a_grant_and_says_how_to_ask() {
     let granted = decide_at(&set, &["contractors"], sql, None, &at);
     assert!(granted.is_allowed(), "{granted}");
     assert!(
-        granted.trace.iter().any(|s| s.rule
-            == "policies.contractors.grants.shop-access"
-            && s.detail.contains("acc_1")
-            && s.detail.contains("12:01 UTC")),
+        granted
+            .trace
+            .iter()
+            .any(|s| s.rule == "policies.contractors.grants.shop-access"
+                && s.detail.contains("acc_1")
+                && s.detail.contains("12:01 UTC")),
         "{granted}"
     );
 }
@@ -131,7 +133,13 @@ fn a_grant_ends_on_time_and_covers_only_what_it_names() {
     let mut at = Circumstances::at(NOON);
     at.grants = vec![grant("shop-access", &["proj.shop"], &[], NOON + 1)];
     assert_denied(
-        &decide_at(&set, &["contractors"], "SELECT 1 FROM proj.hr.people", None, &at),
+        &decide_at(
+            &set,
+            &["contractors"],
+            "SELECT 1 FROM proj.hr.people",
+            None,
+            &at,
+        ),
         "policies.allow.read",
     );
     // A grant never allows writing.
@@ -152,7 +160,12 @@ fn a_grant_lifts_per_table_review_but_not_cost_rules() {
     let reviewed = decide_at(&set, &["agents"], sql, None, &Circumstances::at(NOON));
     assert_eq!(reviewed.verdict, Verdict::NeedsApproval, "{reviewed}");
     let mut at = Circumstances::at(NOON);
-    at.grants = vec![grant("payroll-access", &[], &["proj.shop.payroll"], NOON + 1)];
+    at.grants = vec![grant(
+        "payroll-access",
+        &[],
+        &["proj.shop.payroll"],
+        NOON + 1,
+    )];
     let granted = decide_at(&set, &["agents"], sql, None, &at);
     assert!(granted.is_allowed(), "{granted}");
 }
@@ -172,9 +185,15 @@ fn the_grant_rule_for_a_request_is_the_first_that_covers_it() {
     let refused = set
         .grant_rule(&who(&groups), &strings(&["proj.hr"]))
         .unwrap_err();
-    assert!(refused.contains("proj.shop (rule grants.shop-access)"), "{refused}");
+    assert!(
+        refused.contains("proj.shop (rule grants.shop-access)"),
+        "{refused}"
+    );
     let nobody = strings(&["strangers"]);
-    assert!(set.grant_rule(&who(&nobody), &strings(&["proj.shop"])).is_err());
+    assert!(
+        set.grant_rule(&who(&nobody), &strings(&["proj.shop"]))
+            .is_err()
+    );
 }
 
 fn budget_set(over: &str) -> PolicySet {
@@ -215,8 +234,16 @@ fn a_spent_budget_refuses_with_what_was_spent_and_when_it_resets() {
     assert!(room.is_allowed(), "{room}");
     let over = decide_at(&set, &["agents"], sql, Some(70 << 20), &spent(40 << 20, 10));
     assert_denied(&over, "budgets.per-run");
-    assert!(over.message.starts_with("Quota exceeded"), "{}", over.message);
-    assert!(over.message.contains("40.0 MiB of 100.0 MiB"), "{}", over.message);
+    assert!(
+        over.message.starts_with("Quota exceeded"),
+        "{}",
+        over.message
+    );
+    assert!(
+        over.message.contains("40.0 MiB of 100.0 MiB"),
+        "{}",
+        over.message
+    );
     assert!(over.message.contains("does not reset"), "{}", over.message);
     // Before the dry run, only what was already spent counts.
     let before = decide_at(&set, &["agents"], sql, None, &spent(40 << 20, 10));
@@ -249,8 +276,16 @@ fn a_daily_budget_says_when_it_resets_and_review_can_replace_refusal() {
     }];
     set = PolicySet::build(&[agents], &guardrails(&[])).expect("valid");
     let over = decide_at(&set, &["agents"], sql, None, &spent(2 << 30, 0));
-    assert!(over.message.contains("today (UTC) by this principal"), "{}", over.message);
-    assert!(over.message.contains("resets at 00:00 UTC, in 12h 00m"), "{}", over.message);
+    assert!(
+        over.message.contains("today (UTC) by this principal"),
+        "{}",
+        over.message
+    );
+    assert!(
+        over.message.contains("resets at 00:00 UTC, in 12h 00m"),
+        "{}",
+        over.message
+    );
 }
 
 #[test]
@@ -322,15 +357,29 @@ fn an_approval_rule_can_apply_only_at_some_hours() {
     assert!(weekend.is_allowed(), "{weekend}");
     // Tuesday 2026-12-08 19:30 UTC is 20:30 in +01:00: after hours.
     let tuesday_evening = NOON + 3 * 86_400_000 + (7 * 60 + 30) * 60_000;
-    let evening = decide_at(&set, &["agents"], sql, None, &Circumstances::at(tuesday_evening));
+    let evening = decide_at(
+        &set,
+        &["agents"],
+        sql,
+        None,
+        &Circumstances::at(tuesday_evening),
+    );
     assert_eq!(evening.verdict, Verdict::NeedsApproval, "{evening}");
     assert!(
-        evening.message.contains("tue 20:30 (UTC+01:00) is within when.hours 18:00-08:00"),
+        evening
+            .message
+            .contains("tue 20:30 (UTC+01:00) is within when.hours 18:00-08:00"),
         "{}",
         evening.message
     );
     // Tuesday 10:00 in +01:00: office hours.
     let tuesday_morning = NOON + 3 * 86_400_000 - 3 * 3_600_000;
-    let morning = decide_at(&set, &["agents"], sql, None, &Circumstances::at(tuesday_morning));
+    let morning = decide_at(
+        &set,
+        &["agents"],
+        sql,
+        None,
+        &Circumstances::at(tuesday_morning),
+    );
     assert!(morning.is_allowed(), "{morning}");
 }

@@ -296,7 +296,7 @@ fn an_id_that_is_not_one_goes_nowhere() {
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("is not an approval id"),
+        stderr(&output).contains("is not an id"),
         "{}",
         stderr(&output)
     );
