@@ -162,15 +162,18 @@ def test_a_small_query_and_a_dry_run_need_no_reviewer(client):
 
 
 class PrivateGateway:
-    """A gateway on the demo configuration with `changes` applied, over the
-    session gateway's demo tables (nothing is regenerated)."""
+    """A gateway on the demo configuration with the approval timeout set and
+    `edit` applied to its text, over the session gateway's demo tables
+    (nothing is regenerated)."""
 
-    def __init__(self, sluice: SluiceServer, work_dir: Path, timeout: str):
+    def __init__(self, sluice: SluiceServer, work_dir: Path, timeout: str, edit=None):
         self.work_dir = work_dir
         data_dir = work_dir / "data"
         data_dir.mkdir(parents=True)
         text = DEMO_CONFIG.read_text()
         text = text.replace("timeout: 15m", f"timeout: {timeout}")
+        if edit is not None:
+            text = edit(text)
         text = re.sub(r"(?m)^data_dir: .*$", f"data_dir: {data_dir}", text)
         text = text.replace(
             "  kind: embedded",
@@ -209,8 +212,8 @@ class PrivateGateway:
 def private_gateway(sluice, tmp_path):
     gateways = []
 
-    def start(timeout: str) -> PrivateGateway:
-        gateway = PrivateGateway(sluice, tmp_path / f"gw{len(gateways)}", timeout)
+    def start(timeout: str, edit=None) -> PrivateGateway:
+        gateway = PrivateGateway(sluice, tmp_path / f"gw{len(gateways)}", timeout, edit)
         gateways.append(gateway)
         return gateway
 
