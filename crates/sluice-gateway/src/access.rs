@@ -13,6 +13,8 @@
 //! or when the configuration drops or narrows its rule.
 
 pub mod api;
+#[cfg(test)]
+mod fuzz;
 
 use std::time::Duration;
 

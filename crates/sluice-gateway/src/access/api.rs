@@ -36,6 +36,18 @@ pub const GRANTS: &str = "/sluice/v1/grants";
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024;
 
+/// `?state=` of the access-request list.
+pub(super) const APPROVAL_STATES: &[&str] = &[
+    "PENDING",
+    "APPROVED",
+    "DENIED",
+    "EXPIRED",
+    "WITHDRAWN",
+    "ALL",
+];
+/// `?state=` of the grant list.
+pub(super) const GRANT_STATES: &[&str] = &["ACTIVE", "ALL"];
+
 /// The most names one request may ask for.
 const MAX_NAMES: usize = 50;
 
@@ -57,7 +69,7 @@ async fn run(gateway: &Gateway, request: Request) -> Result<Value, GatewayError>
         let rest = rest.trim_start_matches('/');
         return match (&parts.method, rest) {
             (&Method::GET, "") => {
-                let active = state_param(query, &["ACTIVE", "ALL"])?.as_deref() != Some("ALL");
+                let active = state_param(query, GRANT_STATES)?.as_deref() != Some("ALL");
                 let now = now_ms();
                 let grants = super::visible_grants(approvals, &who, active).await?;
                 let items: Vec<Value> = grants.iter().map(|g| grant_resource(g, now)).collect();
@@ -154,7 +166,10 @@ fn unknown(path: &str) -> GatewayError {
 }
 
 /// `?state=…` (any case, returned upper-case), one of `allowed`.
-fn state_param(query: Option<&str>, allowed: &[&str]) -> Result<Option<String>, GatewayError> {
+pub(super) fn state_param(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<Option<String>, GatewayError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|_| GatewayError::invalid("The query string is not valid."))?;
     let mut state = None;
@@ -178,7 +193,7 @@ fn state_param(query: Option<&str>, allowed: &[&str]) -> Result<Option<String>, 
 }
 
 /// The body of `POST /sluice/v1/access-requests`, checked.
-fn ask(body: &[u8]) -> Result<AccessAsk, GatewayError> {
+pub(super) fn ask(body: &[u8]) -> Result<AccessAsk, GatewayError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]
     struct Body {
@@ -192,9 +207,8 @@ fn ask(body: &[u8]) -> Result<AccessAsk, GatewayError> {
         justification: String,
     }
     const EXAMPLE: &str = r#"{"datasets": ["demo.shop"], "duration": "1h", "justification": "…"}"#;
-    let body: Body = serde_json::from_slice(body).map_err(|err| {
-        GatewayError::invalid(format!("Invalid JSON payload: {err}. Send {EXAMPLE}."))
-    })?;
+    let body: Body = crate::wire::parse_body(body)
+        .map_err(|err| GatewayError::invalid(format!("{} Send {EXAMPLE}.", err.message)))?;
     let mut names = Vec::new();
     for (name, parts) in body
         .datasets

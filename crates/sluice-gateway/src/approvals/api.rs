@@ -85,7 +85,7 @@ fn unknown(path: &str) -> GatewayError {
 }
 
 /// `?state=PENDING` (any case), or every state without it.
-fn state_param(query: Option<&str>) -> Result<Option<ApprovalState>, GatewayError> {
+pub(crate) fn state_param(query: Option<&str>) -> Result<Option<ApprovalState>, GatewayError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|_| GatewayError::invalid("The query string is not valid."))?;
     let mut state = None;
@@ -121,12 +121,10 @@ pub(crate) fn reason(body: &[u8]) -> Result<String, GatewayError> {
         #[serde(default)]
         reason: String,
     }
-    serde_json::from_slice::<Body>(body)
+    crate::wire::parse_body::<Body>(body)
         .map(|b| b.reason)
         .map_err(|err| {
-            GatewayError::invalid(format!(
-                "Invalid JSON payload: {err}. Send {{\"reason\": \"…\"}}."
-            ))
+            GatewayError::invalid(format!("{} Send {{\"reason\": \"…\"}}.", err.message))
         })
 }
 

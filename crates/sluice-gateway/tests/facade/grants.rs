@@ -441,3 +441,40 @@ async fn a_budget_can_send_queries_to_review_instead() {
     }
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_to_the_access_and_approval_apis_are_refused_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = TestGateway::start_with(dir.path(), granted).await;
+    let carol = format!("Bearer {}", gateway.token_for("carol", &["contractors"]));
+    let auth = [("authorization", carol.as_str())];
+    let huge = vec![b'a'; 2 << 20];
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("POST", "/sluice/v1/access-requests", huge.clone(), 413),
+        ("POST", "/sluice/v1/access-requests", deep.clone().into_bytes(), 413),
+        ("POST", "/sluice/v1/access-requests", b"\xff\xfe{".to_vec(), 400),
+        ("POST", "/sluice/v1/access-requests", b"{\"datasets\": [\"\\u0000.\\ud800\"], \"duration\": \"1h\", \"justification\": \"x\"}".to_vec(), 400),
+        ("POST", "/sluice/v1/access-requests", br#"{"datasets": ["proj.ds"], "duration": "99999999999999999999h", "justification": "x"}"#.to_vec(), 400),
+        ("POST", "/sluice/v1/approvals/acc_x:approve", huge, 413),
+        ("POST", "/sluice/v1/approvals/acc_x:approve", b"[1]".to_vec(), 400),
+        ("GET", "/sluice/v1/grants?state=%FF%00", Vec::new(), 400),
+        ("POST", "/sluice/v1/grants/..%2F..%2Fetc:revoke", Vec::new(), 404),
+        ("DELETE", "/sluice/v1/access-requests", Vec::new(), 404),
+    ];
+    for (method, path, body, code) in cases {
+        let (status, answer) = gateway.call(method, path, Some(&body), &auth).await;
+        assert_eq!(status, code, "{method} {path}: {answer}");
+        assert!(
+            answer["error"]["errors"][0]["reason"].is_string(),
+            "{answer}"
+        );
+    }
+    // Still serving, and nothing was opened by the refused requests.
+    let (status, list) = gateway
+        .call("GET", "/sluice/v1/access-requests?state=ALL", None, &auth)
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["accessRequests"], json!([]));
+    gateway.stop().await;
+}
