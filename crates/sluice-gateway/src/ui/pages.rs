@@ -315,12 +315,17 @@ fn render_request(
         }
     };
     let limits = details.get("limits").cloned().unwrap_or(Value::Null);
-    let limit = |name: &str| {
-        limits
-            .get(name)
-            .and_then(Value::as_u64)
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "—".into())
+    let limit = |name: &str| limits.get(name).and_then(Value::as_u64);
+    let limits_text = match (limit("maxBytesBilled"), limit("maxRows")) {
+        (None, None) => "none set by the policy".to_owned(),
+        (bytes, rows) => [
+            bytes.map(|b| format!("at most {} billed", sluice_policy::human_bytes(b))),
+            rows.map(|r| format!("at most {} rows", grouped(r))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", "),
     };
     let _ = write!(
         body,
@@ -328,7 +333,7 @@ fn render_request(
          <dt>Requester</dt><dd><strong>{who}</strong> <span class=\"muted mono\">{requester}</span></dd>\
          <dt>Rule</dt><dd><strong>{rule}</strong> (policy {policy}): {why}</dd>\
          <dt>Estimate</dt><dd>{estimate}</dd>\
-         <dt>Limits</dt><dd>at most {max_bytes} bytes billed, {max_rows} rows</dd>\
+         <dt>Limits</dt><dd>{limits}</dd>\
          <dt>Reviewers</dt><dd>{reviewers}; {quorum} approval{s} needed</dd>\
          <dt>Job</dt><dd class=\"mono\">{project}:{job}</dd>\
          <dt>Created</dt><dd>{created}</dd><dt>Expires</dt><dd>{expires}</dd>",
@@ -338,8 +343,7 @@ fn render_request(
         policy = escape(text("policy")),
         why = escape(text("why")),
         estimate = estimate(approval, gateway.config.usd_per_tib),
-        max_bytes = escape(&limit("maxBytesBilled")),
-        max_rows = escape(&limit("maxRows")),
+        limits = escape(&limits_text),
         reviewers = escape(&approval.reviewers.join(", ")),
         quorum = approval.min_approvals,
         s = if approval.min_approvals == 1 { "" } else { "s" },
@@ -460,12 +464,19 @@ fn estimate(approval: &ApprovalRecord, usd_per_tib: f64) -> String {
         .get("estimateBytes")
         .and_then(Value::as_u64)
     {
-        Some(bytes) => format!(
-            "{} <span class=\"muted\">({} bytes)</span> · ≈ ${:.4}",
-            escape(&sluice_policy::human_bytes(bytes)),
-            grouped(bytes),
-            usd(bytes, usd_per_tib)
-        ),
+        Some(bytes) => {
+            let dollars = usd(bytes, usd_per_tib);
+            let price = if dollars > 0.0 && dollars < 0.000_05 {
+                "&lt; $0.0001".to_owned()
+            } else {
+                format!("≈ ${dollars:.4}")
+            };
+            format!(
+                "{} <span class=\"muted\">({} bytes)</span> · {price}",
+                escape(&sluice_policy::human_bytes(bytes)),
+                grouped(bytes),
+            )
+        }
         None => "<span class=\"muted\">no estimate</span>".into(),
     }
 }
