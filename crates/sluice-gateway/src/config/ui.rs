@@ -211,3 +211,82 @@ pub fn validate(
         url,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, LoginIssuer};
+
+    fn key_of(yaml: &str) -> String {
+        let errors = Config::parse(yaml, "t.yaml").unwrap_err();
+        errors.0[0].key.clone()
+    }
+
+    const TRUSTED: &str =
+        "identity:\n  issuers:\n    - {issuer: https://idp.example, audiences: [sluice-ui]}\n";
+
+    #[test]
+    fn the_demo_serves_the_ui_with_the_development_issuer() {
+        let ui = Config::demo().ui.expect("the demo turns the UI on");
+        assert!(matches!(ui.login, LoginIssuer::Development { .. }));
+        assert_eq!(ui.client_id, "sluice");
+        assert!(Config::parse("{}", "t.yaml").unwrap().ui.is_none());
+    }
+
+    #[test]
+    fn the_issuer_must_be_trusted_and_the_client_one_of_its_audiences() {
+        assert_eq!(key_of("ui: {enabled: true}\n"), "ui.issuer");
+        assert_eq!(
+            key_of("ui: {enabled: true, issuer: development}\n"),
+            "ui.issuer"
+        );
+        let untrusted = "ui: {enabled: true, issuer: https://other.example, client_id: x}\n";
+        assert_eq!(key_of(&format!("{TRUSTED}{untrusted}")), "ui.issuer");
+        let foreign = "ui: {enabled: true, issuer: https://idp.example, client_id: other}\n";
+        assert_eq!(key_of(&format!("{TRUSTED}{foreign}")), "ui.client_id");
+        let good = "ui: {enabled: true, issuer: https://idp.example, client_id: sluice-ui, session_lifetime: 1h, url: \"https://sluice.example.com/\"}\n";
+        let ui = Config::parse(&format!("{TRUSTED}{good}"), "t.yaml")
+            .unwrap()
+            .ui
+            .unwrap();
+        assert_eq!(
+            ui.login,
+            LoginIssuer::Oidc {
+                issuer: "https://idp.example".into(),
+                discovery_url: "https://idp.example/.well-known/openid-configuration".into(),
+            }
+        );
+        assert_eq!(ui.url.as_deref(), Some("https://sluice.example.com"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_secrets_stay_out_of_debug() {
+        let dev = "identity:\n  development_issuer: {enabled: true}\n";
+        for (ui, key) in [
+            ("ui: {enabled: true, client_id: other}\n", "ui.client_id"),
+            (
+                "ui: {enabled: true, session_lifetime: 48h}\n",
+                "ui.session_lifetime",
+            ),
+            (
+                "ui: {enabled: true, session_lifetime: soon}\n",
+                "ui.session_lifetime",
+            ),
+            ("ui: {enabled: true, url: \"ftp://x\"}\n", "ui.url"),
+            ("ui: {enabled: true, url: \"https://x/ui\"}\n", "ui.url"),
+            (
+                "ui: {enabled: true, client_secret_env: SLUICE_TEST_VARIABLE_NOBODY_SETS}\n",
+                "ui.client_secret_env",
+            ),
+        ] {
+            assert_eq!(key_of(&format!("{dev}{ui}")), key, "{ui}");
+        }
+        // PATH is set everywhere: it stands in for a client secret.
+        let config = Config::parse(
+            &format!("{dev}ui: {{enabled: true, client_secret_env: PATH}}\n"),
+            "t.yaml",
+        )
+        .unwrap();
+        assert!(config.ui.as_ref().unwrap().client_secret.is_some());
+        assert!(!format!("{config:?}").contains(&std::env::var("PATH").unwrap()));
+    }
+}
