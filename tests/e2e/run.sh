@@ -5,7 +5,8 @@
 #   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh [extra pytest args]
 #   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh --bench-upstream
 #
-# Needs python3 (>= 3.11), node (>= 20) and npm; reaches only PyPI and npm.
+# Needs python3 (>= 3.11), node (>= 20) and npm; reaches only PyPI and npm,
+# and apt-get for Debian's chromium when /usr/bin/chromium is missing.
 # Installs into tests/e2e/.venv and tests/e2e/node/node_modules, and reinstalls
 # only when requirements.txt or package-lock.json change.
 set -euo pipefail
@@ -69,6 +70,19 @@ if [[ ! -d "$NODE_DIR/node_modules" || ! -f "$node_stamp" || "$(cat "$node_stamp
   echo "run.sh: installing Node dependencies (npm ci)"
   (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_hash" >"$node_stamp"
+fi
+
+# --- Chromium (the web UI's browser test) -----------------------------------
+# Debian's package; installed when missing. If it cannot be, the suite stops
+# here: the browser test is never skipped for want of a browser.
+if [[ -z "${SLUICE_CHROMIUM:-}" && ! -x /usr/bin/chromium ]]; then
+  echo "run.sh: installing chromium (apt-get)"
+  sudo_cmd=()
+  [[ "$(id -u)" -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq \
+    && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || die "cannot install Debian's chromium package, which the web UI's browser test needs"
+  [[ -x /usr/bin/chromium ]] || die "apt-get installed chromium, but /usr/bin/chromium is missing"
 fi
 
 # --- Run --------------------------------------------------------------------

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod ui;
 mod upstream;
 
+pub use ui::{LoginIssuer, RawUi, UiConfig};
 pub use upstream::{
     CredentialConfig, CredentialKind, DryRunMode, RawCredentials, RawSecrets, UpstreamConfig,
 };
@@ -76,6 +78,8 @@ pub struct RawConfig {
     pub secrets: RawSecrets,
     /// How queries that wait for a reviewer are shown and swept.
     pub approvals: RawApprovals,
+    /// The reviewer web UI.
+    pub ui: RawUi,
 }
 
 /// `approvals:` (the rules themselves are under each policy's
@@ -204,6 +208,8 @@ pub struct Config {
     pub notify: Vec<crate::approvals::notify::Target>,
     /// The base URL of links in notifications; `None`: `base_url`.
     pub approval_link: Option<String>,
+    /// The reviewer web UI, when it is on.
+    pub ui: Option<UiConfig>,
 }
 
 /// The notification targets, with their secrets read from the
@@ -413,6 +419,8 @@ impl Config {
         }
         let notify =
             notify_targets(&raw.approvals.notify).map_err(|(key, reason)| error(&key, reason))?;
+        let ui =
+            ui::validate(&raw.ui, &raw.identity).map_err(|(key, reason)| error(&key, reason))?;
         let max_hold_ms = limits.max_hold_ms.unwrap_or(10_000);
         if max_hold_ms > 30_000 {
             return Err(error(
@@ -465,6 +473,7 @@ impl Config {
             approval_sweep: Duration::from_millis(sweep_ms),
             notify,
             approval_link: raw.approvals.link,
+            ui,
         })
     }
 

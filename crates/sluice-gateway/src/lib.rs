@@ -2,7 +2,8 @@
 //!
 //! [`Gateway`] wires the parts together — the warehouse, the store, the
 //! job lifecycle — and [`router`] exposes them: the BigQuery REST v2
-//! facade under `/bigquery/v2/`, `/healthz` and `/readyz`, and with
+//! facade under `/bigquery/v2/`, the reviewers' API and web UI
+//! (`/sluice/v1/approvals`, `/ui/`), `/healthz` and `/readyz`, and with
 //! workload identity Sluice's issuer: its OIDC discovery document and its
 //! public keys (`/.well-known/sluice/jwks.json`).
 
@@ -24,6 +25,7 @@ mod quota;
 mod route;
 mod secrets;
 mod timestamps;
+mod ui;
 mod wire;
 
 use std::sync::Arc;
@@ -61,6 +63,8 @@ pub struct Gateway {
     jobs: jobs::Jobs,
     /// Queries that wait for a reviewer.
     approvals: Arc<approvals::Approvals>,
+    /// The reviewer web UI, when the configuration turns it on.
+    ui: Option<ui::Ui>,
 }
 
 /// Why the gateway could not start. A variant that wraps an error names
@@ -177,7 +181,9 @@ impl Gateway {
                 .clone()
                 .unwrap_or_else(|| config.base_url.clone()),
         });
+        let ui = ui::Ui::new(&config);
         Ok(Self {
+            ui,
             config,
             warehouse,
             store,
@@ -272,7 +278,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready));
     if let Some(dev) = &gateway.dev_issuer {
-        let discovery = dev.discovery_document(&gateway.config.base_url);
+        let discovery = match gateway.ui.as_ref().filter(|ui| ui.serves_dev_login()) {
+            Some(ui) => dev.discovery_document_with_login(ui.url()),
+            None => dev.discovery_document(&gateway.config.base_url),
+        };
         let jwks = dev.jwks();
         router = router
             .route(
@@ -287,6 +296,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     if let Some(issuer) = gateway.credentials.issuer() {
         router = issuer_routes(router, issuer.issuer());
     }
+    router = ui::routes(router, &gateway);
     router
         .route(approvals::api::PREFIX, any(approvals::api::handle))
         .route(access::api::REQUESTS, any(access::api::handle))

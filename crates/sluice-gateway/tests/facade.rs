@@ -19,6 +19,8 @@ mod observing;
 mod ownership;
 #[path = "facade/tokens.rs"]
 mod tokens;
+#[path = "facade/ui.rs"]
+mod ui;
 #[path = "facade/upstream.rs"]
 mod upstream;
 

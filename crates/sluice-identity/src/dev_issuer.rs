@@ -134,6 +134,51 @@ impl DevIssuer {
             .expect("signing with a key that was loaded and checked cannot fail")
     }
 
+    /// An ID token for the browser sign-in ([`crate::dev_login`]): the
+    /// claims of [`mint`](Self::mint), with the client's `nonce`.
+    pub fn mint_id_token(
+        &self,
+        subject: &str,
+        groups: &[String],
+        nonce: Option<&str>,
+        ttl: Duration,
+    ) -> String {
+        let now = unix_now();
+        let mut claims = json!({
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": subject,
+            "groups": groups,
+            "iat": now,
+            "nbf": now,
+            "exp": now.saturating_add(ttl.as_secs()),
+            "jti": random_id(),
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.key_id.clone());
+        jsonwebtoken::encode(&header, &claims, &self.signing)
+            .expect("signing with a key that was loaded and checked cannot fail")
+    }
+
+    /// The discovery document with the browser sign-in's endpoints
+    /// (`authorize` and `token` under `base_url`), for when the gateway
+    /// serves them.
+    pub fn discovery_document_with_login(&self, base_url: &str) -> Value {
+        let base = base_url.trim_end_matches('/');
+        let mut document = self.discovery_document(base_url);
+        document["authorization_endpoint"] = json!(format!("{base}/sluice-dev-issuer/authorize"));
+        document["token_endpoint"] = json!(format!("{base}/sluice-dev-issuer/token"));
+        document["response_types_supported"] = json!(["code", "id_token"]);
+        document["grant_types_supported"] = json!(["authorization_code"]);
+        document["code_challenge_methods_supported"] = json!(["S256"]);
+        document["token_endpoint_auth_methods_supported"] = json!(["none"]);
+        document["scopes_supported"] = json!(["openid"]);
+        document
+    }
+
     /// The OIDC discovery document, with `jwks_uri` under `base_url`.
     pub fn discovery_document(&self, base_url: &str) -> Value {
         let base = base_url.trim_end_matches('/');

@@ -11,6 +11,7 @@ mod cache;
 mod claims;
 mod config;
 mod dev_issuer;
+pub mod dev_login;
 mod duration;
 mod fetch;
 mod keys;

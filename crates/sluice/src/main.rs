@@ -476,6 +476,9 @@ async fn serve(
     // away) must not take the server down: these lines are best effort.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Sluice is listening on {base_url}");
+    if gateway.config.ui.is_some() {
+        let _ = writeln!(out, "Reviewer web UI: {base_url}/ui/");
+    }
     if gateway.dev_issuer.is_some() {
         tracing::warn!(
             "THE DEVELOPMENT TOKEN ISSUER IS ON: anyone who can run `sluice token` on this machine \
