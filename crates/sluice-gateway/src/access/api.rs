@@ -100,18 +100,7 @@ async fn run(gateway: &Gateway, request: Request) -> Result<Value, GatewayError>
             Ok(request_resource(&opened, usd_per_tib))
         }
         (&Method::GET, "") => {
-            let state = state_param(
-                query,
-                &[
-                    "PENDING",
-                    "APPROVED",
-                    "DENIED",
-                    "EXPIRED",
-                    "WITHDRAWN",
-                    "ALL",
-                ],
-            )?
-            .and_then(|s| ApprovalState::parse(&s));
+            let state = state_param(query, APPROVAL_STATES)?.and_then(|s| ApprovalState::parse(&s));
             // `ALL` parses as no state: every one.
             let list = approvals.list(&who, state).await?;
             let items: Vec<Value> = list
