@@ -386,11 +386,41 @@ fn render_request(
             "<p class=\"muted\">The requester's token named no CI run (no repository, workflow or run claims).</p>",
         ),
     }
-    let _ = write!(
-        body,
-        "<h2>SQL</h2><pre class=\"sql\"><code>{}</code></pre>",
-        highlight_sql(text("sql"))
-    );
+    if crate::access::is_access(approval) {
+        // An access request: what it asks for instead of SQL.
+        let names = |key: &str| {
+            details
+                .get(key)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        let seconds = details
+            .get("durationSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let _ = write!(
+            body,
+            "<h2>Access asked for</h2><dl class=\"facts\">\
+             <dt>Datasets</dt><dd class=\"mono\">{}</dd><dt>Tables</dt><dd class=\"mono\">{}</dd>\
+             <dt>For</dt><dd>{}</dd><dt>Justification</dt><dd>{}</dd></dl>",
+            escape(&names("datasets")),
+            escape(&names("tables")),
+            escape(&crate::approvals::minutes_text(seconds)),
+            escape(text("justification")),
+        );
+    } else {
+        let _ = write!(
+            body,
+            "<h2>SQL</h2><pre class=\"sql\"><code>{}</code></pre>",
+            highlight_sql(text("sql"))
+        );
+    }
     if details
         .get("parameters")
         .is_some_and(|p| p.as_array().is_some_and(|a| !a.is_empty()))
@@ -527,9 +557,11 @@ fn ci_summary(approval: &ApprovalRecord) -> String {
 
 /// The start of the SQL on one line.
 fn sql_preview(approval: &ApprovalRecord) -> String {
+    // An access request has no SQL: what it asks for instead.
     let sql = approval
         .details
         .get("sql")
+        .or_else(|| approval.details.get("why"))
         .and_then(Value::as_str)
         .unwrap_or_default();
     let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
