@@ -174,6 +174,15 @@ enum PolicyCommand {
         /// shown as checked after the dry run.
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         estimate: Option<u64>,
+        /// Decide as at this time (RFC 3339, e.g. 2026-12-05T20:30:00Z), to
+        /// see approval rules with days or hours; default now.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        at: Option<i64>,
+        /// Decide as if the caller held a grant in force under this grant
+        /// rule for this dataset or table (RULE=PROJECT.DATASET[.TABLE]);
+        /// repeat for several.
+        #[arg(long = "grant", value_name = "RULE=NAME", value_parser = parse_claim)]
+        grants: Vec<(String, String)>,
     },
 }
 
@@ -184,6 +193,14 @@ fn parse_claim(text: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("\"{text}\" is not KEY=VALUE, such as run_id=42")),
     }
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            format!("\"{text}\" is not an RFC 3339 time such as 2026-12-05T20:30:00Z: {e}")
+        })
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -364,6 +381,8 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             project,
             dataset,
             estimate,
+            at,
+            grants,
         } => {
             let config = load_config(config.as_deref())?;
             // The gateway's own analyze phase, with the defaults a job in
@@ -438,7 +457,25 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             println!("Project\n  {project}: {runs_in}\n");
             let estimate =
                 estimate.map(|bytes_processed| sluice_policy::Estimate { bytes_processed });
-            let decision = config.policy.decide(&who, &facts, estimate.as_ref());
+            let now = at.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+            let mut circumstances = sluice_policy::Circumstances::at(now);
+            for (index, (rule, name)) in grants.into_iter().enumerate() {
+                let (datasets, tables) = if name.split('.').count() == 2 {
+                    (vec![name], Vec::new())
+                } else {
+                    (Vec::new(), vec![name])
+                };
+                circumstances.grants.push(sluice_policy::ActiveGrant {
+                    id: format!("explain-{}", index + 1),
+                    rule,
+                    datasets,
+                    tables,
+                    expire_ms: now.saturating_add(3_600_000),
+                });
+            }
+            let decision = config
+                .policy
+                .decide_in(&who, &facts, estimate.as_ref(), &circumstances);
             println!("{decision}");
             if decision.is_denied() {
                 std::process::exit(1);

@@ -7,6 +7,8 @@
 mod approvals;
 #[path = "cli/closed_pipe.rs"]
 mod closed_pipe;
+#[path = "cli/explain_circumstances.rs"]
+mod explain_circumstances;
 #[path = "cli/explain_issuer.rs"]
 mod explain_issuer;
 #[path = "cli/serve_banner.rs"]
