@@ -164,6 +164,9 @@ pub struct RawLimits {
     pub query_memory_bytes: Option<usize>,
     /// Jobs one principal may have running at once (per replica).
     pub max_running_jobs_per_principal: Option<usize>,
+    /// Jobs one principal may have waiting for approval at once (per
+    /// replica).
+    pub max_waiting_jobs_per_principal: Option<usize>,
     /// Upstream tokens Sluice mints for one principal per minute (per
     /// replica).
     pub max_mints_per_principal_per_minute: Option<usize>,
@@ -187,6 +190,7 @@ pub struct Config {
     pub max_concurrent_queries: usize,
     pub query_memory_bytes: usize,
     pub max_running_jobs_per_principal: usize,
+    pub max_waiting_jobs_per_principal: usize,
     pub max_mints_per_principal_per_minute: usize,
     /// How long the embedded warehouse keeps finished jobs' results.
     pub result_retention: Duration,
@@ -454,6 +458,11 @@ impl Config {
                 "limits.max_running_jobs_per_principal",
                 limits.max_running_jobs_per_principal,
                 20,
+            )?,
+            max_waiting_jobs_per_principal: positive(
+                "limits.max_waiting_jobs_per_principal",
+                limits.max_waiting_jobs_per_principal,
+                100,
             )?,
             max_mints_per_principal_per_minute: positive(
                 "limits.max_mints_per_principal_per_minute",

@@ -54,6 +54,10 @@ pub fn check_job_id(id: &str) -> Result<(), GatewayError> {
     }
 }
 
+/// The longest a job can wait for approval (the longest rule timeout) and
+/// a minute more: after it, a waiting job nobody settled stops counting.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600 + 60);
+
 /// How long after its start a job may still be unknown to the warehouse:
 /// the store says RUNNING just before the warehouse is handed the job.
 const STARTING_MS: i64 = 30_000;
@@ -316,8 +320,14 @@ impl Jobs {
             admitted_groups: principal.verified.groups.clone(),
             request: Some(serde_json::to_value(&request).map_err(GatewayError::internal)?),
         };
-        self.quota
-            .start_job(&principal.name, &job.warehouse_key, longest)?;
+        if request.parked.is_some() {
+            // It waits for a reviewer: not running until approved.
+            self.quota
+                .start_waiting(&principal.name, &job.warehouse_key, MAX_WAIT)?;
+        } else {
+            self.quota
+                .start_job(&principal.name, &job.warehouse_key, longest)?;
+        }
         if let Err(err) = self.store.insert_job(&job).await {
             // A job id already in use (or a store failure): nothing runs.
             self.quota.finished(&principal.name, &job.warehouse_key);
@@ -358,6 +368,12 @@ impl Jobs {
         approved: bool,
     ) -> Result<(), GatewayError> {
         let request = StoredRequest::of(job)?;
+        if approved {
+            let longest = Duration::from_millis(request.query.job_timeout_ms.unwrap_or(0))
+                + Duration::from_secs(60);
+            self.quota
+                .approved(&principal.name, &job.warehouse_key, longest);
+        }
         // No credential, no job: the record is forgotten, so the caller can
         // simply try again (an approved job ends with the error instead).
         let access = match self.credentials.access(principal, &job.warehouse_key).await {

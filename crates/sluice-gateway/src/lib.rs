@@ -141,10 +141,13 @@ impl Gateway {
         store: Arc<dyn Store>,
         credentials: Credentials,
     ) -> Result<Self, StartError> {
-        let quota = Arc::new(quota::Quota::new(
-            config.max_running_jobs_per_principal,
-            config.max_mints_per_principal_per_minute,
-        ));
+        let quota = Arc::new(
+            quota::Quota::new(
+                config.max_running_jobs_per_principal,
+                config.max_mints_per_principal_per_minute,
+            )
+            .with_max_waiting(config.max_waiting_jobs_per_principal),
+        );
         let credentials = Arc::new(credentials.with_quota(quota.clone()));
         let dev_issuer = match config.identity.dev_issuer_enabled() {
             true => Some(Arc::new(load_dev_issuer(&config)?)),
