@@ -47,6 +47,9 @@ pub struct Approvals {
     pub notifier: notify::Notifier,
     /// The base URL of links in notifications.
     pub link: String,
+    /// Whether the reviewer web UI is on: links then open its page of the
+    /// request, else the REST resource.
+    pub ui: bool,
 }
 
 /// What a reviewer's vote says.
@@ -464,12 +467,12 @@ impl Approvals {
 
     /// Tells the notification targets about `approval` (never waits).
     pub(crate) fn announce(&self, kind: &'static str, approval: &ApprovalRecord) {
-        let link = format!(
-            "{}{}/{}",
-            self.link.trim_end_matches('/'),
-            api::PREFIX,
-            approval.id
-        );
+        let page = if self.ui {
+            "/ui/approvals"
+        } else {
+            api::PREFIX
+        };
+        let link = format!("{}{page}/{}", self.link.trim_end_matches('/'), approval.id);
         let sql: String = approval
             .details
             .get("sql")

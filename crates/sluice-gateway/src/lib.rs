@@ -183,6 +183,7 @@ impl Gateway {
                 .approval_link
                 .clone()
                 .unwrap_or_else(|| config.base_url.clone()),
+            ui: config.ui.is_some(),
         });
         let ui = ui::Ui::new(&config);
         Ok(Self {
