@@ -27,6 +27,14 @@ policies:
       - name: people
         when: { tables: ["proj.ds.people"] }
         reviewers: { groups: [reviewers] }
+  - name: contractors
+    who: { groups: [contractors] }
+    allow: { statements: [select] }
+    projects: [proj]
+    grants:
+      - name: ds-access
+        datasets: [proj.ds]
+        reviewers: { groups: [reviewers] }
 ui:
   enabled: true
 "#;
@@ -737,5 +745,76 @@ async fn forged_and_expired_session_cookies_are_refused() {
     let current = format!("sluice_session={}", seal(&key, &payload));
     let page = send(&gw, "GET", "/ui/", &[("Cookie", &current)], "").await;
     assert_eq!(page.status, 200, "{}", page.body);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_request_is_shown_and_granted_through_the_ui() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path()).await;
+    let carol = gw.token_for("carol", &["contractors"]);
+    let ask = json!({
+        "datasets": ["proj.ds"],
+        "duration": "45m",
+        "justification": "incident </dd><script>alert(5)</script>",
+    });
+    let (status, request) = gw
+        .call_as(&carol, "POST", "/sluice/v1/access-requests", Some(ask))
+        .await;
+    assert_eq!(status, 200, "{request}");
+    let id = request["id"].as_str().unwrap().to_owned();
+
+    let alice = sign_in(&gw, "alice", "reviewers").await;
+    let cookie = [("Cookie", alice.as_str())];
+    let list = send(&gw, "GET", "/ui/", &cookie, "").await;
+    assert!(
+        list.body.contains(&format!("/ui/approvals/{id}")),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("access to proj.ds for 45 minutes"),
+        "{}",
+        list.body
+    );
+    assert_no_injected_markup(&list.body);
+    let page = send(&gw, "GET", &format!("/ui/approvals/{id}"), &cookie, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Access asked for"), "{}", page.body);
+    assert!(page.body.contains("proj.ds"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("incident &lt;/dd&gt;&lt;script&gt;alert(5)&lt;/script&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("<h2>SQL</h2>"),
+        "no SQL section for an access request"
+    );
+    assert_no_injected_markup(&page.body);
+
+    let origin = format!("http://{}", gw.addr);
+    let body = form(&[
+        ("csrf", &csrf_of(&page.body)),
+        ("verdict", "approve"),
+        ("reason", "ok"),
+    ]);
+    let voted = send(
+        &gw,
+        "POST",
+        &format!("/ui/approvals/{id}"),
+        &[("Cookie", &alice), ("Origin", &origin)],
+        &body,
+    )
+    .await;
+    assert!(voted.status < 400, "{}", voted.body);
+    let (status, grants) = gw.call_as(&carol, "GET", "/sluice/v1/grants", None).await;
+    assert_eq!(status, 200, "{grants}");
+    assert_eq!(grants["grants"][0]["id"], id.as_str(), "{grants}");
+    assert_eq!(grants["grants"][0]["approvedBy"], "alice");
+    let (status, body) =
+        super::harness::query_as(&gw, &carol, "SELECT COUNT(*) AS n FROM proj.ds.people").await;
+    assert_eq!(status, 200, "{body}");
     gw.stop().await;
 }
