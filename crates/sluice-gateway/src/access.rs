@@ -1,8 +1,9 @@
 //! Just-in-time grants and budgets, the gateway's half. The policy decides
 //! from [`Circumstances`]; this module gathers them before a decision (the
 //! principal's grants in force, what its budgets have spent, the time),
-//! opens access requests, turns an approved one into a grant, and counts
-//! what each finished job billed toward its budgets.
+//! opens access requests, and turns an approved one into a grant. What a
+//! finished job billed is added to its budgets by `jobs.rs` as it settles
+//! the job (`Store::finish_job`, in the same transaction).
 //!
 //! An access request is an approval request (`acc_…`) that holds no job:
 //! reviewers see it and vote on it exactly as on a query, through the same
@@ -21,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_policy::{ActiveGrant, BudgetKey, Circumstances, PolicySet, Spent};
-use sluice_store::{ApprovalRecord, ApprovalState, GrantRecord, JobRecord, Store};
+use sluice_store::{ApprovalRecord, ApprovalState, GrantRecord, Store};
 
 use crate::approvals::Approvals;
 use crate::authenticate::Principal;
@@ -122,20 +123,6 @@ fn period(budget: &BudgetKey, now_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(now_ms)
         .map(|t| t.format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| "all".to_owned())
-}
-
-/// Adds what a finished job processed (bytes, as billed) and returned
-/// (rows; none when it failed) to the budgets it was admitted under. A
-/// failure is logged, not raised: the job is already done.
-pub async fn count(store: &dyn Store, job: &JobRecord, counted: &[Counted], bytes: u64, rows: u64) {
-    for entry in counted {
-        if let Err(err) = store
-            .add_usage(&entry.budget, &entry.key, &entry.period, bytes, rows)
-            .await
-        {
-            tracing::error!(%err, job = %job.job_id, budget = %entry.budget, "could not count the job toward its budget");
-        }
-    }
 }
 
 /// What an access request asks for.

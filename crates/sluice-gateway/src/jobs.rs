@@ -54,6 +54,24 @@ pub fn check_job_id(id: &str) -> Result<(), GatewayError> {
     }
 }
 
+/// What a finished job adds to the budgets it was admitted under.
+fn usage(job: &JobRecord, bytes: u64, rows: u64) -> Vec<sluice_store::UsageAdd> {
+    let Ok(request) = StoredRequest::of(job) else {
+        return Vec::new();
+    };
+    request
+        .budgets
+        .into_iter()
+        .map(|counted| sluice_store::UsageAdd {
+            budget: counted.budget,
+            key: counted.key,
+            period: counted.period,
+            bytes,
+            rows,
+        })
+        .collect()
+}
+
 /// The longest a job can wait for approval (the longest rule timeout) and
 /// a minute more: after it, a waiting job nobody settled stops counting.
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600 + 60);
@@ -671,17 +689,15 @@ impl Jobs {
                     }));
                 job.statistics =
                     Some(serde_json::to_value(&outcome).map_err(GatewayError::internal)?);
-                if self.finish(job).await? {
-                    // Bytes are billed whatever became of the rows; rows
-                    // count only when they could be read.
-                    let rows = if job.error.is_none() {
-                        outcome.total_rows
-                    } else {
-                        0
-                    };
-                    self.count(job, outcome.total_bytes_processed, rows).await;
-                }
-                return Ok(());
+                // Bytes are billed whatever became of the rows; rows count
+                // only when they could be read.
+                let rows = if job.error.is_none() {
+                    outcome.total_rows
+                } else {
+                    0
+                };
+                let usage = usage(job, outcome.total_bytes_processed, rows);
+                return self.finish_counting(job, &usage).await.map(drop);
             }
             QueryStatus::Failed(err) => {
                 let err = GatewayError::from(err);
@@ -689,17 +705,6 @@ impl Jobs {
             }
         }
         self.finish(job).await.map(drop)
-    }
-
-    /// Counts a finished job toward the budgets it was admitted under.
-    async fn count(&self, job: &JobRecord, bytes: u64, rows: u64) {
-        let budgets = match StoredRequest::of(job) {
-            Ok(request) => request.budgets,
-            Err(_) => return,
-        };
-        if !budgets.is_empty() {
-            crate::access::count(self.store.as_ref(), job, &budgets, bytes, rows).await;
-        }
     }
 
     /// For a job that ran without a dry run: the cross-check of its
@@ -728,6 +733,16 @@ impl Jobs {
     /// update, so of several callers ending one job exactly one wins and
     /// the others read its outcome back. True for the winner.
     async fn finish(&self, job: &mut JobRecord) -> Result<bool, GatewayError> {
+        self.finish_counting(job, &[]).await
+    }
+
+    /// [`Jobs::finish`], adding `usage` to the job's budgets if this call
+    /// is the one that ends it (in the same store transaction).
+    async fn finish_counting(
+        &self,
+        job: &mut JobRecord,
+        usage: &[sluice_store::UsageAdd],
+    ) -> Result<bool, GatewayError> {
         if job.error.is_some() {
             // No pages will be read: the job's tokens are done with.
             self.credentials.release(&job.warehouse_key);
@@ -735,7 +750,7 @@ impl Jobs {
         job.state = JobState::Done;
         job.ended_ms = Some(now_ms());
         self.quota.finished(&job.principal, &job.warehouse_key);
-        let won = self.store.finish_job(job).await?;
+        let won = self.store.finish_job(job, usage).await?;
         if !won {
             // Someone settled it first (the watcher, another poll, a
             // cancel, another replica): theirs is the outcome.

@@ -33,6 +33,16 @@ impl GrantRecord {
     }
 }
 
+/// What a finished job adds to one budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageAdd {
+    pub budget: String,
+    pub key: String,
+    pub period: String,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
 /// What one budget has counted for one key in one period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {

@@ -15,7 +15,7 @@ mod sqlite;
 
 pub use approval::{ApprovalRecord, ApprovalState, Vote};
 pub use error::StoreError;
-pub use grant::{GrantRecord, Usage};
+pub use grant::{GrantRecord, Usage, UsageAdd};
 pub use job::{JobPage, JobRecord, JobState};
 pub use secrets::{MASTER_KEY_ENV, MasterKey, SealedSecret, SecretError, SecretInfo, SecretStore};
 pub use sqlite::SqliteStore;
@@ -47,7 +47,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// only if the stored job is not DONE yet. True when this call made the
     /// change: of several callers settling one job at once, on one process
     /// or several, exactly one wins, and the others read what it wrote.
-    async fn finish_job(&self, job: &JobRecord) -> Result<bool, StoreError>;
+    /// The winner's `usage` is added to the budgets in the same
+    /// transaction, so a job is counted once, and before anyone can see it
+    /// DONE.
+    async fn finish_job(&self, job: &JobRecord, usage: &[UsageAdd]) -> Result<bool, StoreError>;
 
     /// Starts a recorded job: PENDING → RUNNING, only if it is still
     /// PENDING. True when this call started it (exactly one caller does).

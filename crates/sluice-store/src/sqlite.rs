@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 
 use crate::{
     ApprovalRecord, ApprovalState, GrantRecord, JobPage, JobRecord, JobState, SealedSecret,
-    SecretInfo, Store, StoreError, Usage, Vote, now_ms,
+    SecretInfo, Store, StoreError, Usage, UsageAdd, Vote, now_ms,
 };
 
 mod approvals;
@@ -241,7 +241,8 @@ impl Store for SqliteStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn finish_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
+    async fn finish_job(&self, job: &JobRecord, usage: &[UsageAdd]) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $3, statistics = $4, error = $5, started_ms = $6, ended_ms = $7 \
              WHERE project_id = $1 AND job_id = $2 AND state <> 'DONE'",
@@ -253,9 +254,16 @@ impl Store for SqliteStore {
         .bind(json_text(&job.error))
         .bind(job.started_ms)
         .bind(job.ended_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let won = done.rows_affected() == 1;
+        if won {
+            for add in usage {
+                grants::add_usage(&mut *tx, add).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(won)
     }
 
     async fn start_job(
@@ -423,7 +431,14 @@ impl Store for SqliteStore {
         bytes: u64,
         rows: u64,
     ) -> Result<(), StoreError> {
-        grants::add_usage(&self.pool, budget, key, period, bytes, rows).await
+        let add = UsageAdd {
+            budget: budget.to_owned(),
+            key: key.to_owned(),
+            period: period.to_owned(),
+            bytes,
+            rows,
+        };
+        grants::add_usage(&self.pool, &add).await
     }
 
     async fn usage(&self, budget: &str, key: &str, period: &str) -> Result<Usage, StoreError> {

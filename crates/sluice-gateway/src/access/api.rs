@@ -239,7 +239,14 @@ pub(super) fn ask(body: &[u8]) -> Result<AccessAsk, GatewayError> {
             "At most {MAX_NAMES} datasets and tables per request."
         )));
     }
-    let duration = sluice_identity::parse_duration(body.duration.trim()).map_err(|err| {
+    // The parser quotes what it was given: only short text reaches it.
+    let text = body.duration.trim();
+    let parsed = if text.chars().count() <= 32 {
+        sluice_identity::parse_duration(text)
+    } else {
+        Err("the value is not a duration".to_owned())
+    };
+    let duration = parsed.map_err(|err| {
         GatewayError::invalid(format!(
             "\"duration\": {err}. Write how long you need it, such as 30m or 2h."
         ))

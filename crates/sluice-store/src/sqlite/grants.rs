@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::{GrantRecord, StoreError, Usage};
+use crate::{GrantRecord, StoreError, Usage, UsageAdd};
 
 macro_rules! grant_columns {
     () => {
@@ -114,13 +114,9 @@ fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-pub(super) async fn add_usage(
-    pool: &SqlitePool,
-    budget: &str,
-    key: &str,
-    period: &str,
-    bytes: u64,
-    rows: u64,
+pub(super) async fn add_usage<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    add: &UsageAdd,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO budget_usage (budget, key, period, bytes, rows) VALUES ($1, $2, $3, $4, $5) \
@@ -128,12 +124,12 @@ pub(super) async fn add_usage(
          bytes = MIN(budget_usage.bytes + excluded.bytes, 9223372036854775807), \
          rows = MIN(budget_usage.rows + excluded.rows, 9223372036854775807)",
     )
-    .bind(budget)
-    .bind(key)
-    .bind(period)
-    .bind(int(bytes))
-    .bind(int(rows))
-    .execute(pool)
+    .bind(&add.budget)
+    .bind(&add.key)
+    .bind(&add.period)
+    .bind(int(add.bytes))
+    .bind(int(add.rows))
+    .execute(executor)
     .await?;
     Ok(())
 }

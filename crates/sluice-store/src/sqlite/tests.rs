@@ -39,13 +39,13 @@ async fn a_job_round_trips_and_updates() {
     j.statistics = Some(json!({"totalBytesProcessed": "10"}));
     j.error = Some(json!({"reason": "stopped"}));
     j.ended_ms = Some(5);
-    assert!(store.finish_job(&j).await.unwrap());
+    assert!(store.finish_job(&j, &[]).await.unwrap());
     assert_eq!(store.get_job("demo", "a").await.unwrap(), Some(j.clone()));
     // A finished job stays as it was finished.
     let mut late = j.clone();
     late.error = None;
     late.statistics = Some(json!({"totalBytesProcessed": "99"}));
-    assert!(!store.finish_job(&late).await.unwrap());
+    assert!(!store.finish_job(&late, &[]).await.unwrap());
     assert_eq!(store.get_job("demo", "a").await.unwrap(), Some(j));
     assert_eq!(store.get_job("demo", "missing").await.unwrap(), None);
     assert_eq!(store.get_job("other", "a").await.unwrap(), None);
@@ -71,7 +71,7 @@ async fn of_concurrent_finishes_exactly_one_wins() {
             let mut j = job("race", "alice", 1);
             j.state = JobState::Done;
             j.error = Some(json!({"reason": "stopped", "message": format!("by {i}")}));
-            store.finish_job(&j).await.unwrap()
+            store.finish_job(&j, &[]).await.unwrap()
         }));
     }
     let mut winners = 0;
