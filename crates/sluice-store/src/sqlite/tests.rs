@@ -71,13 +71,29 @@ async fn of_concurrent_finishes_exactly_one_wins() {
             let mut j = job("race", "alice", 1);
             j.state = JobState::Done;
             j.error = Some(json!({"reason": "stopped", "message": format!("by {i}")}));
-            store.finish_job(&j, &[]).await.unwrap()
+            // Each settler would count the job: only the winner's counts.
+            let usage = crate::UsageAdd {
+                budget: "daily".into(),
+                key: "alice".into(),
+                period: "2026-12-03".into(),
+                bytes: 1000,
+                rows: 3,
+            };
+            store.finish_job(&j, &[usage]).await.unwrap()
         }));
     }
     let mut winners = 0;
     for task in tasks {
         winners += usize::from(task.await.unwrap());
     }
+    assert_eq!(
+        first.usage("daily", "alice", "2026-12-03").await.unwrap(),
+        crate::Usage {
+            bytes: 1000,
+            rows: 3
+        },
+        "counted once, by the one settler that finished the job"
+    );
     assert_eq!(winners, 1);
 }
 
