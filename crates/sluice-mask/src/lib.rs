@@ -15,11 +15,13 @@
 //! decided elsewhere; this crate applies the plan it is given, and refuses
 //! a page it cannot apply it to.
 
+pub mod detect;
 pub mod pseudonym;
 pub mod schema;
 pub mod strategy;
 mod year;
 
+pub use detect::{Class, Detectors, Match, UnknownDetector};
 pub use pseudonym::{KeyError, PseudonymKey};
 pub use schema::{FieldMode, FieldSchema, FieldType};
 pub use strategy::{MaskedCell, Strategy, StrategyError, UnknownStrategy};
