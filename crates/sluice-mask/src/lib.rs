@@ -16,12 +16,17 @@
 //! a page it cannot apply it to.
 
 pub mod detect;
+pub mod page;
 pub mod pseudonym;
 pub mod schema;
 pub mod strategy;
 mod year;
 
 pub use detect::{Class, Detectors, Match, UnknownDetector};
+pub use page::{
+    ColumnMask, MaskCount, MaskCounts, MaskPlan, MaskedPage, PageError, PageMasker, PlanError,
+    masked_schema,
+};
 pub use pseudonym::{KeyError, PseudonymKey};
 pub use schema::{FieldMode, FieldSchema, FieldType};
 pub use strategy::{MaskedCell, Strategy, StrategyError, UnknownStrategy};
