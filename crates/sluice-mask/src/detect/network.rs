@@ -48,14 +48,14 @@ fn quad(b: &[u8], i: usize) -> Option<usize> {
         }
         let end = digits_end(b, j);
         let octet = &b[j..end];
+        // The length first: a long digit run must not reach the sum.
+        if octet.is_empty() || octet.len() > 3 || (octet.len() > 1 && octet[0] == b'0') {
+            return None;
+        }
         let value = octet
             .iter()
             .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
-        let ok = !octet.is_empty()
-            && octet.len() <= 3
-            && value <= 255
-            && !(octet.len() > 1 && octet[0] == b'0');
-        if !ok {
+        if value > 255 {
             return None;
         }
         j = end;

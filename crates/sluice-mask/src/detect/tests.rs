@@ -430,6 +430,26 @@ fn pseudonymized_spans_join_with_a_column_under_the_class_name() {
 }
 
 #[test]
+fn long_digit_runs_are_read_safely() {
+    // Found by the false-positive measurement: an IPv4 octet of sixteen
+    // digits overflowed before its length was checked.
+    for text in [
+        "1704067200000000.1.2.3",
+        "1.7040672E9",
+        "99999999999999999999999999.1.1.1",
+        "1.99999999999999999999999",
+        "+999999999999999999999999999",
+        "0999999999999999999999 999999999999",
+        "DE99999999999999999999999999999999999",
+        "routing 99999999999999999999999999",
+        "ssn 99999999999999999999999",
+    ] {
+        let _ = Detectors::all().scan(text);
+    }
+    nothing("1704067200000000.1.2.3");
+}
+
+#[test]
 fn no_input_panics_the_scanners() {
     // A seeded walk over texts built from the characters the scanners
     // care about, plus multi-byte ones at every position.

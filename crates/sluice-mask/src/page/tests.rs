@@ -376,3 +376,59 @@ fn counts_merge_across_pages() {
     assert_eq!(all.get("ssn", "us_ssn"), 3);
     assert_eq!(all.entries.len(), 1);
 }
+
+#[test]
+fn no_row_shape_panics_the_walk() {
+    // Seeded mutations of a good row: every node replaced in turn by a
+    // value of each other JSON type; each page is masked or refused.
+    let plan = MaskPlan {
+        columns: vec![
+            mask("address", Strategy::Redact, None),
+            mask("tags", Strategy::Null, None),
+        ],
+        detect: Some(Strategy::Last4),
+    };
+    let masker = PageMasker::new(&schema(), &plan, Detectors::all(), None).expect("plan");
+    let replacements = [
+        Value::Null,
+        json!(7),
+        json!("912-07-0042"),
+        json!([]),
+        json!([{"v": null}]),
+        json!({}),
+        json!({"f": []}),
+        json!({"v": {"f": [{"v": "x"}]}}),
+    ];
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        out.push(at.clone());
+        match v {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    pointers(item, format!("{at}/{i}"), out);
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    pointers(item, format!("{at}/{k}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let good = row("ssn 123-45-6789");
+    let mut all = Vec::new();
+    pointers(&good, String::new(), &mut all);
+    let mut refused = 0;
+    for pointer in &all {
+        for replacement in &replacements {
+            let mut r = good.clone();
+            if let Some(slot) = r.pointer_mut(pointer) {
+                *slot = replacement.clone();
+            }
+            if masker.mask_page(raw(&[r])).is_err() {
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > all.len(), "most mutations are refused");
+}
