@@ -19,7 +19,7 @@
 //! | type | rendering | bits | odds for 10⁹ values |
 //! |---|---|---|---|
 //! | STRING (and JSON) | `psn_` + 24 lowercase base32 characters | 120 | ≈ 4 × 10⁻¹⁹ |
-//! | BYTES | 16 bytes, base64 as BigQuery renders BYTES | 128 | ≈ 1.5 × 10⁻²⁰ |
+//! | BYTES | 16 bytes, base64 as BigQuery renders BYTES | 128 | ≈ 1.5 × 10⁻²¹ |
 //! | INT64, NUMERIC, BIGNUMERIC | a non-negative integer, as a JSON string of digits | 63 | ≈ 5 % (≈ 5 × 10⁻⁸ for 10⁶ values) |
 //!
 //! Other types (FLOAT64, BOOL, dates and times, GEOGRAPHY, …) have no

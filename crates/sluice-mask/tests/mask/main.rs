@@ -3,6 +3,7 @@
 //! stay quiet on the demo's non-sensitive columns.
 
 mod demo;
+mod docs;
 mod false_positives;
 mod leakage;
 mod rng;
