@@ -82,7 +82,8 @@ const LONGEST_LABEL: usize = 64;
 
 /// `-----BEGIN … PRIVATE KEY-----` up to and including its `-----END …`
 /// line; a block whose end is missing (a value cut short) is masked to
-/// the end of the text, since half a key is still a key.
+/// the end of the text (or of the JSON string it sits in), since half a
+/// key is still a key.
 pub(super) fn private_keys(text: &str, found: &mut Vec<Match>) {
     let mut from = 0;
     while let Some(pos) = text[from..].find(BEGIN) {
@@ -98,9 +99,14 @@ pub(super) fn private_keys(text: &str, found: &mut Vec<Match>) {
             continue;
         }
         let end_marker = format!("-----END {label}-----");
+        // A block cut short ends at the text's end, or at a double quote
+        // (which base64 never holds): in a JSON column's text the rest of
+        // the document stays well formed.
         let end = text[header_end..]
             .find(&end_marker)
-            .map_or(text.len(), |p| header_end + p + end_marker.len());
+            .map(|p| header_end + p + end_marker.len())
+            .or_else(|| text[header_end..].find('"').map(|p| header_end + p))
+            .unwrap_or(text.len());
         found.push(Match {
             start,
             end,

@@ -331,6 +331,12 @@ fn private_key_blocks() {
     finds(Class::PrivateKey, &text, block);
     let cut = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC";
     finds(Class::PrivateKey, cut, cut);
+    let json = r#"{"key": "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE", "n": 1}"#;
+    finds(
+        Class::PrivateKey,
+        json,
+        "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEE",
+    );
     nothing("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----");
     nothing("-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----");
 }

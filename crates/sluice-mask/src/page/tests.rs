@@ -157,6 +157,20 @@ fn repeated_fields_mask_every_element() {
 }
 
 #[test]
+fn repeated_elements_rendered_null_are_dropped() {
+    let schema = vec![FieldSchema::new("ids", FieldType::Integer, Repeated)];
+    let plan = MaskPlan {
+        columns: vec![mask("ids", Strategy::Redact, None)],
+        detect: None,
+    };
+    let masker = PageMasker::new(&schema, &plan, Detectors::none(), None).expect("plan");
+    let row = json!({"f": [{"v": [{"v": "1"}, {"v": "2"}]}]});
+    let page = masker.mask_page(raw(&[row])).expect("masks");
+    assert_eq!(page.rows[0].get(), r#"{"f":[{"v":[]}]}"#);
+    assert_eq!(page.counts.get("ids", "ids"), 2);
+}
+
+#[test]
 fn detectors_read_only_unmasked_text_cells() {
     let plan = MaskPlan {
         columns: vec![mask("ssn", Strategy::Last4, None)],

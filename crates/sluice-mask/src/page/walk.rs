@@ -98,11 +98,16 @@ impl PageMasker<'_> {
             return Ok(n > 0);
         }
         let mut changed = false;
-        for item in items {
+        for item in items.iter_mut() {
             let Some(v) = item.as_object_mut().and_then(|c| c.get_mut("v")) else {
                 return Err(walk.malformed(&self.paths[node.id], "an array item {\"v\": …}"));
             };
             changed |= self.single(node, v, walk, rule)?;
+        }
+        if rule.is_some() {
+            // An ARRAY cannot hold NULL in BigQuery, and client libraries
+            // fail on one: elements a mask rendered NULL are dropped.
+            items.retain(|item| !item["v"].is_null());
         }
         Ok(changed)
     }
