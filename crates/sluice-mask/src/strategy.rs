@@ -46,7 +46,10 @@ pub enum Strategy {
     Deny,
     /// A keyed pseudonym; `context` separates the MAC's domains (a class,
     /// or a grant id, so grants cannot be joined against each other).
-    Pseudonym { context: String },
+    Pseudonym {
+        #[serde(default)]
+        context: String,
+    },
 }
 
 impl Strategy {

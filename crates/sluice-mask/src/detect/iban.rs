@@ -125,7 +125,13 @@ pub(super) fn find(b: &[u8], found: &mut Vec<Match>) {
 /// groups of four separated by single spaces; the end, if the text holds
 /// exactly that many and then stops.
 fn read(b: &[u8], start: usize, len: usize, out: &mut [u8; 34]) -> Option<usize> {
-    let run = b[start..].iter().take_while(|c| iban_char(**c)).count();
+    // Runs are counted only as far as an IBAN can reach, so a long run of
+    // capitals and digits is not re-read from every position in it.
+    let run = b[start..]
+        .iter()
+        .take(35)
+        .take_while(|c| iban_char(**c))
+        .count();
     if run == len {
         out[..len].copy_from_slice(&b[start..start + len]);
         return Some(start + len);
@@ -137,7 +143,7 @@ fn read(b: &[u8], start: usize, len: usize, out: &mut [u8; 34]) -> Option<usize>
     let mut n = 0;
     let mut j = start;
     loop {
-        let group = b[j..].iter().take_while(|c| iban_char(**c)).count();
+        let group = b[j..].iter().take(5).take_while(|c| iban_char(**c)).count();
         if group == 0 || group > 4 || n + group > len {
             return None;
         }

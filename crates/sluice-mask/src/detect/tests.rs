@@ -456,6 +456,29 @@ fn long_digit_runs_are_read_safely() {
 }
 
 #[test]
+fn long_repetitive_cells_are_scanned_in_linear_time() {
+    // Each of these once made a scanner re-read the rest of the run from
+    // every prefix inside it; at this size a quadratic scan would take
+    // minutes instead of milliseconds.
+    let n = 50_000;
+    for text in [
+        "DE89".repeat(n),
+        "AKIA".repeat(n),
+        "ghp_".repeat(n),
+        "-----BEGIN PRIVATE KEY-----\"".repeat(n / 8),
+        "-----BEGIN ".repeat(n),
+        "a@".repeat(n),
+        "+1 ".repeat(n),
+        "1-".repeat(n),
+        "1:".repeat(n),
+        "1.".repeat(n),
+        "4111 ".repeat(n),
+    ] {
+        let _ = Detectors::all().scan(&text);
+    }
+}
+
+#[test]
 fn no_input_panics_the_scanners() {
     // A seeded walk over texts built from the characters the scanners
     // care about, plus multi-byte ones at every position.

@@ -213,4 +213,11 @@ fn strategies_serialize_as_configuration_names() {
     ])
     .expect("serializes");
     assert_eq!(json, r#"["redact",{"pseudonym":{"context":"g-1"}}]"#);
+    let bare: Strategy = serde_json::from_str(r#"{"pseudonym": {}}"#).expect("parses");
+    assert_eq!(
+        bare,
+        Strategy::Pseudonym {
+            context: String::new()
+        }
+    );
 }
