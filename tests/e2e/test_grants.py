@@ -82,6 +82,12 @@ def test_a_contractor_reads_the_shop_only_under_a_grant_a_reviewer_approved(slui
         with pytest.raises(exceptions.Forbidden):
             carol.query_and_wait(ORDERS)
 
+        shown = sluice_cli(sluice, reviewer, "approvals", "show", request_id).stdout
+        assert "why:         access to demo.shop for 1 hour: incident 42: reconcile orders" in shown, shown
+        assert "sql:" not in shown and "job:" not in shown, shown
+        listed = sluice_cli(sluice, reviewer, "approvals", "list").stdout
+        assert f"{request_id}\tPENDING\te2e-contractor\tshop-access\taccess request" in listed, listed
+
         approved = sluice_cli(sluice, reviewer, "approvals", "approve", request_id, "--reason", "ok for the incident")
         assert "APPROVED by alice" in approved.stdout, approved.stdout
         out, err = waiting.communicate(timeout=60)

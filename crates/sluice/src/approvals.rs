@@ -131,7 +131,11 @@ pub async fn run(connection: Connection, command: ApprovalsCommand) -> anyhow::R
                     approval.state,
                     text(approval.principal.as_deref()),
                     text(approval.rule.as_deref()),
-                    approval.estimate.describe(),
+                    if approval.kind.as_deref() == Some("ACCESS") {
+                        "access request".to_owned()
+                    } else {
+                        approval.estimate.describe()
+                    },
                     approval.timing(),
                     // An access request has no SQL: what it asks for instead.
                     one_line(
@@ -200,7 +204,8 @@ async fn voted(
 /// The multi-line view of `sluice approvals show`.
 fn show(approval: &Approval) -> anyhow::Result<()> {
     println!("{}  {}  {}", approval.id, approval.state, approval.timing());
-    if let Some(job) = &approval.job_reference {
+    let access = approval.kind.as_deref() == Some("ACCESS");
+    if let Some(job) = approval.job_reference.as_ref().filter(|_| !access) {
         let location = job
             .location
             .as_deref()
@@ -218,8 +223,10 @@ fn show(approval: &Approval) -> anyhow::Result<()> {
         text(approval.policy.as_deref())
     );
     println!("  why:         {}", text(approval.why.as_deref()));
-    println!("  estimate:    {}", approval.estimate.describe());
-    println!("  limits:      {}", approval.limits.describe());
+    if !access {
+        println!("  estimate:    {}", approval.estimate.describe());
+        println!("  limits:      {}", approval.limits.describe());
+    }
     println!(
         "  reviewers:   {}; {} approval{} needed{}",
         approval.reviewers.describe(),
@@ -255,7 +262,9 @@ fn show(approval: &Approval) -> anyhow::Result<()> {
             .collect();
         println!("  ci:          {}", ci.join(", "));
     }
-    println!("  sql hash:    {}", text(approval.sql_hash.as_deref()));
+    if !access {
+        println!("  sql hash:    {}", text(approval.sql_hash.as_deref()));
+    }
     if approval.votes.is_empty() {
         println!("  votes:       (none)");
     } else {
@@ -270,9 +279,11 @@ fn show(approval: &Approval) -> anyhow::Result<()> {
             );
         }
     }
-    println!("  sql:");
-    for line in approval.sql.as_deref().unwrap_or_default().lines() {
-        println!("    {line}");
+    if !access {
+        println!("  sql:");
+        for line in approval.sql.as_deref().unwrap_or_default().lines() {
+            println!("    {line}");
+        }
     }
     Ok(())
 }
@@ -424,6 +435,8 @@ struct ApprovalList {
 #[serde(rename_all = "camelCase")]
 struct Approval {
     id: String,
+    /// `QUERY`, or `ACCESS` for an access request (no job, no SQL).
+    kind: Option<String>,
     state: String,
     job_reference: Option<JobReference>,
     principal: Option<String>,
