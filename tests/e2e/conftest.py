@@ -311,6 +311,10 @@ def _upstream_config(work_dir: Path, binary: str) -> tuple[Path, list[Process]]:
     # The demo's development issuer gives way to the agents' identity provider.
     rest, replaced = re.subn(r"^identity:\n(?:  .*\n)*", _agents_identity(agents_idp), rest, count=1, flags=re.M)
     assert replaced, "the demo configuration has an identity section"
+    # The reviewer UI signs in with the demo's development issuer, which is
+    # off here (the UI's own tests run in the embedded pass).
+    rest, replaced = re.subn(r"^ui:\n(?:  .*\n)*", "", rest, count=1, flags=re.M)
+    assert replaced, "the demo configuration has a ui section"
     config = work_dir / "sluice-bqemulator.yaml"
     config.write_text(
         head
