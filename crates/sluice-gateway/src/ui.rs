@@ -6,6 +6,8 @@
 //! | `GET /ui/approvals/{id}` | one request: SQL, estimate, rule, CI run, votes, the vote form |
 //! | `POST /ui/approvals/{id}` | a vote (approve or deny, with a reason) |
 //! | `GET /ui/history` | closed requests |
+//! | `GET /ui/grants` | grants held or reviewed, with a revoke button |
+//! | `POST /ui/grants/{id}` | revokes a grant |
 //! | `GET /ui/login`, `GET /ui/callback` | OIDC sign-in (authorization code with PKCE) |
 //! | `POST /ui/logout` | signs out |
 //!
@@ -17,6 +19,7 @@
 //! serves its sign-in page (`dev_login.rs`).
 
 mod dev_login;
+mod grants;
 mod html;
 mod login;
 mod pages;
@@ -127,6 +130,8 @@ pub fn routes(mut router: Router<Arc<Gateway>>, gateway: &Gateway) -> Router<Arc
         )
         .route("/ui/", get(pages::pending))
         .route("/ui/history", get(pages::history))
+        .route("/ui/grants", get(grants::list))
+        .route("/ui/grants/{id}", post(grants::revoke))
         .route("/ui/approvals/{id}", get(pages::request).post(pages::vote))
         .route("/ui/login", get(login::start))
         .route("/ui/callback", get(login::callback))

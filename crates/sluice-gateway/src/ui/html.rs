@@ -78,7 +78,7 @@ pub fn page(title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> String {
     if let Some(viewer) = viewer {
         let _ = write!(
             out,
-            "<a href=\"/ui/\">Pending</a><a href=\"/ui/history\">History</a>\
+            "<a href=\"/ui/\">Pending</a><a href=\"/ui/history\">History</a><a href=\"/ui/grants\">Grants</a>\
              <span class=\"who\">Signed in as <strong>{}</strong>{}</span>\
              <form method=\"post\" action=\"/ui/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Sign out</button></form>",

@@ -1,4 +1,5 @@
-//! The pages: pending requests, one request with its vote form, history.
+//! The pages: pending requests, one request with its vote form, history
+//! (grants are in `grants.rs`).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::authenticate::{Principal, RecordedCaller};
 use crate::{Gateway, GatewayError};
 
 /// The reviewer a session stands for: the same principal as over REST.
-fn principal(session: &Session) -> Principal {
+pub(super) fn principal(session: &Session) -> Principal {
     Principal::recorded(&RecordedCaller {
         verified: session.principal.clone(),
         claims: serde_json::Map::new(),
@@ -29,7 +30,11 @@ fn principal(session: &Session) -> Principal {
     clippy::result_large_err,
     reason = "the refusal is the page itself, answered at once"
 )]
-fn signed_in(headers: &HeaderMap, key: &SessionKey, here: &str) -> Result<Session, Response> {
+pub(super) fn signed_in(
+    headers: &HeaderMap,
+    key: &SessionKey,
+    here: &str,
+) -> Result<Session, Response> {
     session_of(headers, key).ok_or_else(|| {
         let next = serde_urlencoded::to_string([("next", here)]).unwrap_or_default();
         let body = format!(
@@ -43,7 +48,7 @@ fn signed_in(headers: &HeaderMap, key: &SessionKey, here: &str) -> Result<Sessio
     })
 }
 
-fn viewer<'a>(session: &'a Session, csrf: &'a str) -> Viewer<'a> {
+pub(super) fn viewer<'a>(session: &'a Session, csrf: &'a str) -> Viewer<'a> {
     Viewer {
         name: &session.principal.name,
         groups: &session.principal.groups,
@@ -51,7 +56,7 @@ fn viewer<'a>(session: &'a Session, csrf: &'a str) -> Viewer<'a> {
     }
 }
 
-fn error_page(session: &Session, key: &SessionKey, err: &GatewayError) -> Response {
+pub(super) fn error_page(session: &Session, key: &SessionKey, err: &GatewayError) -> Response {
     let csrf = session.csrf(key);
     let body = format!(
         "<h1>Not available</h1><div class=\"error\">{}</div><p><a href=\"/ui/\">Back to the pending requests</a></p>",
@@ -573,14 +578,14 @@ fn sql_preview(approval: &ApprovalRecord) -> String {
 }
 
 /// "2026-12-03 10:42 UTC".
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default()
 }
 
 /// An id as it may go back into a URL.
-fn shown_id(id: &str) -> String {
+pub(super) fn shown_id(id: &str) -> String {
     id.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
         .take(64)

@@ -816,5 +816,42 @@ async fn an_access_request_is_shown_and_granted_through_the_ui() {
     let (status, body) =
         super::harness::query_as(&gw, &carol, "SELECT COUNT(*) AS n FROM proj.ds.people").await;
     assert_eq!(status, 200, "{body}");
+
+    // The reviewer sees the grant and revokes it from the UI (with the
+    // session's CSRF token only): the holder is refused again.
+    let grants = send(&gw, "GET", "/ui/grants", &cookie, "").await;
+    assert_eq!(grants.status, 200, "{}", grants.body);
+    assert!(grants.body.contains(&id), "{}", grants.body);
+    assert!(grants.body.contains("ACTIVE"), "{}", grants.body);
+    assert_no_injected_markup(&grants.body);
+    let revoke_path = format!("/ui/grants/{id}");
+    let forged = form(&[("csrf", "forged")]);
+    let refused = send(
+        &gw,
+        "POST",
+        &revoke_path,
+        &[("Cookie", &alice), ("Origin", &origin)],
+        &forged,
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let (status, _) =
+        super::harness::query_as(&gw, &carol, "SELECT COUNT(*) AS n FROM proj.ds.people").await;
+    assert_eq!(status, 200, "a forged form revokes nothing");
+    let body = form(&[("csrf", &csrf_of(&grants.body))]);
+    let revoked = send(
+        &gw,
+        "POST",
+        &revoke_path,
+        &[("Cookie", &alice), ("Origin", &origin)],
+        &body,
+    )
+    .await;
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    let after = send(&gw, "GET", "/ui/grants", &cookie, "").await;
+    assert!(after.body.contains("REVOKED"), "{}", after.body);
+    let (status, body) =
+        super::harness::query_as(&gw, &carol, "SELECT COUNT(*) AS n FROM proj.ds.people").await;
+    assert_eq!(status, 403, "{body}");
     gw.stop().await;
 }
