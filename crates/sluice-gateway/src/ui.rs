@@ -179,6 +179,35 @@ fn session_of(headers: &HeaderMap, key: &SessionKey) -> Option<Session> {
     (session.exp > session::unix_now()).then_some(session)
 }
 
+/// A form POST that may change something: the signed-in session (or the
+/// page saying it expired), the form's fields, and the CSRF and origin
+/// checks passed. Every state-changing handler starts here.
+async fn checked_form(
+    gateway: &Gateway,
+    request: axum::extract::Request,
+) -> Result<
+    (
+        Session,
+        &SessionKey,
+        std::collections::HashMap<String, String>,
+    ),
+    Response,
+> {
+    let (ui, key) = ready(gateway).await?;
+    let (parts, body) = request.into_parts();
+    let Some(session) = session_of(&parts.headers, key) else {
+        return Err(failure(
+            StatusCode::UNAUTHORIZED,
+            "Signed out",
+            "Your sign-in expired before the form was sent; nothing was recorded. Sign in and try again.",
+        ));
+    };
+    let fields = form_fields(body).await?;
+    let csrf = fields.get("csrf").map(String::as_str);
+    check_form_origin(ui, &parts.headers, &session, key, csrf)?;
+    Ok((session, key, fields))
+}
+
 /// A POST may change something only when it carries the session's CSRF
 /// token and comes from the UI's own origin (`Origin`, else `Referer`).
 #[expect(

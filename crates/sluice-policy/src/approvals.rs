@@ -11,7 +11,7 @@ use crate::calendar::Window;
 use crate::decision::{ApprovalNeed, Estimate, Reviewers};
 use crate::pattern::TablePattern;
 use crate::policy_set::{DenyRule, PolicyError};
-use crate::raw::RawApproval;
+use crate::raw::{RawApproval, RawWho};
 
 /// How long a request waits when its rule sets no `timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -98,32 +98,8 @@ impl ApprovalRule {
             &format!("{key}.when"),
             errors,
         );
-        let who = &raw.reviewers;
-        if who.groups.is_empty() && who.principals.is_empty() {
-            errors.push(error(
-                format!("{key}.reviewers"),
-                "nobody could approve: give reviewers.groups or reviewers.principals",
-            ));
-        }
-        for (field, values) in [
-            ("groups", &who.groups),
-            ("principals", &who.principals),
-            ("issuers", &who.issuers),
-        ] {
-            if values.iter().any(String::is_empty) {
-                errors.push(error(
-                    format!("{key}.reviewers.{field}"),
-                    format!("empty {field} entry"),
-                ));
-            }
-        }
-        let min_approvals = raw.min_approvals.unwrap_or(1);
-        if !(1..=100).contains(&min_approvals) {
-            errors.push(error(
-                format!("{key}.min_approvals"),
-                "must be between 1 and 100",
-            ));
-        }
+        let reviewers = reviewers(&raw.reviewers, key, errors);
+        let min_approvals = quorum(raw.min_approvals, key, errors);
         let timeout = match raw.timeout.as_deref() {
             None => DEFAULT_TIMEOUT,
             Some(text) => match crate::policy_set::duration(text).filter(|d| *d <= MAX_TIMEOUT) {
@@ -145,11 +121,7 @@ impl ApprovalRule {
             statements,
             incomplete_analysis: raw.when.incomplete_analysis,
             window,
-            reviewers: Reviewers {
-                groups: who.groups.clone(),
-                principals: who.principals.clone(),
-                issuers: who.issuers.clone(),
-            },
+            reviewers,
             min_approvals,
             timeout,
             justification_required: raw.justification_required,
@@ -309,6 +281,46 @@ impl ApprovalRule {
             why,
         }
     }
+}
+
+/// `reviewers` (of an approval rule, grant rule or budget at `key`),
+/// checked: someone must be able to approve, and no entry is empty.
+pub(crate) fn reviewers(who: &RawWho, key: &str, errors: &mut Vec<PolicyError>) -> Reviewers {
+    if who.groups.is_empty() && who.principals.is_empty() {
+        errors.push(error(
+            format!("{key}.reviewers"),
+            "nobody could approve: give reviewers.groups or reviewers.principals",
+        ));
+    }
+    for (field, values) in [
+        ("groups", &who.groups),
+        ("principals", &who.principals),
+        ("issuers", &who.issuers),
+    ] {
+        if values.iter().any(String::is_empty) {
+            errors.push(error(
+                format!("{key}.reviewers.{field}"),
+                format!("empty {field} entry"),
+            ));
+        }
+    }
+    Reviewers {
+        groups: who.groups.clone(),
+        principals: who.principals.clone(),
+        issuers: who.issuers.clone(),
+    }
+}
+
+/// `min_approvals` at `key`: 1 to 100, default 1.
+pub(crate) fn quorum(min_approvals: Option<u32>, key: &str, errors: &mut Vec<PolicyError>) -> u32 {
+    let min_approvals = min_approvals.unwrap_or(1);
+    if !(1..=100).contains(&min_approvals) {
+        errors.push(error(
+            format!("{key}.min_approvals"),
+            "must be between 1 and 100",
+        ));
+    }
+    min_approvals
 }
 
 fn error(key: impl Into<String>, reason: impl Into<String>) -> PolicyError {

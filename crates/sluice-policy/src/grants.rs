@@ -85,20 +85,8 @@ impl GrantRule {
                 "a grant rule must name the datasets or tables a grant may cover",
             ));
         }
-        let who = &raw.reviewers;
-        if who.groups.is_empty() && who.principals.is_empty() {
-            errors.push(error(
-                format!("{key}.reviewers"),
-                "nobody could approve: give reviewers.groups or reviewers.principals",
-            ));
-        }
-        let min_approvals = raw.min_approvals.unwrap_or(1);
-        if !(1..=100).contains(&min_approvals) {
-            errors.push(error(
-                format!("{key}.min_approvals"),
-                "must be between 1 and 100",
-            ));
-        }
+        let reviewers = crate::approvals::reviewers(&raw.reviewers, key, errors);
+        let min_approvals = crate::approvals::quorum(raw.min_approvals, key, errors);
         let timeout = bounded(
             raw.timeout.as_deref(),
             DEFAULT_TIMEOUT,
@@ -119,11 +107,7 @@ impl GrantRule {
             name: name.to_owned(),
             datasets,
             tables,
-            reviewers: Reviewers {
-                groups: who.groups.clone(),
-                principals: who.principals.clone(),
-                issuers: who.issuers.clone(),
-            },
+            reviewers,
             min_approvals,
             timeout,
             max_duration,

@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use super::html::{escape, page};
 use super::pages::{error_page, principal, shown_id, signed_in, time, viewer};
-use super::{html as respond, ready, session_of};
+use super::{html as respond, ready};
 use crate::Gateway;
 
 /// `GET /ui/grants`.
@@ -98,26 +98,10 @@ pub async fn revoke(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let (ui, key) = match ready(&gateway).await {
-        Ok(ready) => ready,
+    let (session, key, _) = match super::checked_form(&gateway, request).await {
+        Ok(checked) => checked,
         Err(response) => return response,
     };
-    let (parts, body) = request.into_parts();
-    let Some(session) = session_of(&parts.headers, key) else {
-        return super::failure(
-            StatusCode::UNAUTHORIZED,
-            "Signed out",
-            "Your sign-in expired before the form was sent; nothing was changed. Sign in and try again.",
-        );
-    };
-    let fields = match super::form_fields(body).await {
-        Ok(fields) => fields,
-        Err(response) => return response,
-    };
-    let csrf = fields.get("csrf").map(String::as_str);
-    if let Err(response) = super::check_form_origin(ui, &parts.headers, &session, key, csrf) {
-        return response;
-    }
     match crate::access::revoke(&gateway.approvals, &principal(&session), &id).await {
         Ok(_) => super::see_other("/ui/grants", &[]),
         Err(err) => {

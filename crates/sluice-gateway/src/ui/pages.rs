@@ -210,26 +210,10 @@ pub async fn vote(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let (ui, key) = match ready(&gateway).await {
-        Ok(ready) => ready,
+    let (session, key, fields) = match super::checked_form(&gateway, request).await {
+        Ok(checked) => checked,
         Err(response) => return response,
     };
-    let (parts, body) = request.into_parts();
-    let Some(session) = session_of(&parts.headers, key) else {
-        return super::failure(
-            StatusCode::UNAUTHORIZED,
-            "Signed out",
-            "Your sign-in expired before the vote was sent; nothing was recorded. Sign in and vote again.",
-        );
-    };
-    let fields = match super::form_fields(body).await {
-        Ok(fields) => fields,
-        Err(response) => return response,
-    };
-    let csrf = fields.get("csrf").map(String::as_str);
-    if let Err(response) = super::check_form_origin(ui, &parts.headers, &session, key, csrf) {
-        return response;
-    }
     let verdict = match fields.get("verdict").map(String::as_str) {
         Some("approve") => Verdict::Approve,
         Some("deny") => Verdict::Deny,
