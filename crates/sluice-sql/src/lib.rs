@@ -17,6 +17,7 @@ mod budget;
 mod facts;
 mod fallback;
 mod limits;
+mod lineage;
 mod name;
 mod routine;
 mod walk;
@@ -25,6 +26,9 @@ pub use facts::{
     Defaults, Flag, ObjectKind, QueryFacts, ScriptKind, StatementFacts, StatementKind,
 };
 pub use limits::{LIMITS, LimitExceeded, SqlLimits};
+pub use lineage::{
+    Derivation, Lineage, LineageOptions, OutputColumn, Schemas, Source, lineage, lineage_of,
+};
 
 pub use name::TableName;
 pub use routine::{RoutineName, SPENDING_NAMESPACES};
