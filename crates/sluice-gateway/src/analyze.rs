@@ -13,7 +13,7 @@ pub fn analyze(request: &QueryRequest) -> QueryFacts {
     sluice_sql::analyze(&request.sql, &defaults(request))
 }
 
-fn defaults(request: &QueryRequest) -> Defaults {
+pub fn defaults(request: &QueryRequest) -> Defaults {
     // Analysis resolves a one-part name to `project.dataset.table` with a
     // single project. When the default dataset lives in another project
     // than the job, one-part names are left unresolved instead, which

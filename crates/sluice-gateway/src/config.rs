@@ -80,6 +80,8 @@ pub struct RawConfig {
     pub approvals: RawApprovals,
     /// The reviewer web UI.
     pub ui: RawUi,
+    /// Sensitive columns and how results are masked (`docs/masking.md`).
+    pub masking: crate::mask::RawMasking,
 }
 
 /// `approvals:` (the rules themselves are under each policy's
@@ -214,6 +216,8 @@ pub struct Config {
     pub approval_link: Option<String>,
     /// The reviewer web UI, when it is on.
     pub ui: Option<UiConfig>,
+    /// Sensitive columns and how results are masked.
+    pub masking: crate::mask::MaskingConfig,
 }
 
 /// The notification targets, with their secrets read from the
@@ -309,6 +313,15 @@ impl Config {
                 errors.extend(problems.into_iter().map(|p| error(&p.key, p.reason)));
             })
             .ok();
+        let masking = crate::mask::MaskingConfig::from_raw(&raw.masking)
+            .map_err(|problems| {
+                errors.extend(
+                    problems
+                        .into_iter()
+                        .map(|(key, reason)| error(&key, reason)),
+                );
+            })
+            .ok();
         let base = Self::validate_base(raw, file);
         if let (Ok(base), Some(policy)) = (&base, &policy) {
             for (index, name) in policy.named_credentials() {
@@ -341,13 +354,14 @@ impl Config {
                     .into(),
             ));
         }
-        match (base, identity, policy) {
-            (Ok(mut base), Some(identity), Some(policy)) if errors.is_empty() => {
+        match (base, identity, policy, masking) {
+            (Ok(mut base), Some(identity), Some(policy), Some(masking)) if errors.is_empty() => {
                 base.identity = identity;
                 base.policy = Arc::new(policy);
+                base.masking = masking;
                 Ok(base)
             }
-            (base, _, _) => {
+            (base, _, _, _) => {
                 if let Err(e) = base {
                     errors.insert(0, e);
                 }
@@ -483,6 +497,7 @@ impl Config {
             notify,
             approval_link: raw.approvals.link,
             ui,
+            masking: crate::mask::MaskingConfig::default(),
         })
     }
 

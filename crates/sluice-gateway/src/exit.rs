@@ -8,77 +8,189 @@
 use axum::response::Response;
 use serde_json::Map;
 use serde_json::value::{RawValue, Value};
+use sluice_mask::{FieldSchema, MaskCounts, PageMasker};
 use sluice_warehouse::TableSchema;
 
 use crate::error::GatewayError;
 use crate::facade::json_bytes;
 use crate::facade::resources::RowsResponse;
+pub use crate::mask::MaskPlan;
+use crate::mask::Masking;
 use crate::timestamps;
 
-/// How a result's columns are masked on the way out: decided once, at
-/// decide time, recorded with the job, and applied to every page by
-/// whichever replica serves it. No masking rules exist yet, so every plan
-/// is empty; a plan this build cannot apply refuses the page rather than
-/// let a row out unmasked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MaskPlan {
-    /// The top-level output columns to mask, by position.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub columns: Vec<usize>,
-}
-
-impl MaskPlan {
-    /// Whether the plan masks nothing.
-    pub fn is_empty(&self) -> bool {
-        self.columns.is_empty()
-    }
-}
-
-/// A page of rows on its way out: the response's other fields in `head`,
-/// the rows as the warehouse encoded them, the schema they follow, and the
-/// mask plan of the job (or table) they come from.
+/// A page of rows on its way out: the response's other fields in `head`
+/// (with the result's `schema`, when it has one), the rows as the
+/// warehouse encoded them, the schema they follow, and the mask plan of
+/// the job (or table) they come from.
 pub struct RowsOut<'a> {
     pub head: Map<String, Value>,
     pub rows: Vec<Box<RawValue>>,
     pub schema: &'a TableSchema,
     pub mask: &'a MaskPlan,
+    /// The deployment's detectors and pseudonym key.
+    pub masking: &'a Masking,
     /// `formatOptions.useInt64Timestamp`: TIMESTAMP cells stay integer
     /// microseconds; otherwise they become float seconds, as BigQuery
     /// answers by default.
     pub use_int64_timestamp: bool,
 }
 
-/// The response for a page of rows. Every row that leaves passes here.
-pub fn rows_response(page: RowsOut<'_>) -> Result<Response, GatewayError> {
-    if !page.mask.is_empty() {
-        // Fail closed: nothing here can apply a mask yet.
-        return Err(GatewayError::access_denied(
-            "Access Denied: check masking: the result has masked columns and this Sluice cannot apply \
-             the masks, so no rows were returned. Report it to the Sluice administrators.",
-        ));
-    }
-    let rows = if page.use_int64_timestamp {
-        page.rows
+/// The response for a page of rows, and what was masked in it. Every row
+/// that leaves passes here.
+pub fn rows_response(page: RowsOut<'_>) -> Result<(Response, MaskCounts), GatewayError> {
+    let RowsOut {
+        mut head,
+        rows,
+        schema,
+        mask,
+        masking,
+        use_int64_timestamp,
+    } = page;
+    let mut counts = MaskCounts::default();
+    let rows = if mask.is_empty() {
+        rows
     } else {
-        timestamps::to_float_seconds(page.rows, page.schema)?
-    };
-    Ok(json_bytes(
-        RowsResponse {
-            head: page.head,
-            rows,
+        let fields = mask_fields(schema)?;
+        let plan = resolve(mask, schema)?;
+        let masker = PageMasker::new(&fields, &plan, masking.detectors(), masking.key())
+            .map_err(|e| masking_failed(&e.to_string()))?;
+        let masked = masker
+            .mask_page(rows)
+            .map_err(|e| masking_failed(&e.to_string()))?;
+        counts = masked.counts;
+        if head.contains_key("schema") {
+            // A masked REQUIRED field may now be NULL.
+            let announced = sluice_mask::masked_schema(&fields, &plan);
+            head.insert("schema".into(), serde_json::json!({ "fields": announced }));
         }
-        .to_json()?,
+        masked.rows
+    };
+    let rows = if use_int64_timestamp {
+        rows
+    } else {
+        timestamps::to_float_seconds(rows, schema)?
+    };
+    let response = json_bytes(RowsResponse { head, rows }.to_json()?);
+    Ok((response, counts))
+}
+
+/// A refusal of a page that could not be masked: nothing of it leaves.
+fn masking_failed(why: &str) -> GatewayError {
+    GatewayError::access_denied(format!(
+        "Access Denied: check masking: {why}; no rows were returned, since Sluice returns no row it \
+         cannot mask. Select fewer or plainer columns, or report it to the Sluice administrators."
     ))
+}
+
+/// The result's schema in the masking crate's terms.
+fn mask_fields(schema: &TableSchema) -> Result<Vec<FieldSchema>, GatewayError> {
+    serde_json::to_value(&schema.fields)
+        .and_then(serde_json::from_value)
+        .map_err(|e| masking_failed(&format!("the result's schema could not be read ({e})")))
+}
+
+/// The stored plan, by position, resolved to this result's column names;
+/// a result of another shape than lineage expected is refused.
+fn resolve(mask: &MaskPlan, schema: &TableSchema) -> Result<sluice_mask::MaskPlan, GatewayError> {
+    let fields = &schema.fields;
+    if let Some(expect) = &mask.expect {
+        let same = expect.len() == fields.len()
+            && expect.iter().zip(fields).all(|(want, have)| {
+                want.as_deref()
+                    .is_none_or(|want| want.eq_ignore_ascii_case(&have.name))
+            });
+        if !same {
+            return Err(masking_failed(&format!(
+                "the result has columns ({}) other than the analysis of the query expected ({})",
+                fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                expect
+                    .iter()
+                    .map(|n| n.as_deref().unwrap_or("?"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let mut columns: Vec<sluice_mask::ColumnMask> = Vec::new();
+    if let Some(strategy) = &mask.all {
+        columns.extend(fields.iter().map(|f| sluice_mask::ColumnMask {
+            column: f.name.clone(),
+            strategy: strategy.clone(),
+            class: None,
+        }));
+    } else {
+        for output in &mask.columns {
+            let field = fields.get(output.index).ok_or_else(|| {
+                masking_failed(
+                    "the result has fewer columns than the analysis of the query expected",
+                )
+            })?;
+            let mut column = field.name.clone();
+            for part in &output.path {
+                column.push('.');
+                column.push_str(part);
+            }
+            columns.push(sluice_mask::ColumnMask {
+                column,
+                strategy: output.strategy.clone(),
+                class: output.class.clone(),
+            });
+        }
+    }
+    Ok(sluice_mask::MaskPlan {
+        columns,
+        detect: mask.detect.clone(),
+    })
 }
 
 /// The longest warehouse text passed on.
 const MAX_TEXT_CHARS: usize = 2000;
 
+/// The text of a job's error, scrubbed: when the job read a masked column
+/// (`plan.sensitive`), every quoted value in it is removed as well, since
+/// a failed `CAST(ssn AS INT64)` quotes the value it could not cast.
+pub fn scrub_for(text: &str, plan: &MaskPlan) -> String {
+    if !plan.sensitive {
+        return scrub(text);
+    }
+    scrub(&without_quoted_values(text))
+}
+
+/// Every `'…'`, `"…"` and `` `…` `` run replaced by `[value removed]`.
+fn without_quoted_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut open: Option<char> = None;
+    for c in text.chars() {
+        match open {
+            Some(quote) if c == quote => {
+                out.push_str("[value removed]");
+                open = None;
+            }
+            Some(_) => {}
+            None if matches!(c, '\'' | '"' | '`') => open = Some(c),
+            None => out.push(c),
+        }
+    }
+    if open.is_some() {
+        out.push_str("[value removed]");
+    }
+    out
+}
+
 /// Warehouse-originated text made fit to return, store or log: control
 /// characters (which could forge log lines) become spaces, anything shaped
 /// like a credential (a bearer token, a Google access token, a JWT) is
-/// replaced by `[redacted]`, and the text is cut to 2,000 characters.
+/// replaced by `[redacted]`, whatever a content detector finds (an SSN, a
+/// card number, an e-mail address, …) by its class's marker, and the text
+/// is cut to 2,000 characters.
 pub fn scrub(text: &str) -> String {
+    let text = &*sluice_mask::Detectors::all()
+        .mask_text(text, &sluice_mask::Strategy::Redact, None)
+        .unwrap_or(std::borrow::Cow::Borrowed("[message withheld]"));
     let spaced: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -132,6 +244,35 @@ mod tests {
             "{scrubbed}"
         );
         assert_eq!(scrubbed.matches("[redacted]").count(), 2, "{scrubbed}");
+    }
+
+    #[test]
+    fn sensitive_values_never_leave_in_error_text() {
+        let plan = MaskPlan {
+            sensitive: true,
+            ..MaskPlan::default()
+        };
+        let text =
+            "Cast error: Cannot cast string '976407741' to value of Int64 type; \"x\" in `t`";
+        let scrubbed = scrub_for(text, &plan);
+        assert!(!scrubbed.contains("976407741"), "{scrubbed}");
+        assert_eq!(
+            scrubbed,
+            "Cast error: Cannot cast string [value removed] to value of Int64 type; [value removed] in [value removed]"
+        );
+        // Unclosed quotes lose the rest.
+        assert_eq!(scrub_for("bad 'abc", &plan), "bad [value removed]");
+        // Without a masked column read, names stay quoted; detectors still run.
+        let plain = MaskPlan::default();
+        assert_eq!(
+            scrub_for("Unrecognized name: 'foo'", &plain),
+            "Unrecognized name: 'foo'"
+        );
+        let found = scrub("value 976-40-7741 and jo.doe@example.com");
+        assert!(
+            !found.contains("976-40-7741") && !found.contains("jo.doe@"),
+            "{found}"
+        );
     }
 
     #[test]

@@ -700,7 +700,12 @@ impl Jobs {
                 return self.finish_counting(job, &usage).await.map(drop);
             }
             QueryStatus::Failed(err) => {
-                let err = GatewayError::from(err);
+                let mut err = GatewayError::from(err);
+                // A job that read a masked column loses the values its
+                // error quotes.
+                if let Ok(request) = StoredRequest::of(job) {
+                    err.message = crate::exit::scrub_for(&err.message, &request.mask);
+                }
                 job.error = Some(json!({"reason": err.reason, "message": err.message}));
             }
         }

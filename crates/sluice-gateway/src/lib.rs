@@ -19,6 +19,7 @@ mod estimate;
 mod exit;
 mod facade;
 mod jobs;
+mod mask;
 mod params;
 mod pipeline;
 mod quota;
@@ -65,6 +66,8 @@ pub struct Gateway {
     approvals: Arc<approvals::Approvals>,
     /// The reviewer web UI, when the configuration turns it on.
     ui: Option<ui::Ui>,
+    /// Sensitive columns, detectors and the pseudonym key.
+    pub masking: Arc<mask::Masking>,
 }
 
 /// Why the gateway could not start. A variant that wraps an error names
@@ -85,6 +88,29 @@ pub enum StartError {
     Identity(String),
     #[error("warehouse credentials: {0}")]
     Credentials(String),
+    #[error("masking: {0}")]
+    Masking(String),
+}
+
+/// The pseudonym key, from the secret store, when a masking rule needs
+/// one; without a master key to open the store with, Sluice does not
+/// start.
+async fn pseudonym_key(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> Result<Option<sluice_mask::PseudonymKey>, StartError> {
+    if !config.masking.uses_pseudonyms() {
+        return Ok(None);
+    }
+    let secrets = secrets::secret_store(config, store.clone()).map_err(|e| {
+        StartError::Masking(format!(
+            "a pseudonym mask needs a key from the secret store, which needs a master key: {e}"
+        ))
+    })?;
+    mask::pseudonym_key(&secrets)
+        .await
+        .map(Some)
+        .map_err(StartError::Masking)
 }
 
 impl Gateway {
@@ -119,10 +145,19 @@ impl Gateway {
                     deadline: upstream.retry_deadline,
                 },
             })?;
-            return Self::with_credentials(config, Arc::new(warehouse), store, credentials);
+            let key = pseudonym_key(&config, &store).await?;
+            return Self::with_credentials(config, Arc::new(warehouse), store, credentials)
+                .map(|gateway| gateway.with_pseudonym_key(key));
         }
+        let key = pseudonym_key(&config, &store).await?;
         let warehouse = embedded_warehouse(&config, progress).await?;
-        Self::new(config, warehouse, store)
+        Self::new(config, warehouse, store).map(|gateway| gateway.with_pseudonym_key(key))
+    }
+
+    /// The gateway with the key its `pseudonym` masks are made with.
+    pub fn with_pseudonym_key(mut self, key: Option<sluice_mask::PseudonymKey>) -> Self {
+        self.masking = Arc::new(mask::Masking::new(self.config.masking.clone(), key));
+        self
     }
 
     /// A gateway over the given parts (tests inject their own).
@@ -186,8 +221,10 @@ impl Gateway {
             ui: config.ui.is_some(),
         });
         let ui = ui::Ui::new(&config);
+        let masking = Arc::new(mask::Masking::new(config.masking.clone(), None));
         Ok(Self {
             ui,
+            masking,
             config,
             warehouse,
             store,

@@ -11,16 +11,17 @@
 //! | route | [`run`] | `route.rs`, `params.rs` | 404 `notFound`, 400 `invalid` |
 //! | analyze | [`analyze`] | `analyze.rs` (`sluice-sql`) | 400 `invalidQuery`, `analysis.limits.*` |
 //! | decide on the facts | [`decide_on_facts`] | `decide.rs` (`sluice-policy`) | 403 `accessDenied`, the rule |
+//! | decide the masks | [`plan_masks`] | `mask.rs` (lineage from `sluice-sql`) | 403 `accessDenied`, `masking.filters`, `masking.unkeyed_hash`, `masking.write`, `masking.lineage`, `masking.deny` |
 //! | estimate | [`estimate`] | `estimate.rs` (dry run, cross-check) | 403 `accessDenied`, `analysis.cross_check` |
 //! | decide | [`decide`] | `decide.rs` | 403 `accessDenied`, the rule |
 //! | await approval | [`execute`] (the job is recorded PENDING, with an approval request) | `approvals.rs`, `jobs.rs` | the job's `errorResult`: `accessDenied`, `approvals.<rule>` |
 //! | credential, execute | [`execute`] | `jobs.rs` (`Jobs::run`), `credential.rs` | 403 / 429 / 503 |
-//! | mask, respond | the methods, through one exit | `exit.rs` | |
+//! | mask, respond | the methods, through one exit | `exit.rs` (`sluice-mask`) | 403 `accessDenied`, `check masking` |
 //!
 //! [`handle`] runs every `/bigquery/v2/…` request: authenticate, route,
 //! then the API method (`facade/jobs.rs`, `facade/catalog.rs`). A method
-//! that runs SQL calls [`admit`] (analyze → decide on the facts → estimate
-//! → decide) and then [`execute`]; every page of rows leaves through
+//! that runs SQL calls [`admit`] (analyze → decide on the facts → decide
+//! the masks → estimate → decide) and then [`execute`]; every page of rows leaves through
 //! [`crate::exit`], which applies the job's mask plan.
 //!
 //! One [`RequestContext`] per request carries what every phase produced:
@@ -243,7 +244,8 @@ async fn read_body(
     })
 }
 
-/// analyze → decide on the facts → estimate → decide, for one query
+/// analyze → decide on the facts → decide the masks → estimate → decide,
+/// for one query
 /// request. `dry_run` is the caller's own `dryRun`: the estimate is then
 /// the answer, so it is always made. On success the context holds the
 /// decision that allowed the query; on a refusal it holds what was learned
@@ -270,6 +272,7 @@ pub async fn admit(
         job: None,
     });
     decide_on_facts(gateway, principal, query)?;
+    plan_masks(gateway, principal, query).await?;
     estimate(gateway, principal, query, dry_run).await?;
     decide(gateway, principal, query)?;
     // [await approval]: a decision that asks for a reviewer parks the job
@@ -341,8 +344,38 @@ fn decide(
     query: &mut QueryContext,
 ) -> Result<(), GatewayError> {
     crate::decide::with_estimate(gateway, principal, query)?;
-    // No masking rules exist yet: the plan masks nothing.
-    query.mask = MaskPlan::default();
+    Ok(())
+}
+
+/// decide, the masks: which output columns derive from masked columns
+/// (lineage, over the schemas of the tables read), recorded with the job;
+/// a query that would leak a masked column is refused here.
+async fn plan_masks(
+    gateway: &Gateway,
+    principal: &Principal,
+    query: &mut QueryContext,
+) -> Result<(), GatewayError> {
+    let masking = &gateway.masking;
+    let reads: Vec<sluice_sql::TableName> = query.facts.reads.iter().cloned().collect();
+    let mut schemas = std::collections::HashMap::new();
+    if crate::mask::covers_any(masking, principal, &reads) {
+        let missing = reads.iter().any(|t| masking.cached_columns(t).is_none());
+        let call = match missing {
+            true => Some(gateway.credentials.access_once(principal).await?),
+            false => None,
+        };
+        for table in &reads {
+            let columns = match (masking.cached_columns(table), &call) {
+                (Some(known), _) => known,
+                (None, Some(call)) => crate::mask::columns_of(gateway, &call.access, table).await,
+                (None, None) => None,
+            };
+            if let Some(columns) = columns {
+                schemas.insert(table.clone(), columns);
+            }
+        }
+    }
+    query.mask = masking.plan(principal, query, &schemas)?;
     Ok(())
 }
 

@@ -477,12 +477,11 @@ impl Scope<'_> {
             .iter()
             .find(|(a, _)| parts.len() == 1 && a.eq_ignore_ascii_case(first))
             .map(|(_, d)| d.clone());
+        // A column some relation surely has is the one meant: were another
+        // relation to have it as well, BigQuery would refuse the name as
+        // ambiguous.
         let resolved = match (definite, maybe) {
-            (Some(mut d), Some(m)) => {
-                d.merge(&m);
-                Some((d, true))
-            }
-            (Some(d), None) => Some((d, true)),
+            (Some(d), _) => Some((d, true)),
             (None, Some(m)) => Some((m, false)),
             (None, None) => None,
         };
@@ -662,7 +661,7 @@ impl Cx<'_> {
     ) -> Option<Vec<OutputColumn>> {
         let mut scope = Scope::new(outer);
         for from in &select.from {
-            self.from_item(from, ctes, &mut scope);
+            self.add_from_item(from, ctes, &mut scope);
         }
         if let Some(selection) = &select.selection {
             let d = self.expr(selection, &scope, ctes);
@@ -822,7 +821,7 @@ impl Cx<'_> {
     }
 
     /// One `FROM` item and its joins, added to `scope`.
-    fn from_item(&mut self, from: &TableWithJoins, ctes: &[Cte], scope: &mut Scope<'_>) {
+    fn add_from_item(&mut self, from: &TableWithJoins, ctes: &[Cte], scope: &mut Scope<'_>) {
         let first = self.factor(&from.relation, ctes, scope);
         self.add_relations(first, None, scope);
         for join in &from.joins {
@@ -958,18 +957,17 @@ impl Cx<'_> {
                     }];
                 };
                 // A CTE, by its one-part name.
-                if let [single] = parts.as_slice() {
-                    if let Some((cte_name, columns)) = ctes
+                if let [single] = parts.as_slice()
+                    && let Some((cte_name, columns)) = ctes
                         .iter()
                         .rev()
                         .find(|(n, _)| n.eq_ignore_ascii_case(single))
-                    {
-                        let rel = columns.clone().map_or(Rel::Opaque, Rel::Columns);
-                        return vec![Relation {
-                            alias: alias_name.or_else(|| Some(cte_name.clone())),
-                            rel,
-                        }];
-                    }
+                {
+                    let rel = columns.clone().map_or(Rel::Opaque, Rel::Columns);
+                    return vec![Relation {
+                        alias: alias_name.or_else(|| Some(cte_name.clone())),
+                        rel,
+                    }];
                 }
                 // `FROM t, t.array_column AS x`: an implicit UNNEST.
                 if parts.len() >= 2 && scope_has_alias(scope, &parts[0]) {
@@ -1067,7 +1065,7 @@ impl Cx<'_> {
                     }];
                 }
                 let mut inner = Scope::new(Some(scope));
-                self.from_item(table_with_joins, ctes, &mut inner);
+                self.add_from_item(table_with_joins, ctes, &mut inner);
                 let mut relations = inner.relations;
                 // Keep the nested join's `*` order: fold it into one
                 // relation when its relations' stars do not tell it.
@@ -1248,6 +1246,8 @@ impl Visitor for ExprVisitor<'_, '_, '_, '_> {
             return ControlFlow::Continue(());
         }
         match expr {
+            // `@name` query parameters and `@@` system variables.
+            Expr::Identifier(ident) if ident.value.starts_with('@') => {}
             Expr::Identifier(ident) => {
                 let d = self.scope.resolve(&[lower(ident)]);
                 self.add(d);
@@ -1292,16 +1292,12 @@ impl Visitor for ExprVisitor<'_, '_, '_, '_> {
                 if self.cx.options.counting_aggregates.contains(&name)
                     && function.filter.is_none()
                     && function.over.is_none()
+                    && let FunctionArguments::List(list) = &function.args
+                    && list.clauses.is_empty()
+                    && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice()
+                    && matches!(arg, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
                 {
-                    if let FunctionArguments::List(list) = &function.args {
-                        if let ([FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))], true) =
-                            (list.args.as_slice(), list.clauses.is_empty())
-                        {
-                            if matches!(arg, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
-                                self.skip.insert(addr(arg));
-                            }
-                        }
-                    }
+                    self.skip.insert(addr(arg));
                 }
             }
             _ => {}

@@ -303,12 +303,23 @@ async fn tabledata_list(
     if next < page.total_rows && max_rows > 0 {
         head.insert("pageToken".into(), json!(page_token::encode(next)));
     }
-    crate::exit::rows_response(crate::exit::RowsOut {
+    // The table's masks, by its (selected) columns.
+    let names: Vec<String> = schema.fields.iter().map(|f| f.name.clone()).collect();
+    let mask = gateway.masking.table_plan(
+        &cx.principal,
+        &TableName::new(&table.project_id, &table.dataset_id, &table.table_id),
+        &names,
+    )?;
+    let (response, counts) = crate::exit::rows_response(crate::exit::RowsOut {
         head,
         rows: page.rows,
         schema: &schema,
-        // Table rows have no masking rules yet.
-        mask: &crate::exit::MaskPlan::default(),
+        mask: &mask,
+        masking: &gateway.masking,
         use_int64_timestamp,
-    })
+    })?;
+    if counts.total() > 0 {
+        tracing::debug!(%table, masked = counts.total(), "masked values");
+    }
+    Ok(response)
 }

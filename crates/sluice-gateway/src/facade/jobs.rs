@@ -508,13 +508,18 @@ async fn respond_with_rows(
     // The mask plan decided with the job; a job whose record cannot be
     // read returns no rows.
     let mask = StoredRequest::of(job)?.mask;
-    crate::exit::rows_response(crate::exit::RowsOut {
+    let (response, counts) = crate::exit::rows_response(crate::exit::RowsOut {
         head,
         rows,
         schema: &outcome.schema,
         mask: &mask,
+        masking: &gateway.masking,
         use_int64_timestamp: page.use_int64_timestamp,
-    })
+    })?;
+    if counts.total() > 0 {
+        tracing::debug!(job = %job.job_id, masked = counts.total(), "masked values");
+    }
+    Ok(response)
 }
 
 async fn list(

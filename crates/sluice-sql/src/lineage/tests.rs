@@ -357,3 +357,14 @@ fn deep_nesting_gives_up_as_unknown() {
         );
     }
 }
+
+#[test]
+fn query_parameters_name_no_column() {
+    let lineage =
+        run("SELECT name FROM customers WHERE customer_id = @id AND name IN UNNEST(@names)");
+    assert!(!lineage.filtered.unknown, "{:?}", lineage.filtered);
+    assert_eq!(
+        lineage.filtered.sources,
+        [src("customers", "customer_id"), src("customers", "name")].into()
+    );
+}
