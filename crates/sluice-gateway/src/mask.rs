@@ -389,7 +389,7 @@ type CachedColumns = (Instant, Option<Vec<String>>);
 const SCHEMA_TTL: Duration = Duration::from_secs(60);
 
 /// The name of the stored pseudonym key.
-pub const PSEUDONYM_KEY_SECRET: &str = "masking/pseudonym-key";
+pub const PSEUDONYM_KEY_SECRET: &str = "masking.pseudonym-key";
 
 impl Masking {
     pub fn new(config: MaskingConfig, key: Option<PseudonymKey>) -> Self {

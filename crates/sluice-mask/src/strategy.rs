@@ -153,6 +153,12 @@ pub fn apply(
             key.pseudonym(context, value, ty)
         }
     };
+    // A JSON cell carries JSON text, which clients parse: a marker or a
+    // kept part goes out as a JSON string.
+    let masked = match (ty, masked) {
+        (FieldType::Json, Some(text)) => Some(serde_json::Value::String(text).to_string()),
+        (_, masked) => masked,
+    };
     Ok(MaskedCell::from_option(masked))
 }
 

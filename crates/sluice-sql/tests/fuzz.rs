@@ -1,4 +1,4 @@
-//! Bounded fuzzing of the SQL analyzer: seeds from the guardrail corpus and
+//! Bounded fuzzing of the SQL analyzer and of column lineage: seeds from the guardrail corpus and
 //! hostile shapes, mutated at byte and keyword level, each analyzed on a
 //! 2 MiB stack (a Tokio worker's). The analyzer must never panic, abort or
 //! claim complete facts for text it did not fully parse.
@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice_sql::{Defaults, analyze};
+use sluice_sql::{Defaults, LineageOptions, TableName, analyze, lineage};
 
 #[derive(Deserialize)]
 struct Case {
@@ -88,6 +88,8 @@ fn analyzer_survives_mutated_sql() {
             "SELECT ((((1))))",
             "SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3",
             "SELECT a[0][1].b.c FROM t",
+            "WITH c AS (SELECT ssn AS s FROM t) SELECT * EXCEPT (s), TO_JSON_STRING(x) FROM c, UNNEST(c.arr) AS x WITH OFFSET o",
+            "SELECT (SELECT MAX(ssn) FROM t u WHERE u.id = v.id), v.* REPLACE (1 AS id) FROM t v JOIN w USING (id) GROUP BY 1",
         ]
         .map(|s| s.as_bytes().to_vec()),
     );
@@ -98,9 +100,22 @@ fn analyzer_survives_mutated_sql() {
                 project: "proj".into(),
                 dataset: Some("ds".into()),
             };
+            let columns = |_: &TableName| Some(vec!["id".to_owned(), "ssn".to_owned()]);
+            let options = LineageOptions {
+                counting_aggregates: vec!["COUNT".into()],
+            };
             sluice_fuzz::run("sql", &seeds, DICTIONARY, Duration::from_secs(6), |input| {
                 let sql = String::from_utf8_lossy(input);
                 let facts = analyze(&sql, &defaults);
+                // Lineage reads the same text: it must not panic either,
+                // and text that is not one parsed query has no columns.
+                let traced = lineage(&sql, &defaults, &columns, &options);
+                if !facts.is_complete() && facts.syntax_error.is_some() {
+                    assert!(
+                        traced.columns.is_none(),
+                        "unparsed text has no lineage: {sql:?}"
+                    );
+                }
                 if facts.limit_exceeded.is_some() || facts.syntax_error.is_some() {
                     assert!(
                         !facts.is_complete(),

@@ -221,3 +221,30 @@ fn strategies_serialize_as_configuration_names() {
         }
     );
 }
+
+#[test]
+fn json_cells_stay_json() {
+    for strategy in [
+        Strategy::Redact,
+        Strategy::Last4,
+        Strategy::First4,
+        Strategy::EmailDomain,
+        Strategy::Year,
+    ] {
+        let masked = apply(
+            &strategy,
+            r#"{"s":"976-40-7741"}"#,
+            FieldType::Json,
+            Some("us_ssn"),
+            None,
+        )
+        .unwrap();
+        let MaskedCell::Text(text) = masked else {
+            panic!("{strategy}: NULL");
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{strategy}: {text:?} is not JSON: {e}"));
+        assert!(parsed.is_string(), "{strategy}: {parsed}");
+        assert!(!text.contains("976-40-7741"), "{strategy}: {text}");
+    }
+}
