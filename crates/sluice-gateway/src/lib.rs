@@ -45,6 +45,7 @@ pub use authenticate::Principal;
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use credential::Credentials;
 pub use error::GatewayError;
+pub use mask::explain as explain_masks;
 pub use secrets::{
     SigningKeysError, StoredKeys, master_key, rotate_signing_keys, secret_store, signing_keys,
 };

@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use sluice_mask::{Detectors, PseudonymKey, Strategy};
 use sluice_sql::{Derivation, LineageOptions, Source, StatementKind, TableName};
 
-use crate::authenticate::Principal;
+use sluice_policy::Who;
+use sluice_sql::QueryFacts;
+use sluice_warehouse::QueryRequest;
+
 use crate::error::GatewayError;
-use crate::pipeline::QueryContext;
 
 /// The `masking:` section as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,8 +81,7 @@ pub struct RawWho {
 }
 
 impl RawWho {
-    fn matches(&self, principal: &Principal) -> bool {
-        let who = principal.who();
+    fn matches(&self, who: &Who<'_>) -> bool {
         self.principals
             .iter()
             .any(|p| sluice_glob::glob_match(p, who.name))
@@ -409,24 +410,24 @@ impl Masking {
         self.key.as_ref()
     }
 
-    /// Whether `principal` sees every value raw.
-    fn exempt(&self, principal: &Principal) -> bool {
-        self.config.exempt.matches(principal)
+    /// Whether `who` sees every value raw.
+    fn exempt(&self, who: &Who<'_>) -> bool {
+        self.config.exempt.matches(who)
     }
 
-    /// The rules that apply to `principal`.
-    fn rules_for(&self, principal: &Principal) -> Vec<&ColumnRule> {
+    /// The rules that apply to `who`.
+    fn rules_for(&self, who: &Who<'_>) -> Vec<&ColumnRule> {
         self.config
             .rules
             .iter()
-            .filter(|r| !r.exempt.matches(principal))
+            .filter(|r| !r.exempt.matches(who))
             .collect()
     }
 
     /// The mask plan of a table read whole (tabledata.list).
     pub fn table_plan(
         &self,
-        principal: &Principal,
+        principal: &Who<'_>,
         table: &TableName,
         columns: &[String],
     ) -> Result<MaskPlan, GatewayError> {
@@ -462,8 +463,9 @@ impl Masking {
     /// query that would leak a masked column.
     pub fn plan(
         &self,
-        principal: &Principal,
-        query: &QueryContext,
+        principal: &Who<'_>,
+        facts: &QueryFacts,
+        request: &QueryRequest,
         schemas: &HashMap<TableName, Vec<String>>,
     ) -> Result<MaskPlan, GatewayError> {
         if self.exempt(principal) {
@@ -474,7 +476,6 @@ impl Masking {
             ..MaskPlan::default()
         };
         let rules = self.rules_for(principal);
-        let facts = &query.facts;
         let masked_tables: Vec<&TableName> = facts
             .reads
             .iter()
@@ -499,12 +500,12 @@ impl Masking {
                 "Run a plain SELECT, or ask to be exempted from masking.",
             ));
         }
-        let defaults = crate::analyze::defaults(&query.request);
+        let defaults = crate::analyze::defaults(request);
         let options = LineageOptions {
             counting_aggregates: self.config.counting.clone(),
         };
         let columns_of = |table: &TableName| schemas.get(table).cloned();
-        let lineage = sluice_sql::lineage(&query.request.sql, &defaults, &columns_of, &options);
+        let lineage = sluice_sql::lineage(&request.sql, &defaults, &columns_of, &options);
         // Unkeyed hashes of sensitive sources.
         for source in &lineage.hashed {
             if let Some(rule) = rules.iter().find(|r| r.touches(source).is_some()) {
@@ -708,6 +709,53 @@ fn output_masks(
     Ok(())
 }
 
+/// What `sluice policy explain` shows of masking: the plan for `request`
+/// by `who`, read with no table's columns (a `SELECT *` then counts as
+/// not followed), in words; or the refusal's message.
+pub fn explain(
+    config: &MaskingConfig,
+    who: &Who<'_>,
+    facts: &QueryFacts,
+    request: &QueryRequest,
+) -> Result<Vec<String>, String> {
+    let masking = Masking::new(config.clone(), None);
+    let plan = masking
+        .plan(who, facts, request, &HashMap::new())
+        .map_err(|e| e.message)?;
+    let mut lines = Vec::new();
+    if let Some(strategy) = &plan.all {
+        lines.push(format!(
+            "every output column: {strategy} (the output could not be followed to its sources)"
+        ));
+    }
+    for mask in &plan.columns {
+        let name = plan
+            .expect
+            .as_ref()
+            .and_then(|names| names.get(mask.index).cloned().flatten())
+            .unwrap_or_else(|| format!("f{}_", mask.index));
+        let mut column = format!("column {} ({name}", mask.index + 1);
+        for part in &mask.path {
+            column.push('.');
+            column.push_str(part);
+        }
+        let class = mask
+            .class
+            .as_deref()
+            .map(|c| format!(" [{c}]"))
+            .unwrap_or_default();
+        lines.push(format!("{column}): {}{class}", mask.strategy));
+    }
+    match &plan.detect {
+        Some(strategy) => lines.push(format!(
+            "detectors: {strategy} what they find in every other text cell"
+        )),
+        None if lines.is_empty() => lines.push("nothing (exempt, or no detectors)".into()),
+        None => {}
+    }
+    Ok(lines)
+}
+
 /// Reads the pseudonym key from the secret store, making and storing one
 /// the first time.
 pub async fn pseudonym_key(secrets: &sluice_store::SecretStore) -> Result<PseudonymKey, String> {
@@ -757,7 +805,7 @@ pub async fn columns_of(
 }
 
 /// Whether any masking rule covers one of these tables for `principal`.
-pub fn covers_any(masking: &Masking, principal: &Principal, tables: &[TableName]) -> bool {
+pub fn covers_any(masking: &Masking, principal: &Who<'_>, tables: &[TableName]) -> bool {
     !masking.exempt(principal)
         && masking
             .rules_for(principal)
@@ -768,6 +816,7 @@ pub fn covers_any(masking: &Masking, principal: &Principal, tables: &[TableName]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authenticate::Principal;
 
     fn principal(groups: &[&str]) -> Principal {
         Principal::new(
@@ -819,7 +868,7 @@ exempt: { groups: [admins] }
         let on = Masking::new(config("{}").unwrap(), None);
         let plan = on
             .table_plan(
-                &principal(&[]),
+                &principal(&[]).who(),
                 &TableName::new("p", "d", "t"),
                 &["note".into()],
             )
@@ -829,7 +878,7 @@ exempt: { groups: [admins] }
         let off = Masking::new(config("detectors: none").unwrap(), None);
         let plan = off
             .table_plan(
-                &principal(&[]),
+                &principal(&[]).who(),
                 &TableName::new("p", "d", "t"),
                 &["note".into()],
             )
@@ -843,7 +892,7 @@ exempt: { groups: [admins] }
         let table = TableName::new("demo", "shop", "customers");
         let columns: Vec<String> = ["customer_id", "SSN", "address"].map(String::from).into();
         let plan = masking
-            .table_plan(&principal(&["agents"]), &table, &columns)
+            .table_plan(&principal(&["agents"]).who(), &table, &columns)
             .unwrap();
         assert!(plan.sensitive);
         assert_eq!(
@@ -865,13 +914,13 @@ exempt: { groups: [admins] }
         );
         // Exempt principals see everything raw, detectors included.
         let exempt = masking
-            .table_plan(&principal(&["admins"]), &table, &columns)
+            .table_plan(&principal(&["admins"]).who(), &table, &columns)
             .unwrap();
         assert!(exempt.is_empty());
         // Another table of the same name elsewhere is not covered.
         let other = masking
             .table_plan(
-                &principal(&[]),
+                &principal(&[]).who(),
                 &TableName::new("demo", "other", "customers"),
                 &columns,
             )
@@ -884,10 +933,11 @@ exempt: { groups: [admins] }
         let masking = Masking::new(config(DEMO).unwrap(), None);
         let table = TableName::new("demo", "shop", "customers");
         let err = masking
-            .table_plan(&principal(&[]), &table, &["secret".into()])
+            .table_plan(&principal(&[]).who(), &table, &["secret".into()])
             .unwrap_err();
         assert!(err.message.contains("rule masking.deny"), "{}", err.message);
-        let rules = masking.rules_for(&principal(&[]));
+        let tess = principal(&[]);
+        let rules = masking.rules_for(&tess.who());
         let mut plan = MaskPlan::default();
         let derived = Derivation {
             sources: [

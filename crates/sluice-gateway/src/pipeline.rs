@@ -71,6 +71,20 @@ pub struct RequestContext {
     pub body: axum::body::Bytes,
     /// For a method that runs SQL: what the query phases produced.
     pub query: Option<QueryContext>,
+    /// mask: what was masked in the rows this request returned, per
+    /// column, class and strategy (for the request's log line, and for
+    /// audit and metrics).
+    pub masked: std::sync::Mutex<sluice_mask::MaskCounts>,
+}
+
+impl RequestContext {
+    /// Adds a page's masked values to the request's.
+    pub fn record_masked(&self, counts: &sluice_mask::MaskCounts) {
+        self.masked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(counts);
+    }
 }
 
 /// What the query phases learned about one query request.
@@ -152,6 +166,9 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
             job = query
                 .and_then(|q| q.job.as_ref())
                 .map(|j| j.job_id.as_str()),
+            masked =
+                seen.as_ref()
+                    .map(|cx| cx.masked.lock().unwrap_or_else(|e| e.into_inner()).total()),
             "request done"
         );
     });
@@ -211,6 +228,7 @@ async fn run(
         params,
         body,
         query: None,
+        masked: std::sync::Mutex::default(),
     });
     if cx.call.is_job_method() {
         crate::facade::jobs::handle(gateway, cx).await
@@ -358,7 +376,8 @@ async fn plan_masks(
     let masking = &gateway.masking;
     let reads: Vec<sluice_sql::TableName> = query.facts.reads.iter().cloned().collect();
     let mut schemas = std::collections::HashMap::new();
-    if crate::mask::covers_any(masking, principal, &reads) {
+    let who = principal.who();
+    if crate::mask::covers_any(masking, &who, &reads) {
         let missing = reads.iter().any(|t| masking.cached_columns(t).is_none());
         let call = match missing {
             true => Some(gateway.credentials.access_once(principal).await?),
@@ -375,7 +394,7 @@ async fn plan_masks(
             }
         }
     }
-    query.mask = masking.plan(principal, query, &schemas)?;
+    query.mask = masking.plan(&who, &query.facts, &query.request, &schemas)?;
     Ok(())
 }
 

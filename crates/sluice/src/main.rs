@@ -387,12 +387,13 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             let config = load_config(config.as_deref())?;
             // The gateway's own analyze phase, with the defaults a job in
             // `project` with this default dataset would have.
-            let facts = sluice_gateway::analyze_query(&sluice_warehouse::QueryRequest {
+            let request = sluice_warehouse::QueryRequest {
                 sql: sql.clone(),
                 default_project: project.clone(),
                 default_dataset: dataset.map(|d| (project.clone(), d)),
                 ..sluice_warehouse::QueryRequest::default()
-            });
+            };
+            let facts = sluice_gateway::analyze_query(&request);
             let list = |items: Vec<String>| {
                 if items.is_empty() {
                     "(none)".to_string()
@@ -479,6 +480,20 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             println!("{decision}");
             if decision.is_denied() {
                 std::process::exit(1);
+            }
+            // The masks, as the gateway would decide them (offline, so
+            // without the tables' columns: `SELECT *` is not followed).
+            println!("\nMasks");
+            match sluice_gateway::explain_masks(&config.masking, &who, &facts, &request) {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("  {line}");
+                    }
+                }
+                Err(refusal) => {
+                    println!("  refused: {refusal}");
+                    std::process::exit(1);
+                }
             }
             Ok(())
         }

@@ -306,7 +306,7 @@ async fn tabledata_list(
     // The table's masks, by its (selected) columns.
     let names: Vec<String> = schema.fields.iter().map(|f| f.name.clone()).collect();
     let mask = gateway.masking.table_plan(
-        &cx.principal,
+        &cx.principal.who(),
         &TableName::new(&table.project_id, &table.dataset_id, &table.table_id),
         &names,
     )?;
@@ -318,8 +318,6 @@ async fn tabledata_list(
         masking: &gateway.masking,
         use_int64_timestamp,
     })?;
-    if counts.total() > 0 {
-        tracing::debug!(%table, masked = counts.total(), "masked values");
-    }
+    cx.record_masked(&counts);
     Ok(response)
 }

@@ -516,9 +516,7 @@ async fn respond_with_rows(
         masking: &gateway.masking,
         use_int64_timestamp: page.use_int64_timestamp,
     })?;
-    if counts.total() > 0 {
-        tracing::debug!(job = %job.job_id, masked = counts.total(), "masked values");
-    }
+    cx.record_masked(&counts);
     Ok(response)
 }
 
