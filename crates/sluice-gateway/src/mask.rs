@@ -46,6 +46,68 @@ pub struct RawMasking {
     pub allow_aggregates: Vec<String>,
     /// Principals who see raw values.
     pub exempt: RawWho,
+    /// Columns masked by their BigQuery policy tags (in the table's
+    /// schema upstream), whatever table they are in.
+    pub policy_tags: Vec<RawTagRule>,
+}
+
+/// Columns with a policy tag.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTagRule {
+    /// A glob over the tag's resource name
+    /// (`projects/*/locations/*/taxonomies/*/policyTags/*`).
+    pub tag: String,
+    #[serde(deserialize_with = "strategy_name")]
+    pub strategy: String,
+    /// Default: the column's name.
+    pub class: Option<String>,
+    /// Overrides `masking.sensitive_filters` for these columns.
+    pub filters: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct TagRule {
+    tag: String,
+    strategy: String,
+    class: Option<String>,
+    refuse_filters: bool,
+}
+
+/// A table's columns as lineage and the policy tags need them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableColumns {
+    /// The top-level column names, in order.
+    pub names: Vec<String>,
+    /// Every column or nested field with policy tags: its path
+    /// (lower-case) and the tags.
+    pub tagged: Vec<(Vec<String>, Vec<String>)>,
+}
+
+impl TableColumns {
+    /// Read from a table's schema.
+    pub fn of(fields: &[sluice_warehouse::Field]) -> Self {
+        fn walk(
+            fields: &[sluice_warehouse::Field],
+            prefix: &[String],
+            out: &mut Vec<(Vec<String>, Vec<String>)>,
+        ) {
+            for field in fields {
+                let mut path = prefix.to_vec();
+                path.push(field.name.to_ascii_lowercase());
+                if let Some(tags) = field.policy_tags.as_ref().filter(|t| !t.names.is_empty()) {
+                    out.push((path.clone(), tags.names.clone()));
+                }
+                walk(&field.fields, &path, out);
+            }
+        }
+        let mut tagged = Vec::new();
+        walk(fields, &[], &mut tagged);
+        Self {
+            names: fields.iter().map(|f| f.name.clone()).collect(),
+            tagged,
+        }
+    }
 }
 
 /// `detectors: all | none | [names]`.
@@ -62,6 +124,7 @@ pub enum RawDetectors {
 pub struct RawColumnRule {
     /// `project.dataset.table.column[.field…]`; each part a glob.
     pub column: String,
+    #[serde(deserialize_with = "strategy_name")]
     pub strategy: String,
     /// The class named by redaction markers and counts, and the
     /// pseudonyms' context (default: the column's name).
@@ -70,6 +133,12 @@ pub struct RawColumnRule {
     pub filters: Option<String>,
     /// Principals who see this column raw.
     pub exempt: RawWho,
+}
+
+/// A strategy's name; YAML reads a bare `null` as no value, which here
+/// means the `null` strategy.
+fn strategy_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_else(|| "null".to_owned()))
 }
 
 /// Principals by name or group glob.
@@ -164,6 +233,7 @@ pub struct MaskingConfig {
     refuse_filters: bool,
     counting: Vec<String>,
     exempt: RawWho,
+    tags: Vec<TagRule>,
 }
 
 impl Default for MaskingConfig {
@@ -276,10 +346,38 @@ impl MaskingConfig {
                 }
             },
         };
+        let mut tags = Vec::new();
+        for (i, rule) in raw.policy_tags.iter().enumerate() {
+            let key = format!("masking.policy_tags[{i}]");
+            if rule.tag.trim().is_empty() {
+                errors.push((
+                    format!("{key}.tag"),
+                    "name the tag (a glob over its resource name)".into(),
+                ));
+            }
+            if let Err(e) = Strategy::from_name(&rule.strategy, "") {
+                errors.push((format!("{key}.strategy"), e.to_string()));
+            }
+            let refuse = choice(
+                &format!("{key}.filters"),
+                &rule.filters,
+                "refuse",
+                "allow",
+                refuse_filters,
+                &mut errors,
+            );
+            tags.push(TagRule {
+                tag: rule.tag.clone(),
+                strategy: rule.strategy.clone(),
+                class: rule.class.clone(),
+                refuse_filters: refuse,
+            });
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Self {
+            tags,
             rules,
             detector_names,
             detect,
@@ -303,6 +401,7 @@ impl MaskingConfig {
         self.rules
             .iter()
             .any(|r| matches!(r.strategy, Strategy::Pseudonym { .. }))
+            || self.tags.iter().any(|t| t.strategy == "pseudonym")
             || matches!(self.detect, Some(Strategy::Pseudonym { .. }))
     }
 
@@ -384,7 +483,7 @@ impl std::fmt::Debug for Masking {
 }
 
 /// A table's columns (when it has a schema) and when they were read.
-type CachedColumns = (Instant, Option<Vec<String>>);
+type CachedColumns = (Instant, Option<TableColumns>);
 
 /// How long a table's columns are reused for lineage.
 const SCHEMA_TTL: Duration = Duration::from_secs(60);
@@ -424,22 +523,62 @@ impl Masking {
             .collect()
     }
 
+    /// Rules for the columns of `table` whose policy tags a
+    /// `masking.policy_tags` rule names.
+    fn tag_rules(&self, table: &TableName, columns: &TableColumns) -> Vec<ColumnRule> {
+        let mut rules = Vec::new();
+        for (path, tags) in &columns.tagged {
+            let Some(rule) = self
+                .config
+                .tags
+                .iter()
+                .find(|r| tags.iter().any(|t| sluice_glob::glob_match(&r.tag, t)))
+            else {
+                continue;
+            };
+            let class = rule
+                .class
+                .clone()
+                .unwrap_or_else(|| path.last().cloned().unwrap_or_default());
+            let Ok(strategy) = Strategy::from_name(&rule.strategy, &class) else {
+                continue;
+            };
+            rules.push(ColumnRule {
+                text: format!("{}.{} (policy tag {})", table, path.join("."), rule.tag),
+                table: [
+                    table.project.clone(),
+                    table.dataset.clone(),
+                    table.table.clone(),
+                ],
+                path: path.clone(),
+                strategy,
+                class,
+                refuse_filters: rule.refuse_filters,
+                exempt: RawWho::default(),
+            });
+        }
+        rules
+    }
+
     /// The mask plan of a table read whole (tabledata.list).
     pub fn table_plan(
         &self,
         principal: &Who<'_>,
         table: &TableName,
-        columns: &[String],
+        columns: &TableColumns,
     ) -> Result<MaskPlan, GatewayError> {
         if self.exempt(principal) {
             return Ok(MaskPlan::default());
         }
+        let tagged = self.tag_rules(table, columns);
+        let columns = &columns.names;
         let mut plan = MaskPlan {
             detect: self.config.detect.clone(),
             expect: Some(columns.iter().map(|c| Some(c.clone())).collect()),
             ..MaskPlan::default()
         };
-        let rules = self.rules_for(principal);
+        let mut rules = self.rules_for(principal);
+        rules.extend(tagged.iter());
         for (index, column) in columns.iter().enumerate() {
             let derivation = Derivation {
                 sources: [Source {
@@ -466,7 +605,7 @@ impl Masking {
         principal: &Who<'_>,
         facts: &QueryFacts,
         request: &QueryRequest,
-        schemas: &HashMap<TableName, Vec<String>>,
+        schemas: &HashMap<TableName, TableColumns>,
     ) -> Result<MaskPlan, GatewayError> {
         if self.exempt(principal) {
             return Ok(MaskPlan::default());
@@ -475,7 +614,12 @@ impl Masking {
             detect: self.config.detect.clone(),
             ..MaskPlan::default()
         };
-        let rules = self.rules_for(principal);
+        let tagged: Vec<ColumnRule> = schemas
+            .iter()
+            .flat_map(|(table, columns)| self.tag_rules(table, columns))
+            .collect();
+        let mut rules = self.rules_for(principal);
+        rules.extend(tagged.iter());
         let masked_tables: Vec<&TableName> = facts
             .reads
             .iter()
@@ -504,7 +648,7 @@ impl Masking {
         let options = LineageOptions {
             counting_aggregates: self.config.counting.clone(),
         };
-        let columns_of = |table: &TableName| schemas.get(table).cloned();
+        let columns_of = |table: &TableName| schemas.get(table).map(|c| c.names.clone());
         let lineage = sluice_sql::lineage(&request.sql, &defaults, &columns_of, &options);
         // Unkeyed hashes of sensitive sources.
         for source in &lineage.hashed {
@@ -577,7 +721,7 @@ impl Masking {
 
     /// The top-level column names of a table, for lineage, cached for a
     /// minute.
-    pub fn cached_columns(&self, table: &TableName) -> Option<Option<Vec<String>>> {
+    pub fn cached_columns(&self, table: &TableName) -> Option<Option<TableColumns>> {
         let cache = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .get(table)
@@ -585,7 +729,7 @@ impl Masking {
             .map(|(_, columns)| columns.clone())
     }
 
-    pub fn remember_columns(&self, table: TableName, columns: Option<Vec<String>>) {
+    pub fn remember_columns(&self, table: TableName, columns: Option<TableColumns>) {
         let mut cache = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 10_000 {
             cache.clear();
@@ -786,13 +930,13 @@ pub async fn columns_of(
     gateway: &crate::Gateway,
     access: &sluice_warehouse::Access,
     table: &TableName,
-) -> Option<Vec<String>> {
+) -> Option<TableColumns> {
     if let Some(known) = gateway.masking.cached_columns(table) {
         return known;
     }
     let reference = sluice_warehouse::TableRef::new(&table.project, &table.dataset, &table.table);
     let columns = match gateway.warehouse.get_table(access, &reference).await {
-        Ok(info) => Some(info.schema.fields.iter().map(|f| f.name.clone()).collect()),
+        Ok(info) => Some(TableColumns::of(&info.schema.fields)),
         Err(err) => {
             tracing::debug!(%table, err = %crate::exit::scrub(&err.to_string()), "no schema for lineage");
             None
@@ -806,11 +950,13 @@ pub async fn columns_of(
 
 /// Whether any masking rule covers one of these tables for `principal`.
 pub fn covers_any(masking: &Masking, principal: &Who<'_>, tables: &[TableName]) -> bool {
+    // Policy tags are in the tables' schemas: read them all.
     !masking.exempt(principal)
-        && masking
-            .rules_for(principal)
-            .iter()
-            .any(|r| tables.iter().any(|t| r.covers_table(t)))
+        && (!masking.config.tags.is_empty() && !tables.is_empty()
+            || masking
+                .rules_for(principal)
+                .iter()
+                .any(|r| tables.iter().any(|t| r.covers_table(t))))
 }
 
 #[cfg(test)]
@@ -837,12 +983,25 @@ mod tests {
         MaskingConfig::from_raw(&raw)
     }
 
+    fn names(columns: &[&str]) -> TableColumns {
+        TableColumns {
+            names: columns.iter().map(|c| (*c).to_owned()).collect(),
+            tagged: Vec::new(),
+        }
+    }
+
     const DEMO: &str = "columns:
   - { column: demo.shop.customers.ssn, strategy: redact, class: us_ssn }
   - { column: demo.shop.customers.address.zip, strategy: first4 }
   - { column: demo.shop.customers.secret, strategy: deny }
 exempt: { groups: [admins] }
 ";
+
+    #[test]
+    fn a_bare_null_strategy_is_the_null_strategy() {
+        let config = config("columns:\n  - { column: p.d.t.c, strategy: null }\n").unwrap();
+        assert_eq!(config.rules[0].strategy, Strategy::Null);
+    }
 
     #[test]
     fn bad_configuration_names_every_key() {
@@ -870,7 +1029,7 @@ exempt: { groups: [admins] }
             .table_plan(
                 &principal(&[]).who(),
                 &TableName::new("p", "d", "t"),
-                &["note".into()],
+                &names(&["note"]),
             )
             .unwrap();
         assert_eq!(plan.detect, Some(Strategy::Redact));
@@ -880,7 +1039,7 @@ exempt: { groups: [admins] }
             .table_plan(
                 &principal(&[]).who(),
                 &TableName::new("p", "d", "t"),
-                &["note".into()],
+                &names(&["note"]),
             )
             .unwrap();
         assert!(plan.is_empty());
@@ -890,7 +1049,10 @@ exempt: { groups: [admins] }
     fn a_table_read_whole_masks_its_rules_columns_and_fields() {
         let masking = Masking::new(config(DEMO).unwrap(), None);
         let table = TableName::new("demo", "shop", "customers");
-        let columns: Vec<String> = ["customer_id", "SSN", "address"].map(String::from).into();
+        let columns = TableColumns {
+            names: ["customer_id", "SSN", "address"].map(String::from).into(),
+            tagged: Vec::new(),
+        };
         let plan = masking
             .table_plan(&principal(&["agents"]).who(), &table, &columns)
             .unwrap();
@@ -933,7 +1095,7 @@ exempt: { groups: [admins] }
         let masking = Masking::new(config(DEMO).unwrap(), None);
         let table = TableName::new("demo", "shop", "customers");
         let err = masking
-            .table_plan(&principal(&[]).who(), &table, &["secret".into()])
+            .table_plan(&principal(&[]).who(), &table, &names(&["secret"]))
             .unwrap_err();
         assert!(err.message.contains("rule masking.deny"), "{}", err.message);
         let tess = principal(&[]);

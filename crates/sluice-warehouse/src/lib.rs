@@ -23,8 +23,8 @@ pub use error::{WarehouseError, WarehouseErrorKind};
 pub use reason::{known_reason, reason_status};
 pub use types::{
     DatasetInfo, Field, FieldMode, FieldType, ParameterMode, ParameterType, ParameterValue,
-    QueryParameter, QueryRequest, RoutineRef, RowPage, StructParameterType, TableInfo, TableRef,
-    TableSchema,
+    PolicyTags, QueryParameter, QueryRequest, RoutineRef, RowPage, StructParameterType, TableInfo,
+    TableRef, TableSchema,
 };
 pub use warehouse::{DryRun, QueryOutcome, QueryStatus, Warehouse};
 

@@ -92,6 +92,21 @@ pub struct Field {
     pub fields: Vec<Field>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// BigQuery's column-level policy tags (Data Catalog taxonomy
+    /// resource names), when the table has them.
+    #[serde(
+        default,
+        rename = "policyTags",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub policy_tags: Option<PolicyTags>,
+}
+
+/// `policyTags`: `{"names": ["projects/…/policyTags/…"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PolicyTags {
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 impl Field {
@@ -102,6 +117,7 @@ impl Field {
             mode,
             fields: Vec::new(),
             description: None,
+            policy_tags: None,
         }
     }
 

@@ -304,11 +304,10 @@ async fn tabledata_list(
         head.insert("pageToken".into(), json!(page_token::encode(next)));
     }
     // The table's masks, by its (selected) columns.
-    let names: Vec<String> = schema.fields.iter().map(|f| f.name.clone()).collect();
     let mask = gateway.masking.table_plan(
         &cx.principal.who(),
         &TableName::new(&table.project_id, &table.dataset_id, &table.table_id),
-        &names,
+        &crate::mask::TableColumns::of(&schema.fields),
     )?;
     let (response, counts) = crate::exit::rows_response(crate::exit::RowsOut {
         head,

@@ -157,6 +157,12 @@ async fn answer(State(google): State<Arc<Google>>, request: Request) -> Response
         };
         json!({"jobReference": {"projectId": "proj", "jobId": id}, "jobComplete": true,
                "totalRows": "2", "schema": id_schema(), "rows": rows})
+    } else if path == "/bigquery/v2/projects/proj/datasets/ds/tables/people" {
+        // tables.get: `id` carries a policy tag.
+        json!({"kind": "bigquery#table", "type": "TABLE", "numRows": "2", "numBytes": "16",
+               "tableReference": {"projectId": "proj", "datasetId": "ds", "tableId": "people"},
+               "schema": {"fields": [{"name": "id", "type": "INTEGER", "mode": "NULLABLE",
+                   "policyTags": {"names": ["projects/proj/locations/us/taxonomies/7/policyTags/pii"]}}]}})
     } else if let Some(id) = path.strip_prefix("/bigquery/v2/projects/proj/jobs/") {
         let mut job = done_job(id);
         let tables = google.finished_tables.lock().unwrap().clone();
@@ -208,7 +214,8 @@ async fn start_gateway(dir: &std::path::Path, url: &str) -> TestGateway {
     start_gateway_with(dir, url, "").await
 }
 
-/// [`start_gateway`] with more `warehouse:` settings (`extra`, indented).
+/// [`start_gateway`] with more `warehouse:` settings (`extra`, indented),
+/// or top-level sections after them (`masking:`, not indented).
 async fn start_gateway_with(dir: &std::path::Path, url: &str, extra: &str) -> TestGateway {
     let master = dir.join("master.key");
     if !master.exists() {
@@ -217,11 +224,10 @@ async fn start_gateway_with(dir: &std::path::Path, url: &str, extra: &str) -> Te
     let yaml = format!(
         "warehouse:\n  kind: bigquery\n  endpoint: {url}\n  location: US\n  credentials:\n    kind: workload_identity\n    audience: {AUDIENCE}\n    issuer: {ISSUER}\n    sts_url: {url}/v1/token\n    revoke_url: none\n  retry_deadline: 1s\n{extra}"
     );
-    let upstream = sluice_gateway::Config::parse(&yaml, "upstream.yaml")
-        .unwrap()
-        .upstream;
+    let parsed = sluice_gateway::Config::parse(&yaml, "upstream.yaml").unwrap();
     TestGateway::start_with(dir, |config| {
-        config.upstream = upstream;
+        config.upstream = parsed.upstream;
+        config.masking = parsed.masking;
         config.master_key_file = Some(master);
     })
     .await
@@ -670,4 +676,36 @@ async fn without_a_dry_run_the_finished_job_is_cross_checked_before_rows_leave()
     assert!(status == 200 || status == 403, "{result}");
     assert_eq!(*google.dry_runs.lock().unwrap(), 1);
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn columns_with_a_policy_tag_upstream_are_masked_and_not_filtered_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (google, url) = start_google().await;
+    let masking = "masking:\n  policy_tags:\n    - { tag: \"*/policyTags/pii\", strategy: null }\n";
+    let gw = start_gateway_with(dir.path(), &url, masking).await;
+    trust_the_gateway(&google, &gw).await;
+    dry_run(&google, 50, &[("proj", "ds", "people")], "SELECT");
+    let token = gw.token_for("frugal-agent", &["frugal"]);
+
+    // The schema upstream tags `id` as PII: its values never come back.
+    let (status, result) = query_as(&gw, &token, "SELECT id FROM proj.ds.people").await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["totalRows"], "2");
+    assert_eq!(
+        result["rows"],
+        json!([{"f": [{"v": null}]}, {"f": [{"v": null}]}]),
+        "{result}"
+    );
+    // Nor can it be tested one question at a time.
+    let (status, error) = query_as(
+        &gw,
+        &token,
+        "SELECT 1 AS one FROM proj.ds.people WHERE id = 7",
+    )
+    .await;
+    assert_error(status, &error, 403, "accessDenied");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("rule masking.filters"), "{message}");
+    assert!(message.contains("policy tag */policyTags/pii"), "{message}");
 }
