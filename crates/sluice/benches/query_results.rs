@@ -258,31 +258,14 @@ impl Server {
             .strip_prefix("Sluice is listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        let minted = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "token",
-                "--sub",
-                "bench",
-                "--group",
-                "admins",
-                "--ttl",
-                "1h",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .output()
-            .expect("sluice token runs");
-        assert!(minted.status.success(), "sluice token: {minted:?}");
-        let token = String::from_utf8(minted.stdout)
-            .expect("a token")
-            .trim()
-            .to_string();
-        Self {
+        let mut server = Self {
             child,
             addr,
-            token,
+            token: String::new(),
             data_dir: dir.to_path_buf(),
-        }
+        };
+        server.token = server.mint("admins");
+        server
     }
 
     /// A development-issuer token for `group`.
