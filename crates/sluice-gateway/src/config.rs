@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod mcp;
 mod ui;
 mod upstream;
 
+pub use mcp::{McpConfig, RawMcp};
 pub use ui::{LoginIssuer, RawUi, UiConfig};
 pub use upstream::{
     CredentialConfig, CredentialKind, DryRunMode, RawCredentials, RawSecrets, UpstreamConfig,
@@ -82,6 +84,8 @@ pub struct RawConfig {
     pub ui: RawUi,
     /// Sensitive columns and how results are masked (`docs/masking.md`).
     pub masking: crate::mask::RawMasking,
+    /// The Model Context Protocol server (`docs/mcp.md`).
+    pub mcp: RawMcp,
 }
 
 /// `approvals:` (the rules themselves are under each policy's
@@ -218,6 +222,8 @@ pub struct Config {
     pub ui: Option<UiConfig>,
     /// Sensitive columns and how results are masked.
     pub masking: crate::mask::MaskingConfig,
+    /// The MCP server at `/mcp`.
+    pub mcp: McpConfig,
 }
 
 /// The notification targets, with their secrets read from the
@@ -446,6 +452,8 @@ impl Config {
                 "must be at most 30000: clients time out requests held longer".into(),
             ));
         }
+        let mcp = mcp::validate(&raw.mcp, Duration::from_millis(max_hold_ms))
+            .map_err(|(key, reason)| error(&key, reason))?;
         Ok(Self {
             listen,
             store_path,
@@ -498,6 +506,7 @@ impl Config {
             approval_link: raw.approvals.link,
             ui,
             masking: crate::mask::MaskingConfig::default(),
+            mcp,
         })
     }
 

@@ -20,6 +20,7 @@ mod exit;
 mod facade;
 mod jobs;
 mod mask;
+mod mcp;
 mod params;
 mod pipeline;
 mod quota;
@@ -69,6 +70,8 @@ pub struct Gateway {
     ui: Option<ui::Ui>,
     /// Sensitive columns, detectors and the pseudonym key.
     pub masking: Arc<mask::Masking>,
+    /// MCP tool calls per principal in the last minute.
+    mcp_calls: mcp::CallWindow,
 }
 
 /// Why the gateway could not start. A variant that wraps an error names
@@ -234,6 +237,7 @@ impl Gateway {
             dev_issuer,
             jobs,
             approvals,
+            mcp_calls: mcp::CallWindow::default(),
         })
     }
 }
@@ -339,6 +343,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         router = issuer_routes(router, issuer.issuer());
     }
     router = ui::routes(router, &gateway);
+    router = mcp::routes(router, &gateway);
     router
         .route(approvals::api::PREFIX, any(approvals::api::handle))
         .route(access::api::REQUESTS, any(access::api::handle))

@@ -137,6 +137,16 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// its id, API method, principal and outcome, so that every log line of
 /// the request names it; the id goes back in the `x-request-id` header.
 pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    handle_observed(&gateway, request).await.0
+}
+
+/// [`handle`], also returning the request's context for a caller inside
+/// the gateway that answers in another shape than BigQuery's (the MCP
+/// tools, `mcp.rs`): the same phases run, and the same line is logged.
+pub async fn handle_observed(
+    gateway: &Gateway,
+    request: Request,
+) -> (Response, Option<RequestContext>) {
     let id = request_id(request.headers());
     let span = tracing::info_span!(
         "request",
@@ -146,7 +156,7 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
     );
     let started = std::time::Instant::now();
     let mut seen = None;
-    let mut response = match run(&gateway, id.clone(), request, &mut seen)
+    let mut response = match run(gateway, id.clone(), request, &mut seen)
         .instrument(span.clone())
         .await
     {
@@ -173,11 +183,11 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
         );
     });
     // The id the request ran under (the context's, once there is one).
-    let id = seen.map_or(id, |cx| cx.id);
+    let id = seen.as_ref().map_or(id, |cx| cx.id.clone());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    response
+    (response, seen)
 }
 
 /// The caller's `x-request-id` when it is a plain token (letters, digits,

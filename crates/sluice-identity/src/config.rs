@@ -327,6 +327,17 @@ impl IdentityConfig {
     pub fn dev_audience(&self) -> &str {
         &self.dev_audience
     }
+
+    /// Every issuer whose tokens are trusted (`iss`), the development
+    /// issuer last when it is on: what a client is told to get a token
+    /// from.
+    pub fn trusted_issuers(&self) -> Vec<&str> {
+        let mut issuers: Vec<&str> = self.issuers.iter().map(|i| i.issuer.as_str()).collect();
+        if self.dev_enabled {
+            issuers.push(&self.dev_issuer);
+        }
+        issuers
+    }
 }
 
 fn validate_issuer(raw: &RawIssuer, key: &str, errors: &mut Errors) -> Option<IssuerConfig> {

@@ -37,6 +37,7 @@ macro_rules! eprintln {
 
 mod access;
 mod approvals;
+mod mcp;
 mod secrets;
 
 /// Sluice: a just-in-time access gateway between AI agents and BigQuery.
@@ -111,6 +112,9 @@ enum Command {
         #[command(subcommand)]
         command: approvals::ApprovalsCommand,
     },
+    /// Bridge an MCP client that starts local processes (stdio) to the
+    /// gateway's MCP server, with your bearer token.
+    Mcp(mcp::Bridge),
     /// Ask for just-in-time access to datasets or tables, see your grants,
     /// revoke one (a client of the gateway's access-request API).
     Access {
@@ -212,7 +216,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // The MCP library logs every stateless request's start and
+                // end at info; Sluice's own request line says it once.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn")),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in log files.
@@ -259,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             connection,
             command,
         } => runtime.block_on(access::run(connection, command)),
+        Command::Mcp(bridge) => runtime.block_on(mcp::run(bridge)),
         Command::Secrets { command } => runtime.block_on(secrets::run(command)),
         Command::DemoData { warehouse_dir } => {
             sluice_gateway::generate_demo(&warehouse_dir, &mut |m| eprintln!("{m}"))
