@@ -13,6 +13,8 @@ mod harness;
 mod hostile_bodies;
 #[path = "facade/hostile_sql.rs"]
 mod hostile_sql;
+#[path = "facade/mcp.rs"]
+mod mcp;
 #[path = "facade/observing.rs"]
 mod observing;
 #[path = "facade/ownership.rs"]
