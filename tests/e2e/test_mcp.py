@@ -277,6 +277,52 @@ def test_a_query_that_needs_approval_returns_at_once_then_waits_and_returns_its_
     assert int(done["rows"][0]["n"]) == EVENTS
 
 
+@pytest.mark.skipif(UPSTREAM != "embedded", reason="the demo's grant rule runs on the embedded demo configuration")
+def test_a_refused_agent_asks_for_access_and_reads_once_a_reviewer_grants_it(sluice):
+    contractor = agent_token(sluice, "e2e-mcp-contractor", ("contractors",))
+    reviewer = agent_token(sluice, "alice", ("reviewers",))
+    sql = "SELECT COUNT(*) AS n FROM `demo.shop.orders`"
+
+    async def ask():
+        async with http_client(sluice, contractor) as client:
+            refused = await client.call_tool("execute_sql", {"projectId": PROJECT, "query": sql})
+            asked = await client.call_tool(
+                "request_access",
+                {"datasets": ["demo.shop"], "duration": "1h", "justification": "mcp: reconcile orders"},
+            )
+            return refused, asked
+
+    refused, asked = run(ask())
+    assert refused.is_error and "grants.shop-access" in text_of(refused)
+    request = structured(asked)["accessRequest"]
+    assert request["id"].startswith("acc_") and request["state"] == "PENDING", request
+    status, body = vote(sluice, reviewer, request, "approve", "fine for the incident")
+    assert status == 200 and body["state"] == "APPROVED", body
+    granted = structured(run(call(http_client(sluice, contractor), "execute_sql", projectId=PROJECT, query=sql)))
+    assert int(granted["rows"][0]["n"]) > 0
+
+
+@pytest.mark.skipif(UPSTREAM != "embedded", reason="bqemulator estimates every query at 0 bytes, so none needs review")
+def test_a_denied_query_is_a_tool_error_with_the_reviewers_reason_and_explained(sluice, agent):
+    reviewer = agent_token(sluice, "alice", ("reviewers",))
+
+    async def go():
+        async with http_client(sluice, agent) as client:
+            started = structured(await client.call_tool("execute_sql", {"projectId": PROJECT, "query": BIG + " AND 1 = 1"}))
+            job_id = started["jobId"]
+            approval = await asyncio.to_thread(approval_of, sluice, reviewer, job_id)
+            status, body = await asyncio.to_thread(vote, sluice, reviewer, approval, "deny", "too broad, filter by day")
+            assert status == 200, body
+            waited = await client.call_tool("wait_for_approval", {"projectId": PROJECT, "jobId": job_id, "timeoutSeconds": 30})
+            explained = structured(await client.call_tool("explain_refusal", {"projectId": PROJECT, "jobId": job_id}))
+            return waited, explained
+
+    waited, explained = run(go())
+    assert waited.is_error and "too broad, filter by day" in text_of(waited)
+    assert explained["refused"] is True and explained["reason"] == "accessDenied"
+    assert "too broad, filter by day" in explained["message"]
+
+
 # --- identity -----------------------------------------------------------------
 
 
