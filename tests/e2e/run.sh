@@ -7,7 +7,8 @@
 #   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh --bench-mcp
 #
 # Needs python3 (>= 3.11), node (>= 20) and npm; reaches only PyPI and npm,
-# and apt-get for Debian's chromium when /usr/bin/chromium is missing.
+# and apt-get for Debian's chromium when /usr/bin/chromium is missing and
+# Debian's prometheus (for promtool) when promtool is missing.
 # Installs into tests/e2e/.venv and tests/e2e/node/node_modules, and reinstalls
 # only when requirements.txt or package-lock.json change.
 set -euo pipefail
@@ -88,6 +89,19 @@ if [[ -z "${SLUICE_CHROMIUM:-}" && ! -x /usr/bin/chromium ]]; then
     && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
     || die "cannot install Debian's chromium package, which the web UI's browser test needs"
   [[ -x /usr/bin/chromium ]] || die "apt-get installed chromium, but /usr/bin/chromium is missing"
+fi
+
+# --- promtool (the metrics test) ---------------------------------------------
+# Prometheus' own checker, from Debian's prometheus package; installed when
+# missing, never skipped.
+if ! command -v promtool >/dev/null; then
+  echo "run.sh: installing prometheus for promtool (apt-get)"
+  sudo_cmd=()
+  [[ "$(id -u)" -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq \
+    && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || die "cannot install Debian's prometheus package, whose promtool the metrics test needs"
+  command -v promtool >/dev/null || die "apt-get installed prometheus, but promtool is missing"
 fi
 
 # --- Run --------------------------------------------------------------------

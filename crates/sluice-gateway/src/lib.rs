@@ -21,6 +21,7 @@ mod facade;
 mod jobs;
 mod mask;
 mod mcp;
+mod metrics;
 mod params;
 mod pipeline;
 mod quota;
@@ -72,6 +73,8 @@ pub struct Gateway {
     pub masking: Arc<mask::Masking>,
     /// MCP tool calls per principal in the last minute.
     mcp_calls: mcp::CallWindow,
+    /// What `/metrics` shows.
+    metrics: metrics::Metrics,
 }
 
 /// Why the gateway could not start. A variant that wraps an error names
@@ -238,6 +241,7 @@ impl Gateway {
             jobs,
             approvals,
             mcp_calls: mcp::CallWindow::default(),
+            metrics: metrics::Metrics::new(),
         })
     }
 }
@@ -322,7 +326,8 @@ pub const DEV_ISSUER_PATH: &str = "/sluice-dev-issuer";
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready));
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text));
     if let Some(dev) = &gateway.dev_issuer {
         let discovery = match gateway.ui.as_ref().filter(|ui| ui.serves_dev_login()) {
             Some(ui) => dev.discovery_document_with_login(ui.url()),
@@ -362,6 +367,16 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         )
         .fallback(pipeline::handle)
         .with_state(gateway)
+}
+
+/// `/metrics`: Prometheus' text format ([`metrics::Metrics`]).
+async fn metrics_text(State(gateway): State<Arc<Gateway>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        gateway.metrics.render(),
+    )
+        .into_response()
 }
 
 /// `/readyz`: 200 once the store and the warehouse answer, else 503 with

@@ -209,6 +209,9 @@ impl ServerHandler for Server {
             Err(refusal) => Err(refusal),
             Ok(()) => call.run(name, &arguments).await,
         };
+        self.gateway
+            .metrics
+            .tool_call(name.as_str(), outcome.is_ok());
         tracing::debug!(
             tool = name.as_str(),
             principal = %principal.verified.name,

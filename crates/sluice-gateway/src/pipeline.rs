@@ -54,6 +54,7 @@ use crate::authenticate::{Principal, authenticate};
 use crate::error::GatewayError;
 use crate::exit::MaskPlan;
 use crate::jobs::NewJob;
+use crate::metrics::Phase;
 use crate::params::QueryParams;
 use crate::route::{ApiCall, route};
 
@@ -75,9 +76,19 @@ pub struct RequestContext {
     /// column, class and strategy (for the request's log line, and for
     /// audit and metrics).
     pub masked: std::sync::Mutex<sluice_mask::MaskCounts>,
+    /// How long each query phase took, in order (for metrics).
+    pub timings: std::sync::Mutex<Vec<(Phase, std::time::Duration)>>,
 }
 
 impl RequestContext {
+    /// The phases timed so far, in order.
+    pub fn phases(&self) -> Vec<(Phase, std::time::Duration)> {
+        self.timings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Adds a page's masked values to the request's.
     pub fn record_masked(&self, counts: &sluice_mask::MaskCounts) {
         self.masked
@@ -130,6 +141,18 @@ impl QueryContext {
     }
 }
 
+/// Adds how long `phase` took since `started` to a request's timings.
+fn record_timing(
+    timings: &std::sync::Mutex<Vec<(Phase, std::time::Duration)>>,
+    phase: Phase,
+    started: std::time::Instant,
+) {
+    timings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((phase, started.elapsed()));
+}
+
 /// The header that carries a request's id, in both directions.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -164,6 +187,9 @@ pub async fn handle_observed(
         Err(err) => err.into_response(),
     };
     let status = response.status().as_u16();
+    gateway
+        .metrics
+        .request(status, started.elapsed(), seen.as_ref());
     span.in_scope(|| {
         let query = seen.as_ref().and_then(|cx| cx.query.as_ref());
         let decision = query.and_then(|q| q.decision.as_ref());
@@ -215,7 +241,21 @@ async fn run(
     seen: &mut Option<RequestContext>,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
-    let principal = authenticate(&parts.headers, &gateway.verifier).await?;
+    let principal = match authenticate(&parts.headers, &gateway.verifier).await {
+        Ok(principal) => principal,
+        Err(err) => {
+            gateway.metrics.auth_failure(
+                match parts
+                    .headers
+                    .contains_key(axum::http::header::AUTHORIZATION)
+                {
+                    true => crate::metrics::AuthFailure::Invalid,
+                    false => crate::metrics::AuthFailure::Missing,
+                },
+            );
+            return Err(err);
+        }
+    };
     let span = tracing::Span::current();
     span.record("principal", principal.verified.name.as_str());
     let call = route(&parts.method, parts.uri.path())?;
@@ -239,6 +279,7 @@ async fn run(
         body,
         query: None,
         masked: std::sync::Mutex::default(),
+        timings: std::sync::Mutex::default(),
     });
     if cx.call.is_job_method() {
         crate::facade::jobs::handle(gateway, cx).await
@@ -285,8 +326,14 @@ pub async fn admit(
     dry_run: bool,
 ) -> Result<(), GatewayError> {
     let principal = &cx.principal;
+    let timings = &cx.timings;
+    let timed = |phase, started| record_timing(timings, phase, started);
+    let started = std::time::Instant::now();
     let facts = analyze(&request)?;
+    timed(Phase::Analyze, started);
+    let started = std::time::Instant::now();
     let (circumstances, budgets) = situate(gateway, principal).await?;
+    timed(Phase::Situate, started);
     let query = cx.query.insert(QueryContext {
         facts,
         request,
@@ -299,10 +346,18 @@ pub async fn admit(
         check_after_run: false,
         job: None,
     });
+    let started = std::time::Instant::now();
     decide_on_facts(gateway, principal, query)?;
+    timed(Phase::DecideOnFacts, started);
+    let started = std::time::Instant::now();
     plan_masks(gateway, principal, query).await?;
+    timed(Phase::PlanMasks, started);
+    let started = std::time::Instant::now();
     estimate(gateway, principal, query, dry_run).await?;
+    timed(Phase::Estimate, started);
+    let started = std::time::Instant::now();
     decide(gateway, principal, query)?;
+    timed(Phase::Decide, started);
     // [await approval]: a decision that asks for a reviewer parks the job
     // in `execute` — recorded PENDING with the request decided, started
     // from its record once approved (`crate::approvals`).
@@ -423,10 +478,12 @@ pub async fn execute(
             .as_ref()
             .is_some_and(|d| d.verdict == sluice_policy::Verdict::NeedsApproval)
     });
+    let started = std::time::Instant::now();
     let job = match parked {
         Some(query) => gateway.approvals.park(&cx.principal, new, query).await?,
         None => gateway.jobs.start(&cx.principal, new).await?,
     };
+    record_timing(&cx.timings, Phase::Execute, started);
     if let Some(query) = &mut cx.query {
         query.job = Some(job.clone());
     }

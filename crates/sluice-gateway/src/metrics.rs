@@ -1,0 +1,251 @@
+//! Prometheus metrics at `/metrics` (text exposition format 0.0.4), kept
+//! in one registry per gateway with the `prometheus` library.
+//!
+//! Everything is counted from what the request's context already holds
+//! when the request ends ([`Metrics::request`], called by
+//! `pipeline::handle_observed`), plus the refusals that happen before
+//! there is a context (authentication) and the MCP tool calls. Labels take
+//! only bounded values: API method names, HTTP status codes, phase names,
+//! verdicts, rule names from the configuration, masking strategies and
+//! tool names; never a principal, a table or SQL.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+use crate::pipeline::RequestContext;
+
+/// Latency buckets, in seconds: from 1 ms (a poll answered from memory)
+/// to a minute (a query held while it runs).
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The gateway's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    phase_seconds: HistogramVec,
+    auth_failures: IntCounterVec,
+    decisions: IntCounterVec,
+    masked: IntCounterVec,
+    bytes_estimated: IntCounter,
+    tool_calls: IntCounterVec,
+}
+
+/// A phase of the pipeline, as the `phase` label names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Analyze,
+    Situate,
+    DecideOnFacts,
+    PlanMasks,
+    Estimate,
+    Decide,
+    Execute,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Analyze => "analyze",
+            Phase::Situate => "situate",
+            Phase::DecideOnFacts => "decide_on_facts",
+            Phase::PlanMasks => "plan_masks",
+            Phase::Estimate => "estimate",
+            Phase::Decide => "decide",
+            Phase::Execute => "execute",
+        }
+    }
+}
+
+/// Why a caller was not authenticated (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization` header.
+    Missing,
+    /// A header whose token was refused (malformed, unknown issuer,
+    /// expired, bad signature, …).
+    Invalid,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let vec = IntCounterVec::new(Opts::new(name, help), labels)
+                .expect("a metric's name and labels are valid");
+            registry
+                .register(Box::new(vec.clone()))
+                .expect("each metric is registered once");
+            vec
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+            let vec =
+                HistogramVec::new(opts, labels).expect("a metric's name and labels are valid");
+            registry
+                .register(Box::new(vec.clone()))
+                .expect("each metric is registered once");
+            vec
+        };
+        let requests = counter(
+            "sluice_requests_total",
+            "Requests answered, by BigQuery API method and HTTP status.",
+            &["method", "code"],
+        );
+        let request_seconds = histogram(
+            "sluice_request_duration_seconds",
+            "Time to answer a request, by BigQuery API method (held polls included).",
+            &["method"],
+        );
+        let phase_seconds = histogram(
+            "sluice_phase_duration_seconds",
+            "Time spent in each phase of the query pipeline; estimate and execute include the \
+             warehouse's dry run and job start, the others are the gateway's own work.",
+            &["phase"],
+        );
+        let auth_failures = counter(
+            "sluice_auth_failures_total",
+            "Requests refused by authentication, by reason.",
+            &["reason"],
+        );
+        let decisions = counter(
+            "sluice_decisions_total",
+            "Policy decisions on queries, by outcome and deciding rule.",
+            &["outcome", "rule"],
+        );
+        let masked = counter(
+            "sluice_masked_values_total",
+            "Values masked in results returned, by strategy.",
+            &["strategy"],
+        );
+        let bytes_estimated = IntCounter::new(
+            "sluice_bytes_estimated_total",
+            "Bytes the dry runs of admitted or refused queries estimated.",
+        )
+        .expect("a metric's name is valid");
+        registry
+            .register(Box::new(bytes_estimated.clone()))
+            .expect("each metric is registered once");
+        let tool_calls = counter(
+            "sluice_mcp_tool_calls_total",
+            "MCP tool calls, by tool and outcome (ok or error).",
+            &["tool", "outcome"],
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            phase_seconds,
+            auth_failures,
+            decisions,
+            masked,
+            bytes_estimated,
+            tool_calls,
+        }
+    }
+
+    /// Counts one finished request from its context (`None` when it was
+    /// refused before it had one).
+    pub fn request(&self, status: u16, elapsed: Duration, cx: Option<&RequestContext>) {
+        let method = cx.map_or("unrouted", |cx| cx.call.name());
+        self.requests
+            .with_label_values(&[method, &status.to_string()])
+            .inc();
+        self.request_seconds
+            .with_label_values(&[method])
+            .observe(elapsed.as_secs_f64());
+        let Some(cx) = cx else {
+            return;
+        };
+        for (phase, took) in cx.phases() {
+            self.phase_seconds
+                .with_label_values(&[phase.name()])
+                .observe(took.as_secs_f64());
+        }
+        let masked = cx.masked.lock().unwrap_or_else(|e| e.into_inner());
+        for entry in &masked.entries {
+            self.masked
+                .with_label_values(&[entry.strategy.as_str()])
+                .inc_by(entry.values);
+        }
+        let Some(query) = &cx.query else {
+            return;
+        };
+        if let Some(decision) = &query.decision {
+            let outcome = match decision.verdict {
+                sluice_policy::Verdict::Allow => "allow",
+                sluice_policy::Verdict::NeedsApproval => "needs_approval",
+                sluice_policy::Verdict::Deny => "deny",
+            };
+            self.decisions
+                .with_label_values(&[outcome, &decision.rule.to_string()])
+                .inc();
+        }
+        if let Some(estimate) = query.estimate {
+            self.bytes_estimated.inc_by(estimate.bytes_processed);
+        }
+    }
+
+    pub fn auth_failure(&self, why: AuthFailure) {
+        let reason = match why {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Invalid => "invalid",
+        };
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    pub fn tool_call(&self, tool: &str, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.tool_calls.with_label_values(&[tool, outcome]).inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec fails only on a metric the registry would
+        // not have taken.
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(%err, "cannot encode the metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exposed_with_help_and_type_once_used() {
+        let metrics = Metrics::new();
+        metrics.request(200, Duration::from_millis(3), None);
+        metrics.auth_failure(AuthFailure::Missing);
+        metrics.tool_call("execute_sql", false);
+        let text = metrics.render();
+        assert!(
+            text.contains("sluice_requests_total{code=\"200\",method=\"unrouted\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE sluice_request_duration_seconds histogram"));
+        assert!(text.contains("sluice_auth_failures_total{reason=\"missing\"} 1"));
+        assert!(
+            text.contains("sluice_mcp_tool_calls_total{outcome=\"error\",tool=\"execute_sql\"} 1")
+        );
+        assert!(text.contains("# HELP sluice_bytes_estimated_total "));
+    }
+}
