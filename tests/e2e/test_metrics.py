@@ -70,3 +70,25 @@ def test_masked_values_are_counted_by_strategy(sluice, client):
     assert len(rows) == 7
     after = value(scrape(sluice), "sluice_masked_values_total", strategy="redact")
     assert after - before == 7
+
+
+def test_the_grafana_dashboard_charts_only_metrics_sluice_exposes(sluice, client, credentials):
+    import json
+    from pathlib import Path
+
+    # Traffic that makes every series exist: a masked query and an MCP call.
+    list(client.query_and_wait(f"SELECT ssn FROM `{PROJECT}.shop.customers` LIMIT 1"))
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "list_dataset_ids", "arguments": {"projectId": PROJECT}}}).encode()
+    request = urllib.request.Request(f"{sluice.base_url}/mcp", data=body, method="POST", headers={
+        "Authorization": f"Bearer {credentials.token}", "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    exposed = scrape(sluice)
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana" / "sluice.json").read_text())
+    names = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"\bsluice_[a-z_]+", target["expr"])}
+    assert len(names) >= 8
+    for name in names:
+        assert re.search(rf"(?m)^{name}(\{{| )", exposed), f"{name} is charted but not exposed"

@@ -84,6 +84,8 @@ const STARTING_MS: i64 = 30_000;
 #[derive(Debug, Clone)]
 pub struct Jobs {
     pub store: Arc<dyn Store>,
+    /// Where a job's write-ahead audit event goes before it is sent.
+    pub audit: Arc<crate::audit::Audit>,
     pub warehouse: Arc<dyn Warehouse>,
     pub credentials: Arc<Credentials>,
     /// Who may act on a job: a caller one of the job's admitting policies
@@ -419,6 +421,16 @@ impl Jobs {
         }
         job.state = JobState::Running;
         job.started_ms = Some(started);
+        // Write-ahead: no event, no query.
+        if let Err(err) = self.audit.query_started(principal, job, &request).await {
+            self.credentials.release(&job.warehouse_key);
+            job.error = Some(err.error_result());
+            self.finish(job).await?;
+            return match approved {
+                true => Ok(()),
+                false => Err(err),
+            };
+        }
         match self
             .warehouse
             .start_query(&access, &job.warehouse_key, &request.query)
@@ -914,12 +926,14 @@ mod lifecycle_tests {
         })
         .await
         .unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            sluice_store::SqliteStore::open(&dir.join("jobs.db"))
+                .await
+                .unwrap(),
+        );
         Jobs {
-            store: Arc::new(
-                sluice_store::SqliteStore::open(&dir.join("jobs.db"))
-                    .await
-                    .unwrap(),
-            ),
+            audit: Arc::new(crate::audit::Audit::new(store.clone())),
+            store,
             warehouse: Arc::new(warehouse),
             credentials: Arc::new(Credentials::none()),
             policy,

@@ -10,6 +10,7 @@
 mod access;
 mod analyze;
 mod approvals;
+mod audit;
 mod authenticate;
 pub mod config;
 mod credential;
@@ -75,6 +76,8 @@ pub struct Gateway {
     mcp_calls: mcp::CallWindow,
     /// What `/metrics` shows.
     metrics: metrics::Metrics,
+    /// The audit log.
+    audit: Arc<audit::Audit>,
 }
 
 /// Why the gateway could not start. A variant that wraps an error names
@@ -201,7 +204,9 @@ impl Gateway {
         };
         let verifier =
             Verifier::new(config.identity.clone(), verifier_dev).map_err(StartError::Identity)?;
+        let audit = Arc::new(audit::Audit::new(store.clone()));
         let jobs = jobs::Jobs {
+            audit: audit.clone(),
             store: store.clone(),
             warehouse: warehouse.clone(),
             credentials: credentials.clone(),
@@ -242,6 +247,7 @@ impl Gateway {
             approvals,
             mcp_calls: mcp::CallWindow::default(),
             metrics: metrics::Metrics::new(),
+            audit,
         })
     }
 }

@@ -179,17 +179,24 @@ pub async fn handle_observed(
     );
     let started = std::time::Instant::now();
     let mut seen = None;
-    let mut response = match run(gateway, id.clone(), request, &mut seen)
+    let (mut response, refusal) = match run(gateway, id.clone(), request, &mut seen)
         .instrument(span.clone())
         .await
     {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
+        Ok(response) => (response, None),
+        Err(err) => {
+            let message = err.message.clone();
+            (err.into_response(), Some(message))
+        }
     };
     let status = response.status().as_u16();
-    gateway
-        .metrics
-        .request(status, started.elapsed(), seen.as_ref());
+    let elapsed = started.elapsed();
+    gateway.metrics.request(status, elapsed, seen.as_ref());
+    span.in_scope(|| {
+        gateway
+            .audit
+            .request_done(&id, status, elapsed, seen.as_ref(), refusal.as_deref())
+    });
     span.in_scope(|| {
         let query = seen.as_ref().and_then(|cx| cx.query.as_ref());
         let decision = query.and_then(|q| q.decision.as_ref());

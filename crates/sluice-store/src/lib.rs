@@ -7,6 +7,7 @@
 //! the trait and the SQL (written with `$N` placeholders, valid for both).
 
 mod approval;
+pub mod audit;
 mod error;
 mod grant;
 mod job;
@@ -14,6 +15,7 @@ pub mod secrets;
 mod sqlite;
 
 pub use approval::{ApprovalRecord, ApprovalState, Vote};
+pub use audit::{AuditEvent, AuditRecord};
 pub use error::StoreError;
 pub use grant::{GrantRecord, Usage, UsageAdd};
 pub use job::{JobPage, JobRecord, JobState};
@@ -182,6 +184,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// What a budget has counted for `key` in `period` (zero when nothing).
     async fn usage(&self, budget: &str, key: &str, period: &str) -> Result<Usage, StoreError>;
+
+    /// Appends an audit event at the end of the chain, durably, and
+    /// returns it with its sequence number and hashes.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError>;
+
+    /// Audit events after sequence number `after_seq`, in order, at most
+    /// `limit`.
+    async fn audit_events(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -10,11 +10,12 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApprovalRecord, ApprovalState, GrantRecord, JobPage, JobRecord, JobState, SealedSecret,
-    SecretInfo, Store, StoreError, Usage, UsageAdd, Vote, now_ms,
+    ApprovalRecord, ApprovalState, AuditEvent, AuditRecord, GrantRecord, JobPage, JobRecord,
+    JobState, SealedSecret, SecretInfo, Store, StoreError, Usage, UsageAdd, Vote, now_ms,
 };
 
 mod approvals;
+mod audit;
 mod grants;
 mod secrets;
 
@@ -33,12 +34,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/sqlite/0007_grants_budgets.sql"),
     ),
+    (8, include_str!("../migrations/sqlite/0008_audit.sql")),
 ];
 
 /// A [`Store`] in one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Appends to the audit chain, one at a time in this process.
+    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -70,7 +74,10 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            audit_lock: std::sync::Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -443,6 +450,19 @@ impl Store for SqliteStore {
 
     async fn usage(&self, budget: &str, key: &str, period: &str) -> Result<Usage, StoreError> {
         grants::usage(&self.pool, budget, key, period).await
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
+        let _one_at_a_time = self.audit_lock.lock().await;
+        audit::append(&self.pool, event).await
+    }
+
+    async fn audit_events(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::after(&self.pool, after_seq, limit).await
     }
 }
 

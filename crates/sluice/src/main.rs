@@ -37,6 +37,7 @@ macro_rules! eprintln {
 
 mod access;
 mod approvals;
+mod audit;
 mod mcp;
 mod secrets;
 
@@ -111,6 +112,11 @@ enum Command {
         connection: approvals::Connection,
         #[command(subcommand)]
         command: approvals::ApprovalsCommand,
+    },
+    /// Check the audit log's hash chain, or export its events.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Bridge an MCP client that starts local processes (stdio) to the
     /// gateway's MCP server, with your bearer token.
@@ -265,6 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             connection,
             command,
         } => runtime.block_on(access::run(connection, command)),
+        Command::Audit { command } => runtime.block_on(audit::run(command)),
         Command::Mcp(bridge) => runtime.block_on(mcp::run(bridge)),
         Command::Secrets { command } => runtime.block_on(secrets::run(command)),
         Command::DemoData { warehouse_dir } => {

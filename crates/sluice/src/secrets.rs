@@ -239,7 +239,7 @@ fn init_key(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(place: &Place) -> anyhow::Result<(Config, Arc<dyn Store>)> {
+pub async fn open(place: &Place) -> anyhow::Result<(Config, Arc<dyn Store>)> {
     let mut config = match &place.config {
         Some(path) => Config::load(path)?,
         None => Config::demo(),

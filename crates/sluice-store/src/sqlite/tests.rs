@@ -162,3 +162,35 @@ async fn jobs_survive_reopening_the_file() {
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert!(reopened.get_job("demo", "a").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn concurrent_audit_appends_form_one_verifiable_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("a.db")).await.unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let event = crate::AuditEvent {
+                at_ms: i,
+                kind: "request".into(),
+                principal: format!("iss#p{}", i % 3),
+                request_id: format!("r{i}"),
+                instance: "test".into(),
+                detail: serde_json::json!({"i": i}),
+            };
+            store.append_audit(&event).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let first = store.audit_events(0, 25).await.unwrap();
+    let rest = store.audit_events(25, 100).await.unwrap();
+    assert_eq!((first.len(), rest.len()), (25, 15));
+    let all: Vec<_> = first.into_iter().chain(rest).collect();
+    assert_eq!(crate::audit::verify(&all, 1, crate::audit::GENESIS), Ok(40));
+    let ids: std::collections::BTreeSet<_> =
+        all.iter().map(|r| r.event.request_id.clone()).collect();
+    assert_eq!(ids.len(), 40);
+}
