@@ -17,7 +17,6 @@
 //! redacted; tokens are never part of an event.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use sluice_store::{AuditEvent, Store};
@@ -26,19 +25,12 @@ use crate::authenticate::Principal;
 use crate::error::GatewayError;
 use crate::pipeline::RequestContext;
 
-/// Request events waiting to be written at most; past it, new ones are
-/// dropped and logged (a flood of refused requests must not queue
-/// without bound).
-const MAX_PENDING: usize = 1024;
-
 /// Writes audit events for one gateway process.
 #[derive(Debug)]
 pub struct Audit {
     store: Arc<dyn Store>,
     /// This process, in every event.
     instance: String,
-    /// Request events handed to the background and not yet written.
-    pending: Arc<AtomicUsize>,
 }
 
 impl Audit {
@@ -49,7 +41,6 @@ impl Audit {
                 "sluice-{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..12]
             ),
-            pending: Arc::default(),
         }
     }
 
@@ -101,10 +92,12 @@ impl Audit {
     }
 
     /// The event of a finished request, when it decided, read or was
-    /// refused, written in the background: the request's work is done by
-    /// then (a query's own write-ahead event is [`Self::query_started`]),
-    /// so it adds no latency; a store that cannot take it is logged.
-    pub fn request_done(
+    /// refused, written before the response leaves (written in the
+    /// background, it would contend for SQLite's write lock with the
+    /// caller's next request, which costs more than the write). The
+    /// request's work is done by then (a query's write-ahead event is
+    /// [`Self::query_started`]), so a store that cannot take it is logged.
+    pub async fn request_done(
         &self,
         id: &str,
         status: u16,
@@ -178,21 +171,9 @@ impl Audit {
             instance: self.instance.clone(),
             detail,
         };
-        if self.pending.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!(
-                request = id,
-                "audit event dropped: too many waiting to be written"
-            );
-            return;
+        if let Err(err) = self.store.append_audit(&event).await {
+            tracing::error!(%err, "audit event not written");
         }
-        let (store, pending) = (self.store.clone(), self.pending.clone());
-        tokio::spawn(async move {
-            if let Err(err) = store.append_audit(&event).await {
-                tracing::error!(%err, "audit event not written");
-            }
-            pending.fetch_sub(1, Ordering::SeqCst);
-        });
     }
 }
 

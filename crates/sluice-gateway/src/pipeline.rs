@@ -192,11 +192,11 @@ pub async fn handle_observed(
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     gateway.metrics.request(status, elapsed, seen.as_ref());
-    span.in_scope(|| {
-        gateway
-            .audit
-            .request_done(&id, status, elapsed, seen.as_ref(), refusal.as_deref())
-    });
+    gateway
+        .audit
+        .request_done(&id, status, elapsed, seen.as_ref(), refusal.as_deref())
+        .instrument(span.clone())
+        .await;
     span.in_scope(|| {
         let query = seen.as_ref().and_then(|cx| cx.query.as_ref());
         let decision = query.and_then(|q| q.decision.as_ref());
