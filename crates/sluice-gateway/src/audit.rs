@@ -141,14 +141,7 @@ impl Audit {
         }
         if let Some(query) = query {
             detail["sql"] = json!(redacted(&query.request.sql));
-            detail["tables"] = json!(
-                query
-                    .facts
-                    .reads
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-            );
+            detail["tables"] = json!(query.tables_read());
             if let Some(decision) = &query.decision {
                 detail["decision"] = json!({
                     "verdict": format!("{:?}", decision.verdict),
@@ -171,7 +164,7 @@ impl Audit {
             instance: self.instance.clone(),
             detail,
         };
-        if let Err(err) = self.store.append_audit(&event).await {
+        if let Err(err) = self.append(event).await {
             tracing::error!(%err, "audit event not written");
         }
     }

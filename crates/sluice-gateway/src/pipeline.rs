@@ -132,6 +132,11 @@ pub struct QueryContext {
 }
 
 impl QueryContext {
+    /// The tables the query reads, as analysis named them.
+    pub fn tables_read(&self) -> Vec<String> {
+        self.facts.reads.iter().map(ToString::to_string).collect()
+    }
+
     /// The limits the deciding policies set (none before a decision).
     pub fn limits(&self) -> Limits {
         self.decision

@@ -207,14 +207,7 @@ pub fn dry_run(answer: &Value, context: Option<&RequestContext>, usd_per_tib: f6
         "schema": answer.get("schema").cloned().unwrap_or(json!({"fields": []})),
     });
     if let Some(query) = query {
-        out["tables"] = json!(
-            query
-                .facts
-                .reads
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-        );
+        out["tables"] = json!(query.tables_read());
         if let Some(decision) = &query.decision {
             out["policy"] = decision_summary(decision);
         }
@@ -267,14 +260,7 @@ pub fn refused_estimate(refusal: &str, context: Option<&RequestContext>) -> Valu
     }
     let mut out = json!({"dryRun": true, "policy": policy});
     if let Some(query) = query {
-        out["tables"] = json!(
-            query
-                .facts
-                .reads
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-        );
+        out["tables"] = json!(query.tables_read());
     }
     out
 }

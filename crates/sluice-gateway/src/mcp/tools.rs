@@ -99,6 +99,18 @@ fn schema(required: &[&str], properties: Value) -> Arc<JsonObject> {
     Arc::new(object)
 }
 
+/// `{projectId, jobId, location}`: the job tools' input.
+fn job_schema() -> Arc<JsonObject> {
+    schema(
+        &["projectId", "jobId"],
+        json!({
+            "projectId": string(PROJECT),
+            "jobId": string(JOB),
+            "location": string(LOCATION),
+        }),
+    )
+}
+
 fn query_properties() -> Value {
     json!({
         "projectId": string(PROJECT),
@@ -228,27 +240,13 @@ fn definition(name: Name) -> Tool {
         Name::GetJob => (
             "Get a job's state, statistics and configuration (as jobs.get returns it); a job \
              waiting for approval says whom it waits for in status.message.",
-            schema(
-                &["projectId", "jobId"],
-                json!({
-                    "projectId": string(PROJECT),
-                    "jobId": string(JOB),
-                    "location": string(LOCATION),
-                }),
-            ),
+            job_schema(),
             annotations(true, false, true),
         ),
         Name::CancelJob => (
             "Cancel a job: a running query, or one waiting for approval (its request is \
              withdrawn).",
-            schema(
-                &["projectId", "jobId"],
-                json!({
-                    "projectId": string(PROJECT),
-                    "jobId": string(JOB),
-                    "location": string(LOCATION),
-                }),
-            ),
+            job_schema(),
             annotations(false, true, true),
         ),
         Name::EstimateQuery => (
