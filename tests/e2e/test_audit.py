@@ -4,10 +4,15 @@ write-ahead rule: a query whose audit event cannot be written is not run."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
 import json
 import os
+import re
+import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +21,7 @@ from google.api_core import exceptions
 from google.oauth2.credentials import Credentials
 
 from conftest import PROJECT, UPSTREAM, agent_token, make_client
-from test_approvals import private_gateway  # noqa: F401 (a fixture)
+from test_approvals import BIG, api, approval_of, private_gateway  # noqa: F401 (a fixture)
 
 CUSTOMERS = f"{PROJECT}.shop.customers"
 
@@ -28,8 +33,10 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def export(data_dir: Path, *filters: str) -> list[dict]:
+    """The exported events (a whole export ends with the checkpoints: left out)."""
     out = cli("export", "--data-dir", str(data_dir), *filters).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [line for line in lines if "checkpoint" not in line]
 
 
 def settled(data_dir: Path, request_ids: set[str], deadline_s: float = 20) -> list[dict]:
@@ -93,7 +100,8 @@ def test_queries_are_recorded_and_the_chain_verifies(sluice, client, admin_clien
     ("DELETE FROM audit_events WHERE seq = 3", 4),
     ("UPDATE audit_events SET seq = -seq WHERE seq IN (2, 3); UPDATE audit_events SET seq = 3 WHERE seq = -2; UPDATE audit_events SET seq = 2 WHERE seq = -3", 2),
     ("UPDATE audit_events SET seq = -(seq + 1) WHERE seq > 2; UPDATE audit_events SET seq = -seq WHERE seq < 0; "
-     "INSERT INTO audit_events SELECT 3, at_ms, kind, 'iss#mallory', request_id, instance, detail, prev_hash, hash FROM audit_events WHERE seq = 2", 3),
+     "INSERT INTO audit_events (seq, at_ms, kind, principal, request_id, instance, session, detail, prev_hash, hash) "
+     "SELECT 3, at_ms, kind, 'iss#mallory', request_id, instance, session, detail, prev_hash, hash FROM audit_events WHERE seq = 2", 3),
 ])
 def test_an_edited_deleted_reordered_or_inserted_event_is_named(sluice, client, tmp_path, tamper, broken_at):
     for _ in range(4):
@@ -147,3 +155,255 @@ def test_a_query_whose_audit_event_cannot_be_written_is_not_run(private_gateway)
     assert done.state == "DONE" and done.error_result["reason"] == "accessDenied"
     assert done.started is not None and done.total_bytes_processed in (None, 0)
     assert list(agent.query_and_wait("SELECT 2 AS two"))[0]["two"] == 2
+
+
+# --- Signed checkpoints, sessions and replay, the audit API, kill -9 -----------
+
+AUDIT_SECTION = "audit:\n  readers: { groups: [admins] }\n"
+
+
+def with_master_key(master_key: Path, audit: str = ""):
+    """An edit of the demo configuration: a master key (so checkpoints are
+    signed) and `audit` added to its audit section."""
+
+    def edit(text: str) -> str:
+        assert AUDIT_SECTION in text, "the demo configuration has an audit section"
+        text = text.replace(AUDIT_SECTION, AUDIT_SECTION + "  checkpoint_interval: 200ms\n" + audit)
+        return text + f"\nsecrets:\n  master_key_file: {master_key}\n"
+
+    return edit
+
+
+def new_master_key(path: Path) -> Path:
+    subprocess.run([os.environ["SLUICE_BIN"], "secrets", "init-key", "--out", str(path)], check=True,
+                   capture_output=True)
+    return path
+
+
+def head_seq(data_dir: Path) -> int:
+    db = sqlite3.connect(data_dir / "sluice.db")
+    try:
+        return db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_events").fetchone()[0]
+    finally:
+        db.close()
+
+
+def signed_through(config: Path, data_dir: Path, seq: int, deadline_s: float = 20) -> str:
+    """`sluice audit verify` once a checkpoint covers event `seq`."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        out = cli("verify", "-c", str(config), "--data-dir", str(data_dir)).stdout
+        match = re.search(r"signed through event (\d+)", out)
+        if (match and int(match.group(1)) >= seq) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def tampered(data_dir: Path, to: Path, sql: str) -> Path:
+    copy = copy_store(data_dir, to)
+    db = sqlite3.connect(copy / "sluice.db")
+    db.executescript(sql)
+    db.commit()
+    db.close()
+    return copy
+
+
+def canonical(record: dict) -> str:
+    """The encoding the chain's hashes cover (sluice_store::audit::canonical)."""
+    body = {k: record[k] for k in ("seq", "at_ms", "kind", "principal", "request_id", "instance", "detail")}
+    if record.get("session"):
+        body["session"] = record["session"]
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def rehash(records: list[dict]) -> None:
+    prev = "0" * 64
+    for record in records:
+        record["prev_hash"] = prev
+        record["hash"] = hashlib.sha256((prev + "\n" + canonical(record)).encode()).hexdigest()
+        prev = record["hash"]
+
+
+@pytest.mark.skipif(UPSTREAM != "embedded", reason="runs on a gateway of its own over the demo configuration")
+def test_signed_checkpoints_catch_a_truncated_or_rewritten_log(private_gateway, tmp_path):
+    gateway = private_gateway("15m", with_master_key(new_master_key(tmp_path / "master.key")))
+    server, config = gateway.server, gateway.config
+    agent = make_client(server.base_url, Credentials(token=agent_token(server)))
+    for n in range(4):
+        assert list(agent.query_and_wait(f"SELECT {n} AS n"))[0]["n"] == n
+    head = head_seq(server.data_dir)
+    verified = signed_through(config, server.data_dir, head)
+    assert "audit chain intact" in verified and f"signed through event {head}" in verified, verified
+    public_key = cli("public-key", "-c", str(config)).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", public_key), public_key
+    # A whole export carries the checkpoints and verifies alone.
+    exported = tmp_path / "export.jsonl"
+    exported.write_text(cli("export", "-c", str(config)).stdout)
+    assert any('"checkpoint"' in line for line in exported.read_text().splitlines())
+    alone = cli("verify", "--file", str(exported), "--public-key", public_key)
+    assert "signed through event" in alone.stdout, alone.stdout
+
+    # The tail cut off: the chain alone still verifies, the checkpoint does not.
+    cut = tampered(server.data_dir, tmp_path / "cut", f"DELETE FROM audit_events WHERE seq > {head - 2}")
+    failed = cli("verify", "-c", str(config), "--data-dir", str(cut), check=False)
+    assert failed.returncode == 1 and "truncated" in failed.stderr, failed.stderr
+
+    # The tail and the store's checkpoints cut off: a checkpoint kept
+    # elsewhere (the export; a sink's file) still tells.
+    both = tampered(server.data_dir, tmp_path / "both",
+                    f"DELETE FROM audit_events WHERE seq > {head - 2}; DELETE FROM audit_checkpoints")
+    unaware = cli("verify", "-c", str(config), "--data-dir", str(both))
+    assert "no signed checkpoint yet" in unaware.stdout, unaware.stdout
+    failed = cli("verify", "-c", str(config), "--data-dir", str(both), "--checkpoints", str(exported), check=False)
+    assert failed.returncode == 1 and "truncated" in failed.stderr, failed.stderr
+
+    # An event edited and every hash after it recomputed: only the
+    # signature tells.
+    records = [json.loads(line) for line in exported.read_text().splitlines() if '"checkpoint"' not in line]
+    before = [dict(r) for r in records]
+    rehash(before)
+    assert [r["hash"] for r in before] == [r["hash"] for r in records], "the test's canonical encoding is Sluice's"
+    records[1]["principal"] = "iss#someone-else"
+    rehash(records)
+    rewritten = tmp_path / "rewritten"
+    copy = copy_store(server.data_dir, rewritten)
+    db = sqlite3.connect(copy / "sluice.db")
+    db.executemany("UPDATE audit_events SET principal = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                   [(r["principal"], r["prev_hash"], r["hash"], r["seq"]) for r in records])
+    db.commit()
+    db.close()
+    failed = cli("verify", "-c", str(config), "--data-dir", str(copy), check=False)
+    assert failed.returncode == 1 and "rewritten" in failed.stderr, failed.stderr
+    # A checkpoint forged with another key does not verify either.
+    forged = cli("verify", "-c", str(config), "--data-dir", str(server.data_dir), "--public-key", "ab" * 32,
+                 check=False)
+    assert forged.returncode == 1 and "forged" in forged.stderr, forged.stderr
+
+
+def sessions(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([os.environ["SLUICE_BIN"], "sessions", *args], capture_output=True, text=True,
+                          check=check, timeout=120)
+
+
+@pytest.mark.skipif(UPSTREAM != "embedded", reason="runs on a gateway of its own over the demo configuration")
+def test_a_replayed_session_shows_what_the_agent_saw_masked(private_gateway, tmp_path):
+    gateway = private_gateway("15m", with_master_key(new_master_key(tmp_path / "master.key")))
+    server, config = gateway.server, gateway.config
+    token = subprocess.run(
+        [os.environ["SLUICE_BIN"], "token", "--config", str(config), "--sub", "ci-agent", "--group", "agents",
+         "--claim", "run_id=4242", "--claim", "run_attempt=1", "--claim", "repository=acme/etl"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    agent = make_client(server.base_url, Credentials(token=token))
+    admin = make_client(server.base_url, Credentials(token=agent_token(server, "e2e-admin", ("admins",))))
+    raw = list(admin.query_and_wait(f"SELECT ssn, email FROM `{CUSTOMERS}` ORDER BY customer_id LIMIT 3"))
+    rows = list(agent.query_and_wait(f"SELECT customer_id, ssn, email FROM `{CUSTOMERS}` ORDER BY customer_id LIMIT 3"))
+    assert [r["ssn"] for r in rows] != [r["ssn"] for r in raw]
+    with pytest.raises(exceptions.Forbidden):
+        agent.query_and_wait(f"DROP TABLE `{CUSTOMERS}`")
+
+    listed = sessions("list", "-c", str(config), "--json").stdout
+    mine = [json.loads(line) for line in listed.splitlines() if "ci-agent" in line]
+    assert len(mine) == 1 and mine[0]["session"].startswith("run-") and mine[0]["refused"] >= 1, listed
+    session = mine[0]["session"]
+    replay = sessions("replay", "-c", str(config), session).stdout
+    assert "SELECT customer_id, ssn, email" in replay and "guardrails.deny.drop" in replay, replay
+    # The rows as the agent saw them: masked, never the raw values.
+    for seen in rows:
+        assert str(seen["ssn"]) in replay and seen["email"] in replay, replay
+    for value in raw:
+        assert value["ssn"] not in replay and value["email"] not in replay, replay
+    shown = sessions("show", "-c", str(config), session, "--json").stdout
+    kinds = {json.loads(line)["kind"] for line in shown.splitlines()}
+    assert {"auth.success", "query.started", "request"} <= kinds, kinds
+    # The admin's queries are a session of their own.
+    admins = [json.loads(line)["session"] for line in listed.splitlines() if "e2e-admin" in line]
+    assert len(admins) == 1 and admins[0] != session, listed
+
+    # A recorded page edited afterwards no longer matches its event.
+    copy = tampered(server.data_dir, tmp_path / "pages",
+                    "UPDATE audit_pages SET body = replace(body, 'example', 'exampl3')")
+    altered = sessions("replay", "--data-dir", str(copy), "-c", str(config), session).stdout
+    assert "altered" in altered, altered
+
+
+@pytest.mark.skipif(UPSTREAM != "embedded", reason="runs on a gateway of its own over the demo configuration")
+def test_the_audit_api_answers_who_read_a_table_with_the_approval(private_gateway, tmp_path):
+    gateway = private_gateway("15m", with_master_key(new_master_key(tmp_path / "master.key")))
+    server = gateway.server
+    agent = make_client(server.base_url, Credentials(token=agent_token(server)))
+    reviewer = agent_token(server, "alice", ("reviewers",))
+    job = agent.query(BIG)
+    approval = approval_of(server, reviewer, job.job_id)
+    status, _ = api(server, reviewer, "POST", f"/sluice/v1/approvals/{approval['id']}:approve",
+                    {"reason": "weekly report"})
+    assert status == 200
+    assert list(job.result(timeout=120))
+    auditor = agent_token(server, "auditor", ("admins",))
+    since = "2000-01-01T00:00:00Z"
+    status, body = api(server, auditor, "GET",
+                       f"/sluice/v1/audit?table=demo.shop.events&principal=e2e-agent&since={since}")
+    assert status == 200, body
+    started = [e for e in body["events"] if e["kind"] == "query.started"]
+    assert [e["detail"]["job"] for e in started] == [job.job_id], body
+    assert started[0]["detail"]["approval"] == approval["id"]
+    status, body = api(server, auditor, "GET", f"/sluice/v1/audit?kind=approval.voted")
+    votes = [e for e in body["events"] if e["request_id"] == approval["id"]]
+    assert len(votes) == 1 and votes[0]["detail"]["reason"] == "weekly report", body
+    assert votes[0]["session"] == started[0]["session"], "the vote is in the session of the query it is about"
+    status, body = api(server, auditor, "GET", f"/sluice/v1/audit?kind=approval.closed")
+    assert [e["detail"]["state"] for e in body["events"] if e["request_id"] == approval["id"]] == ["APPROVED"]
+    # Paging: one event at a time, in order.
+    status, first = api(server, auditor, "GET", "/sluice/v1/audit?pageSize=1")
+    status, second = api(server, auditor, "GET", f"/sluice/v1/audit?pageSize=1&pageToken={first['nextPageToken']}")
+    assert second["events"][0]["seq"] == first["events"][0]["seq"] + 1
+    # Not an auditor: refused, naming the rule.
+    status, body = api(server, agent_token(server), "GET", "/sluice/v1/audit")
+    assert status == 403 and "audit.readers" in body["error"]["message"], body
+    status, body = api(server, auditor, "GET", "/sluice/v1/audit?since=yesterday")
+    assert status == 400 and "RFC 3339" in body["error"]["message"], body
+
+
+@pytest.mark.skipif(UPSTREAM != "embedded", reason="runs on a gateway of its own over the demo configuration")
+def test_kill_9_under_load_loses_no_event(private_gateway, tmp_path):
+    """Clients log each query the gateway acknowledged; after `kill -9`
+    in the middle of the load, every one has its write-ahead event and its
+    request event."""
+    gateway = private_gateway("15m", with_master_key(new_master_key(tmp_path / "master.key")))
+    server = gateway.server
+    token = agent_token(server)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        agent = make_client(server.base_url, Credentials(token=token))
+        n = 0
+        while not stop.is_set():
+            job_id = f"load_{worker}_{n}_{time.time_ns()}"
+            n += 1
+            try:
+                agent.query(f"SELECT {n} AS n, COUNT(*) AS c FROM `{PROJECT}.shop.orders`", job_id=job_id,
+                            retry=None, job_retry=None)
+            except Exception:  # the gateway died under it: not acknowledged
+                continue
+            acknowledged.append(job_id)
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        workers = [pool.submit(load, i) for i in range(6)]
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=20)
+        time.sleep(0.5)
+        stop.set()
+        for worker in workers:
+            worker.result(timeout=60)
+    assert len(acknowledged) >= 40, f"only {len(acknowledged)} queries acknowledged before the kill"
+    gateway.start("127.0.0.1:0")
+    events = export(server.data_dir)
+    started = {e["detail"]["job"] for e in events if e["kind"] == "query.started"}
+    requested = {e["detail"].get("job") for e in events if e["kind"] == "request"}
+    lost_started = [j for j in acknowledged if j not in started]
+    lost_requests = [j for j in acknowledged if j not in requested]
+    assert not lost_started and not lost_requests, (len(acknowledged), lost_started[:5], lost_requests[:5])
+    assert "audit chain intact" in cli("verify", "--data-dir", str(server.data_dir)).stdout

@@ -196,6 +196,7 @@ pub async fn open(
             "subject": caller.verified.subject,
             "run": caller.verified.run,
             "session": caller.verified.session,
+            "auditSession": crate::audit::session_of(principal, created),
             "ci": crate::approvals::ci_claims(&caller.claims),
         }),
         created_ms: created,
@@ -207,7 +208,7 @@ pub async fn open(
     };
     approvals.store.insert_approval(&approval).await?;
     tracing::info!(approval = %id, rule = %need.rule, principal = %caller.verified.name, "access request opened");
-    approvals.announce("approval.opened", &approval);
+    approvals.announce("approval.opened", &approval).await;
     Ok(approval)
 }
 
@@ -261,6 +262,11 @@ pub async fn grant(approvals: &Approvals, approval: &ApprovalRecord) -> Result<(
     };
     if approvals.store.insert_grant(&record).await? {
         tracing::info!(grant = %record.id, holder = %record.principal, rule = %record.rule, expire_ms = record.expire_ms, "grant in force");
+        approvals
+            .jobs
+            .audit
+            .grant("grant.opened", &record, &closed, None)
+            .await;
     }
     Ok(())
 }
@@ -314,5 +320,13 @@ pub async fn revoke(
         )));
     }
     tracing::info!(grant = %id, by = %who.verified.name, "grant revoked");
-    approvals.store.get_grant(id).await?.ok_or_else(not_found)
+    let grant = approvals.store.get_grant(id).await?.ok_or_else(not_found)?;
+    if let Some(request) = approvals.store.get_approval(id).await? {
+        approvals
+            .jobs
+            .audit
+            .grant("grant.revoked", &grant, &request, Some(who))
+            .await;
+    }
+    Ok(grant)
 }

@@ -119,6 +119,7 @@ impl Approvals {
                 "subject": caller.verified.subject,
                 "run": caller.verified.run,
                 "session": caller.verified.session,
+                "auditSession": crate::audit::session_of(principal, created),
                 "ci": ci,
             }),
             created_ms: created,
@@ -134,7 +135,7 @@ impl Approvals {
             return Err(err.into());
         }
         tracing::info!(job = %job.job_id, approval = %id, rule = %need.rule, "{message}");
-        self.announce("approval.opened", &approval);
+        self.announce("approval.opened", &approval).await;
         Ok(job)
     }
 
@@ -240,6 +241,10 @@ impl Approvals {
             }));
         }
         tracing::info!(approval = %id, reviewer = %reviewer.verified.name, verdict = ?verdict, "vote");
+        self.jobs
+            .audit
+            .approval("approval.voted", &approval, Some(&vote))
+            .await;
         let mut approval = self
             .store
             .get_approval(id)
@@ -354,7 +359,7 @@ impl Approvals {
         }
         tracing::info!(approval = %approval.id, state = state.as_str(), by, "approval request closed");
         if let Some(closed) = self.store.get_approval(&approval.id).await? {
-            self.announce("approval.closed", &closed);
+            self.announce("approval.closed", &closed).await;
         }
         if let Some(message) = refusal
             && let Some(mut job) = self
@@ -466,7 +471,10 @@ impl Approvals {
     }
 
     /// Tells the notification targets about `approval` (never waits).
-    pub(crate) fn announce(&self, kind: &'static str, approval: &ApprovalRecord) {
+    /// Notifies the configured targets of an opened or closed request, and
+    /// records it in the audit log.
+    pub(crate) async fn announce(&self, kind: &'static str, approval: &ApprovalRecord) {
+        self.jobs.audit.approval(kind, approval, None).await;
         let page = if self.ui {
             "/ui/approvals"
         } else {

@@ -12,13 +12,29 @@
 //!   ([`Audit::request_done`]). Successful polls and listings are not
 //!   events, unless they returned masked values.
 //!
+//! - The rows a request returned are recorded as the agent received them
+//!   (masked), apart from the chain, with their SHA-256 in the request's
+//!   event, in the same transaction ([`Audit::request_done`]).
+//! - Every event names its session ([`session_of`]): the principal's CI
+//!   run, else its token's session, else the hour.
+//! - The chain's head is signed from time to time ([`Audit::checkpoint`])
+//!   with a key kept in the encrypted secret store, so a truncated tail
+//!   is detected (`sluice audit verify`).
+//! - Approvals, grants, tokens minted for the warehouse and first sights
+//!   of a caller's token are events too ([`Audit::event`]).
+//!
 //! SQL and messages pass through the content detectors first, so a
 //! sensitive literal an agent typed (an SSN in a `WHERE`) is recorded
 //! redacted; tokens are never part of an event.
 
-use std::sync::Arc;
+pub mod api;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use sluice_store::audit::{CheckpointKey, sha256_hex};
 use sluice_store::{AuditEvent, Store};
 
 use crate::authenticate::Principal;
@@ -31,21 +47,268 @@ pub struct Audit {
     store: Arc<dyn Store>,
     /// This process, in every event.
     instance: String,
+    config: AuditConfig,
+    /// Signs checkpoints; none without a master key to keep it with.
+    key: std::sync::OnceLock<CheckpointKey>,
+    /// The last event this process signed.
+    signed: AtomicI64,
+    /// Hashes of the tokens this process has seen (`auth.success` is
+    /// written once per token), bounded by [`SEEN_TOKENS`].
+    seen_tokens: Mutex<HashSet<[u8; 32]>>,
 }
 
+/// Tokens remembered before the set starts over.
+const SEEN_TOKENS: usize = 10_000;
+
+pub use crate::config::audit::AuditConfig;
+
 impl Audit {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, config: AuditConfig) -> Self {
         Self {
             store,
             instance: format!(
                 "sluice-{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..12]
             ),
+            config,
+            key: std::sync::OnceLock::new(),
+            signed: AtomicI64::new(0),
+            seen_tokens: Mutex::default(),
         }
     }
 
+    /// Signs checkpoints with `key` from now on (set once, at start).
+    pub fn set_key(&self, key: Option<CheckpointKey>) {
+        if let Some(key) = key {
+            let _ = self.key.set(key);
+        }
+    }
+
+    pub fn config(&self) -> &AuditConfig {
+        &self.config
+    }
+
     async fn append(&self, event: AuditEvent) -> Result<(), sluice_store::StoreError> {
+        if !self.config.enabled {
+            return Ok(());
+        }
         self.store.append_audit(&event).await.map(drop)
+    }
+
+    /// An event of `kind` by `principal` (none for the gateway itself),
+    /// for approvals, grants, tokens and the like: logged, not fatal,
+    /// when the store cannot take it (what it records has happened).
+    pub async fn event(
+        &self,
+        kind: &str,
+        principal: Option<&Principal>,
+        request_id: &str,
+        mut detail: Value,
+    ) {
+        let at_ms = crate::jobs::now_ms();
+        if let Some(principal) = principal {
+            detail["claims"] = claims(principal);
+        }
+        let event = AuditEvent {
+            at_ms,
+            kind: kind.into(),
+            principal: principal.map(|p| p.name.clone()).unwrap_or_default(),
+            request_id: request_id.into(),
+            instance: self.instance.clone(),
+            session: principal.map(|p| session_of(p, at_ms)).unwrap_or_default(),
+            detail,
+        };
+        if let Err(err) = self.append(event).await {
+            tracing::error!(%err, kind, "audit event not written");
+        }
+    }
+
+    /// An approval request opened, voted on or closed, in the session of
+    /// the query (or access) it is about.
+    pub async fn approval(
+        &self,
+        kind: &str,
+        approval: &sluice_store::ApprovalRecord,
+        vote: Option<&sluice_store::Vote>,
+    ) {
+        let details = &approval.details;
+        let mut detail = json!({
+            "approval": approval.id,
+            "about": details.get("kind").and_then(Value::as_str).unwrap_or("query"),
+            "rule": approval.rule,
+            "state": approval.state.as_str(),
+            "requester": approval.principal,
+            "reviewers": approval.reviewers,
+            "min_approvals": approval.min_approvals,
+            "expire_ms": approval.expire_ms,
+        });
+        if !approval.job_id.is_empty() && !approval.project_id.is_empty() {
+            detail["job"] = json!(approval.job_id);
+        }
+        if let Some(by) = &approval.closed_by {
+            detail["closed_by"] = json!(by);
+            detail["reason"] = json!(redacted(approval.reason.as_deref().unwrap_or("")));
+        }
+        if let Some(vote) = vote {
+            detail["voter"] = json!(vote.voter);
+            detail["approve"] = json!(vote.approve);
+            detail["reason"] = json!(redacted(&vote.reason));
+        }
+        let principal = match vote {
+            Some(vote) => vote.voter_id.clone(),
+            None => approval.requester.clone(),
+        };
+        let session = details
+            .get("auditSession")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        self.system_event(kind, &principal, session, &approval.id, detail)
+            .await;
+    }
+
+    /// A grant opened (from its approved request) or revoked (`by`).
+    pub async fn grant(
+        &self,
+        kind: &str,
+        grant: &sluice_store::GrantRecord,
+        request: &sluice_store::ApprovalRecord,
+        by: Option<&Principal>,
+    ) {
+        let detail = json!({
+            "grant": grant.id,
+            "rule": grant.rule,
+            "holder": grant.principal,
+            "datasets": grant.datasets,
+            "tables": grant.tables,
+            "approved_by": grant.approved_by,
+            "start_ms": grant.start_ms,
+            "expire_ms": grant.expire_ms,
+            "revoked_by": by.map(|p| p.verified.name.as_str()),
+        });
+        let principal = by.map_or_else(|| grant.holder.clone(), |p| p.name.clone());
+        let session = request
+            .details
+            .get("auditSession")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        self.system_event(kind, &principal, session, &grant.id, detail)
+            .await;
+    }
+
+    /// An event written for a principal named in a record (no token at
+    /// hand), in a session already known.
+    async fn system_event(
+        &self,
+        kind: &str,
+        principal: &str,
+        session: &str,
+        request_id: &str,
+        detail: Value,
+    ) {
+        let event = AuditEvent {
+            at_ms: crate::jobs::now_ms(),
+            kind: kind.into(),
+            principal: principal.into(),
+            request_id: request_id.into(),
+            instance: self.instance.clone(),
+            session: session.into(),
+            detail,
+        };
+        if let Err(err) = self.append(event).await {
+            tracing::error!(%err, kind, "audit event not written");
+        }
+    }
+
+    /// `auth.success`, the first time this process sees a token: who it
+    /// names, its groups and CI claims, never the token.
+    pub async fn authenticated(&self, principal: &Principal, request_id: &str) {
+        let token = principal.token.secret();
+        if token.is_empty() {
+            return;
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(digest.as_ref());
+        {
+            let mut seen = self.seen_tokens.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.len() >= SEEN_TOKENS {
+                seen.clear();
+            }
+            if !seen.insert(hash) {
+                return;
+            }
+        }
+        let verified = &principal.verified;
+        let detail = json!({
+            "issuer": verified.issuer,
+            "subject": verified.subject,
+            "name": verified.name,
+            "groups": verified.groups,
+            "run": verified.run,
+        });
+        self.event("auth.success", Some(principal), request_id, detail)
+            .await;
+    }
+
+    /// Signs the chain's head when it moved since the last checkpoint of
+    /// this process; `None` when there was nothing new or no key.
+    pub async fn checkpoint(&self) -> Result<Option<sluice_store::Checkpoint>, String> {
+        let Some(key) = self.key.get() else {
+            return Ok(None);
+        };
+        let Some((seq, hash)) = self.store.audit_head().await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        if seq <= self.signed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let checkpoint = key.sign(seq, &hash, crate::jobs::now_ms());
+        self.store
+            .append_checkpoint(&checkpoint)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.signed.fetch_max(seq, Ordering::Relaxed);
+        Ok(Some(checkpoint))
+    }
+
+    /// Signs the head every `checkpoint_interval`, and enforces
+    /// retention every hour, until the process ends.
+    pub fn spawn_upkeep(self: Arc<Self>) {
+        if !self.config.enabled {
+            return;
+        }
+        let audit = self.clone();
+        let every = self.config.checkpoint_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(err) = audit.checkpoint().await {
+                    tracing::error!(%err, "audit checkpoint not written");
+                }
+            }
+        });
+        if let Some(retention) = self.config.retention {
+            let audit = self;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    tick.tick().await;
+                    let before = crate::jobs::now_ms()
+                        - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+                    match audit.store.prune_audit(before).await {
+                        Ok(pruned) if pruned.events + pruned.pages > 0 => tracing::info!(
+                            events = pruned.events,
+                            pages = pruned.pages,
+                            "audit retention: pruned"
+                        ),
+                        Ok(_) => {}
+                        Err(err) => tracing::error!(%err, "audit retention failed"),
+                    }
+                }
+            });
+        }
     }
 
     /// The write-ahead event of a job about to be sent to the warehouse.
@@ -63,12 +326,14 @@ impl Audit {
             .iter()
             .map(ToString::to_string)
             .collect();
+        let at_ms = crate::jobs::now_ms();
         let event = AuditEvent {
-            at_ms: crate::jobs::now_ms(),
+            at_ms,
             kind: "query.started".into(),
             principal: principal.name.clone(),
             request_id: job.job_id.clone(),
             instance: self.instance.clone(),
+            session: session_of(principal, at_ms),
             detail: json!({
                 "project": job.project_id,
                 "job": job.job_id,
@@ -115,7 +380,9 @@ impl Audit {
                 .entries
                 .is_empty()
         });
-        if status < 400 && query.is_none() && !reads && !masked {
+        let paged =
+            cx.is_some_and(|cx| cx.page.lock().unwrap_or_else(|e| e.into_inner()).is_some());
+        if status < 400 && query.is_none() && !reads && !masked && !paged {
             return;
         }
         let mut detail = json!({
@@ -156,18 +423,66 @@ impl Audit {
                 detail["job"] = json!(job.job_id);
             }
         }
+        let at_ms = crate::jobs::now_ms();
+        // The rows as the agent received them, recorded with the event.
+        let page = cx
+            .and_then(|cx| cx.page.lock().unwrap_or_else(|e| e.into_inner()).take())
+            .filter(|_| self.config.record_pages);
+        if let Some(body) = &page {
+            detail["page"] = json!({
+                "sha256": sha256_hex(body),
+                "bytes": body.len(),
+                "recorded": body.len() <= self.config.max_recorded_page_bytes,
+            });
+        }
         let event = AuditEvent {
-            at_ms: crate::jobs::now_ms(),
+            at_ms,
             kind: "request".into(),
             principal: cx.map(|cx| cx.principal.name.clone()).unwrap_or_default(),
             request_id: id.to_string(),
             instance: self.instance.clone(),
+            session: cx
+                .map(|cx| session_of(&cx.principal, at_ms))
+                .unwrap_or_default(),
             detail,
         };
-        if let Err(err) = self.append(event).await {
+        let written = match page
+            .as_ref()
+            .filter(|body| body.len() <= self.config.max_recorded_page_bytes)
+            .and_then(|body| std::str::from_utf8(body).ok())
+        {
+            Some(body) if self.config.enabled => {
+                self.store.append_audit_page(&event, body).await.map(drop)
+            }
+            _ => self.append(event).await,
+        };
+        if let Err(err) = written {
             tracing::error!(%err, "audit event not written");
         }
     }
+}
+
+/// The session an event of `principal` at `at_ms` belongs to: its CI run
+/// (with the attempt), else its token's session (`sid`, else `jti`),
+/// else the hour; as `run-…`, `token-…` or `hour-…` and 16 hex digits
+/// of a hash that includes the principal, so two principals never share
+/// one.
+pub fn session_of(principal: &Principal, at_ms: i64) -> String {
+    let verified = &principal.verified;
+    let (basis, value) = if let Some(run) = &verified.run {
+        let claims = principal.workload_claims();
+        let attempt = claims
+            .get("run_attempt")
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        ("run", format!("{run}/{attempt}"))
+    } else if let Some(session) = &verified.session {
+        ("token", session.clone())
+    } else {
+        ("hour", (at_ms / 3_600_000).to_string())
+    };
+    let hash = sha256_hex(format!("{}\n{basis}\n{value}", principal.name).as_bytes());
+    format!("{basis}-{}", &hash[..16])
 }
 
 /// The workload claims a CI run's token carried (repository, run, …),

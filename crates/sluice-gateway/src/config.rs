@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod audit;
 mod mcp;
 mod ui;
 mod upstream;
@@ -86,6 +87,8 @@ pub struct RawConfig {
     pub masking: crate::mask::RawMasking,
     /// The Model Context Protocol server (`docs/mcp.md`).
     pub mcp: RawMcp,
+    /// The audit log (`docs/operations.md`).
+    pub audit: audit::RawAudit,
 }
 
 /// `approvals:` (the rules themselves are under each policy's
@@ -224,6 +227,8 @@ pub struct Config {
     pub masking: crate::mask::MaskingConfig,
     /// The MCP server at `/mcp`.
     pub mcp: McpConfig,
+    /// The audit log's checkpoints, retention, recorded pages and sinks.
+    pub audit: audit::AuditConfig,
 }
 
 /// The notification targets, with their secrets read from the
@@ -454,6 +459,7 @@ impl Config {
         }
         let mcp = mcp::validate(&raw.mcp, Duration::from_millis(max_hold_ms))
             .map_err(|(key, reason)| error(&key, reason))?;
+        let audit = audit::validate(&raw.audit).map_err(|(key, reason)| error(&key, reason))?;
         Ok(Self {
             listen,
             store_path,
@@ -507,6 +513,7 @@ impl Config {
             ui,
             masking: crate::mask::MaskingConfig::default(),
             mcp,
+            audit,
         })
     }
 

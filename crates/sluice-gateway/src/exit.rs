@@ -35,9 +35,19 @@ pub struct RowsOut<'a> {
     pub use_int64_timestamp: bool,
 }
 
+/// A page of rows ready to leave.
+pub struct RowsSent {
+    pub response: Response,
+    /// What was masked in it.
+    pub counts: MaskCounts,
+    /// Its body, as the agent receives it (recorded by the audit log),
+    /// when it holds rows.
+    pub body: Option<axum::body::Bytes>,
+}
+
 /// The response for a page of rows, and what was masked in it. Every row
 /// that leaves passes here.
-pub fn rows_response(page: RowsOut<'_>) -> Result<(Response, MaskCounts), GatewayError> {
+pub fn rows_response(page: RowsOut<'_>) -> Result<RowsSent, GatewayError> {
     let RowsOut {
         mut head,
         rows,
@@ -70,8 +80,13 @@ pub fn rows_response(page: RowsOut<'_>) -> Result<(Response, MaskCounts), Gatewa
     } else {
         timestamps::to_float_seconds(rows, schema)?
     };
-    let response = json_bytes(RowsResponse { head, rows }.to_json()?);
-    Ok((response, counts))
+    let any_rows = !rows.is_empty();
+    let body = axum::body::Bytes::from(RowsResponse { head, rows }.to_json()?);
+    Ok(RowsSent {
+        response: json_bytes(body.clone()),
+        counts,
+        body: any_rows.then_some(body),
+    })
 }
 
 /// A refusal of a page that could not be masked: nothing of it leaves.

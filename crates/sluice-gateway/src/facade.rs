@@ -11,8 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// A JSON response from already-serialized bytes.
-pub fn json_bytes(bytes: Vec<u8>) -> Response {
-    let mut response = (StatusCode::OK, bytes).into_response();
+pub fn json_bytes(bytes: impl Into<axum::body::Bytes>) -> Response {
+    let mut response = (StatusCode::OK, bytes.into()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=UTF-8"),

@@ -932,7 +932,10 @@ mod lifecycle_tests {
                 .unwrap(),
         );
         Jobs {
-            audit: Arc::new(crate::audit::Audit::new(store.clone())),
+            audit: Arc::new(crate::audit::Audit::new(
+                store.clone(),
+                crate::audit::AuditConfig::default(),
+            )),
             store,
             warehouse: Arc::new(warehouse),
             credentials: Arc::new(Credentials::none()),

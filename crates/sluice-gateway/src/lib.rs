@@ -100,6 +100,8 @@ pub enum StartError {
     Credentials(String),
     #[error("masking: {0}")]
     Masking(String),
+    #[error("audit: {0}")]
+    Audit(String),
 }
 
 /// The pseudonym key, from the secret store, when a masking rule needs
@@ -123,6 +125,38 @@ async fn pseudonym_key(
         .map_err(StartError::Masking)
 }
 
+/// The key that signs audit checkpoints, from the secret store. Without
+/// a master key there is none: the chain is kept and verified, but a
+/// truncated tail cannot be told apart, and Sluice says so at start.
+async fn audit_key(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> Result<Option<sluice_store::audit::CheckpointKey>, StartError> {
+    if !config.audit.enabled {
+        tracing::warn!(
+            "THE AUDIT LOG IS OFF (audit.enabled: false): queries run with no record of who ran \
+             them. Turn it off only to measure what it costs."
+        );
+        return Ok(None);
+    }
+    let secrets = match secrets::secret_store(config, store.clone()) {
+        Ok(secrets) => secrets,
+        Err(sluice_store::SecretError::NoMasterKey) => {
+            tracing::warn!(
+                "audit checkpoints are not signed: there is no master key (SLUICE_MASTER_KEY or \
+                 secrets.master_key_file) to keep their key with, so a truncated audit log cannot \
+                 be detected; `sluice secrets init-key` makes one"
+            );
+            return Ok(None);
+        }
+        Err(err) => return Err(StartError::Audit(err.to_string())),
+    };
+    secrets::audit_key(&secrets)
+        .await
+        .map(Some)
+        .map_err(|e| StartError::Audit(e.to_string()))
+}
+
 impl Gateway {
     /// Opens the store and the warehouse the configuration names,
     /// generating the demo data first when asked to and missing.
@@ -143,6 +177,7 @@ impl Gateway {
             })?;
         }
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path).await?);
+        let audit_key = audit_key(&config, &store).await?;
         if let Some(upstream) = &config.upstream {
             let credentials = secrets::credentials(&config, upstream, &store).await?;
             let warehouse = BigQueryWarehouse::new(BigQueryConfig {
@@ -156,12 +191,15 @@ impl Gateway {
                 },
             })?;
             let key = pseudonym_key(&config, &store).await?;
-            return Self::with_credentials(config, Arc::new(warehouse), store, credentials)
-                .map(|gateway| gateway.with_pseudonym_key(key));
+            let gateway = Self::with_credentials(config, Arc::new(warehouse), store, credentials)?;
+            gateway.audit.set_key(audit_key);
+            return Ok(gateway.with_pseudonym_key(key));
         }
         let key = pseudonym_key(&config, &store).await?;
         let warehouse = embedded_warehouse(&config, progress).await?;
-        Self::new(config, warehouse, store).map(|gateway| gateway.with_pseudonym_key(key))
+        let gateway = Self::new(config, warehouse, store)?;
+        gateway.audit.set_key(audit_key);
+        Ok(gateway.with_pseudonym_key(key))
     }
 
     /// The gateway with the key its `pseudonym` masks are made with.
@@ -204,7 +242,7 @@ impl Gateway {
         };
         let verifier =
             Verifier::new(config.identity.clone(), verifier_dev).map_err(StartError::Identity)?;
-        let audit = Arc::new(audit::Audit::new(store.clone()));
+        let audit = Arc::new(audit::Audit::new(store.clone(), config.audit.clone()));
         let jobs = jobs::Jobs {
             audit: audit.clone(),
             store: store.clone(),
@@ -357,6 +395,11 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     router = mcp::routes(router, &gateway);
     router
         .route(approvals::api::PREFIX, any(approvals::api::handle))
+        .route(audit::api::PREFIX, any(audit::api::handle))
+        .route(
+            &format!("{}/{{*rest}}", audit::api::PREFIX),
+            any(audit::api::handle),
+        )
         .route(access::api::REQUESTS, any(access::api::handle))
         .route(
             &format!("{}/{{*rest}}", access::api::REQUESTS),
@@ -449,6 +492,7 @@ pub async fn serve(
         .approvals
         .clone()
         .spawn_sweeper(gateway.config.approval_sweep);
+    gateway.audit.clone().spawn_upkeep();
     axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
         .await

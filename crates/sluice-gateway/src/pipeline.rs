@@ -78,6 +78,9 @@ pub struct RequestContext {
     pub masked: std::sync::Mutex<sluice_mask::MaskCounts>,
     /// How long each query phase took, in order (for metrics).
     pub timings: std::sync::Mutex<Vec<(Phase, std::time::Duration)>>,
+    /// respond: the page of rows returned, as the agent receives it (for
+    /// the audit log's recording).
+    pub page: std::sync::Mutex<Option<axum::body::Bytes>>,
 }
 
 impl RequestContext {
@@ -89,12 +92,15 @@ impl RequestContext {
             .clone()
     }
 
-    /// Adds a page's masked values to the request's.
-    pub fn record_masked(&self, counts: &sluice_mask::MaskCounts) {
+    /// Adds a page's masked values to the request's, and keeps the page.
+    pub fn record_rows(&self, sent: &crate::exit::RowsSent) {
         self.masked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .merge(counts);
+            .merge(&sent.counts);
+        if let Some(body) = &sent.body {
+            *self.page.lock().unwrap_or_else(|e| e.into_inner()) = Some(body.clone());
+        }
     }
 }
 
@@ -268,6 +274,7 @@ async fn run(
             return Err(err);
         }
     };
+    gateway.audit.authenticated(&principal, &id).await;
     let span = tracing::Span::current();
     span.record("principal", principal.verified.name.as_str());
     let call = route(&parts.method, parts.uri.path())?;
@@ -292,6 +299,7 @@ async fn run(
         query: None,
         masked: std::sync::Mutex::default(),
         timings: std::sync::Mutex::default(),
+        page: std::sync::Mutex::default(),
     });
     if cx.call.is_job_method() {
         crate::facade::jobs::handle(gateway, cx).await

@@ -15,7 +15,7 @@ pub mod secrets;
 mod sqlite;
 
 pub use approval::{ApprovalRecord, ApprovalState, Vote};
-pub use audit::{AuditEvent, AuditRecord};
+pub use audit::{AuditEvent, AuditRecord, Checkpoint, Pruned, SessionSummary};
 pub use error::StoreError;
 pub use grant::{GrantRecord, Usage, UsageAdd};
 pub use job::{JobPage, JobRecord, JobState};
@@ -189,6 +189,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// returns it with its sequence number and hashes.
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError>;
 
+    /// [`Store::append_audit`], and the rows the event's request returned
+    /// (`body`, as the agent received them) recorded with it, in one
+    /// transaction.
+    async fn append_audit_page(
+        &self,
+        event: &AuditEvent,
+        body: &str,
+    ) -> Result<AuditRecord, StoreError>;
+
     /// Audit events after sequence number `after_seq`, in order, at most
     /// `limit`.
     async fn audit_events(
@@ -196,6 +205,39 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The events of one session after `after_seq`, in order, at most
+    /// `limit`.
+    async fn audit_session_events(
+        &self,
+        session: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Sessions with an event at or after `since_ms`, the latest first.
+    async fn audit_sessions(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionSummary>, StoreError>;
+
+    /// The chain's last event: its sequence number and hash.
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// Stores a signed checkpoint of the chain.
+    async fn append_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
+
+    /// Every checkpoint, oldest first.
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
+
+    /// The rows recorded with event `seq`, unless retention dropped them.
+    async fn recorded_page(&self, seq: i64) -> Result<Option<String>, StoreError>;
+
+    /// Retention: drops recorded pages older than `before_ms`, and the
+    /// events before the last checkpoint signed before it (that event and
+    /// its checkpoint stay, so the rest of the chain verifies from it).
+    async fn prune_audit(&self, before_ms: i64) -> Result<Pruned, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

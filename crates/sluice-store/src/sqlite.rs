@@ -10,8 +10,9 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApprovalRecord, ApprovalState, AuditEvent, AuditRecord, GrantRecord, JobPage, JobRecord,
-    JobState, SealedSecret, SecretInfo, Store, StoreError, Usage, UsageAdd, Vote, now_ms,
+    ApprovalRecord, ApprovalState, AuditEvent, AuditRecord, Checkpoint, GrantRecord, JobPage,
+    JobRecord, JobState, Pruned, SealedSecret, SecretInfo, SessionSummary, Store, StoreError,
+    Usage, UsageAdd, Vote, now_ms,
 };
 
 mod approvals;
@@ -35,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0007_grants_budgets.sql"),
     ),
     (8, include_str!("../migrations/sqlite/0008_audit.sql")),
+    (
+        9,
+        include_str!("../migrations/sqlite/0009_audit_sessions.sql"),
+    ),
 ];
 
 /// A [`Store`] in one SQLite database file.
@@ -454,7 +459,16 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
         let _one_at_a_time = self.audit_lock.lock().await;
-        audit::append(&self.pool, event).await
+        audit::append(&self.pool, event, None).await
+    }
+
+    async fn append_audit_page(
+        &self,
+        event: &AuditEvent,
+        body: &str,
+    ) -> Result<AuditRecord, StoreError> {
+        let _one_at_a_time = self.audit_lock.lock().await;
+        audit::append(&self.pool, event, Some(body)).await
     }
 
     async fn audit_events(
@@ -463,6 +477,44 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         audit::after(&self.pool, after_seq, limit).await
+    }
+
+    async fn audit_session_events(
+        &self,
+        session: &str,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::of_session(&self.pool, session, after_seq, limit).await
+    }
+
+    async fn audit_sessions(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
+        audit::sessions(&self.pool, since_ms, limit).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        audit::head(&self.pool).await
+    }
+
+    async fn append_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        audit::append_checkpoint(&self.pool, checkpoint).await
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        audit::checkpoints(&self.pool).await
+    }
+
+    async fn recorded_page(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        audit::recorded_page(&self.pool, seq).await
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<Pruned, StoreError> {
+        let _one_at_a_time = self.audit_lock.lock().await;
+        audit::prune(&self.pool, before_ms).await
     }
 }
 

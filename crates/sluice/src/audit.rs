@@ -2,15 +2,21 @@
 //!
 //! `verify` recomputes the chain from the store (or from a file `export`
 //! wrote) and names the first broken link: an event edited, deleted,
-//! inserted or moved. `export` writes events as JSON Lines, each with its
-//! sequence number and hashes, so an export can be verified on its own.
+//! inserted or moved. It then checks the signed checkpoints — the store's,
+//! and any kept elsewhere (`--checkpoints`, e.g. a sink's file) — against
+//! the audit key: a log that ends before a checkpoint was truncated, one
+//! whose hash differs from a checkpoint's was rewritten. `export` writes
+//! events as JSON Lines, each with its sequence number and hashes, then
+//! the checkpoints, so an export can be verified on its own.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
-use sluice_store::audit::{self, AuditRecord, GENESIS};
+use serde_json::Value;
+use sluice_store::audit::{self, AuditRecord, Checkpoint, GENESIS};
 
 use crate::secrets::Place;
 
@@ -23,6 +29,20 @@ pub enum AuditCommand {
         /// Verify an exported file (JSON Lines) instead of the store.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// Checkpoints kept outside the store (JSON Lines: a sink's file or
+        /// an export), checked too: they catch a tail cut off together with
+        /// the store's own checkpoints.
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// The audit key (hex, from `sluice audit public-key`), when the
+        /// master key is not at hand.
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
+    /// Print the public key that checks the audit log's checkpoints (hex).
+    PublicKey {
+        #[command(flatten)]
+        place: Place,
     },
     /// Print events as JSON Lines, oldest first: who ran what, the
     /// decision, the tables, the masking, the refusals.
@@ -46,16 +66,37 @@ const BATCH: usize = 1000;
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify { place, file } => {
-            let (checked, first) = match file {
-                Some(path) => verify_file(&path)?,
-                None => verify_store(&place).await?,
-            };
-            match first {
-                None => println!("audit chain intact: {checked} events"),
-                Some(broken) => anyhow::bail!("{broken} ({checked} events before it are intact)"),
+        AuditCommand::Verify {
+            place,
+            file,
+            checkpoints,
+            public_key,
+        } => {
+            let mut elsewhere = Vec::new();
+            for path in &checkpoints {
+                elsewhere.extend(read_checkpoints(path)?);
             }
-            Ok(())
+            let chain = match &file {
+                Some(path) => read_file(path, elsewhere)?,
+                None => read_store(&place, elsewhere).await?,
+            };
+            let key =
+                match public_key {
+                    Some(hex) => Some(audit::parse_public_key(&hex).context(
+                        "--public-key is not an Ed25519 public key in hex (64 hex digits)",
+                    )?),
+                    None if file.is_none() || !chain.checkpoints.is_empty() => {
+                        stored_public_key(&place).await?
+                    }
+                    None => None,
+                };
+            report(&chain, key.as_deref())
+        }
+        AuditCommand::PublicKey { place } => {
+            let key = stored_public_key(&place).await?.context(
+                "there is no audit key yet: `sluice serve` makes it when a master key is configured",
+            )?;
+            crate::print_line(format_args!("{}", hex(&key)))
         }
         AuditCommand::Export {
             place,
@@ -63,6 +104,12 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             principal,
             table,
         } => {
+            let filter = audit::AuditFilter {
+                since_ms: since,
+                principal,
+                table,
+                ..audit::AuditFilter::default()
+            };
             let (_, store) = crate::secrets::open(&place).await?;
             let mut out = std::io::stdout().lock();
             let mut after = 0;
@@ -71,11 +118,20 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                 let Some(last) = batch.last() else { break };
                 after = last.seq;
                 for record in &batch {
-                    if keep(record, since, principal.as_deref(), table.as_deref()) {
+                    if filter.matches(record) {
                         let line = serde_json::to_string(record)?;
                         if writeln!(out, "{line}").is_err() {
                             return Err(crate::OutputClosed.into());
                         }
+                    }
+                }
+            }
+            // A whole export carries the checkpoints, to be verified alone.
+            if filter.is_everything() {
+                for checkpoint in store.audit_checkpoints().await? {
+                    let line = serde_json::json!({ "checkpoint": checkpoint });
+                    if writeln!(out, "{line}").is_err() {
+                        return Err(crate::OutputClosed.into());
                     }
                 }
             }
@@ -84,66 +140,208 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
-fn keep(
-    record: &AuditRecord,
-    since: Option<i64>,
-    principal: Option<&str>,
-    table: Option<&str>,
-) -> bool {
-    let event = &record.event;
-    since.is_none_or(|t| event.at_ms >= t)
-        && principal.is_none_or(|p| {
-            event.principal == p
-                || event
-                    .principal
-                    .rsplit_once('#')
-                    .is_some_and(|(_, sub)| sub == p)
-        })
-        && table.is_none_or(|t| {
-            event.detail["tables"]
-                .as_array()
-                .is_some_and(|tables| tables.iter().any(|x| x.as_str() == Some(t)))
-        })
+/// A chain as read: its events' hashes at the checkpoints, and where it
+/// broke, if it did.
+#[derive(Debug, Default)]
+struct Chain {
+    checked: usize,
+    first: Option<i64>,
+    head: i64,
+    broken: Option<audit::Broken>,
+    checkpoints: Vec<Checkpoint>,
+    /// The hash of every event a checkpoint names.
+    hashes: BTreeMap<i64, String>,
+    /// The hash of the last event taken.
+    hashes_prev: String,
 }
 
-async fn verify_store(place: &Place) -> anyhow::Result<(usize, Option<audit::Broken>)> {
+impl Chain {
+    /// Takes the next records (in order), checked from `prev`.
+    fn take(&mut self, records: &[AuditRecord]) {
+        let Some(first) = records.first() else {
+            return;
+        };
+        if self.broken.is_some() {
+            return;
+        }
+        let (seq, prev) = match self.first {
+            None => {
+                self.first = Some(first.seq);
+                // A log pruned under retention starts after a checkpoint.
+                let prev = if first.seq == 1 {
+                    GENESIS.to_string()
+                } else {
+                    first.prev_hash.clone()
+                };
+                (first.seq, prev)
+            }
+            Some(_) => (self.head + 1, self.hashes_prev.clone()),
+        };
+        match audit::verify(records, seq, &prev) {
+            Ok(n) => self.checked += n,
+            Err(broken) => {
+                self.checked += usize::try_from(broken.seq - seq).unwrap_or(0);
+                self.broken = Some(broken);
+                return;
+            }
+        }
+        let want: std::collections::BTreeSet<i64> =
+            self.checkpoints.iter().map(|c| c.seq).collect();
+        for record in records {
+            if want.contains(&record.seq) || record.seq == seq {
+                self.hashes.insert(record.seq, record.hash.clone());
+            }
+        }
+        if let Some(last) = records.last() {
+            self.head = last.seq;
+            self.hashes_prev = last.hash.clone();
+        }
+    }
+}
+
+async fn read_store(place: &Place, mut checkpoints: Vec<Checkpoint>) -> anyhow::Result<Chain> {
     let (_, store) = crate::secrets::open(place).await?;
-    let (mut checked, mut after, mut prev) = (0, 0, GENESIS.to_string());
+    checkpoints.extend(store.audit_checkpoints().await?);
+    let mut chain = Chain {
+        checkpoints,
+        ..Chain::default()
+    };
+    let mut after = 0;
     loop {
         let batch = store.audit_events(after, BATCH).await?;
         let Some(last) = batch.last() else { break };
-        if let Err(broken) = audit::verify(&batch, after + 1, &prev) {
-            let before = usize::try_from(broken.seq - after - 1).unwrap_or(0);
-            return Ok((checked + before, Some(broken)));
-        }
-        checked += batch.len();
         after = last.seq;
-        prev = last.hash.clone();
+        chain.take(&batch);
     }
-    Ok((checked, None))
+    Ok(chain)
 }
 
-fn verify_file(path: &PathBuf) -> anyhow::Result<(usize, Option<audit::Broken>)> {
+fn read_file(path: &Path, elsewhere: Vec<Checkpoint>) -> anyhow::Result<Chain> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut records = Vec::new();
+    let mut checkpoints = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let record: AuditRecord = serde_json::from_str(&line)
+        let value: Value = serde_json::from_str(&line)
+            .with_context(|| format!("{} line {}: not JSON", path.display(), n + 1))?;
+        if let Some(checkpoint) = value.get("checkpoint") {
+            checkpoints.push(
+                serde_json::from_value(checkpoint.clone()).with_context(|| {
+                    format!("{} line {}: not a checkpoint", path.display(), n + 1)
+                })?,
+            );
+            continue;
+        }
+        let record: AuditRecord = serde_json::from_value(value)
             .with_context(|| format!("{} line {}: not an audit event", path.display(), n + 1))?;
         records.push(record);
     }
-    // An export filtered by time, principal or table is not a whole
-    // chain: it is checked from its first event on.
-    let Some(first) = records.first() else {
-        return Ok((0, None));
+    checkpoints.extend(elsewhere);
+    let mut chain = Chain {
+        checkpoints,
+        ..Chain::default()
     };
-    let (seq, prev) = (first.seq, first.prev_hash.clone());
-    Ok(match audit::verify(&records, seq, &prev) {
-        Ok(n) => (n, None),
-        Err(broken) => (usize::try_from(broken.seq - seq).unwrap_or(0), Some(broken)),
+    // An export filtered by time, principal or table is not a whole
+    // chain: it is checked from its first event on (and has no
+    // checkpoints).
+    chain.take(&records);
+    Ok(chain)
+}
+
+/// The checkpoints in a file: lines holding a `checkpoint` object (an
+/// export, or a sink's file), others skipped.
+fn read_checkpoints(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut found = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        let Ok(value) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(checkpoint) = value.get("checkpoint") {
+            found.push(serde_json::from_value(checkpoint.clone()).with_context(|| {
+                format!("{}: a checkpoint that cannot be read", path.display())
+            })?);
+        }
+    }
+    Ok(found)
+}
+
+/// The audit key's public half, from the secret store; `None` without a
+/// master key or before the first `sluice serve` made the key.
+async fn stored_public_key(place: &Place) -> anyhow::Result<Option<Vec<u8>>> {
+    let (config, store) = crate::secrets::open(place).await?;
+    let secrets = match sluice_gateway::secret_store(&config, store) {
+        Ok(secrets) => secrets,
+        Err(sluice_store::SecretError::NoMasterKey) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let Some((_, pkcs8)) = secrets.latest(audit::CHECKPOINT_KEY_SECRET).await? else {
+        return Ok(None);
+    };
+    let key = audit::CheckpointKey::from_pkcs8(&pkcs8).map_err(anyhow::Error::msg)?;
+    Ok(Some(key.public_key()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn time(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .map_or_else(|| at_ms.to_string(), |t| t.to_rfc3339())
+}
+
+/// Prints what was verified, or fails with the first broken link.
+fn report(chain: &Chain, key: Option<&[u8]>) -> anyhow::Result<()> {
+    if let Some(broken) = &chain.broken {
+        anyhow::bail!("{broken} ({} events before it are intact)", chain.checked);
+    }
+    let first = chain.first.unwrap_or(1);
+    let Some(key) = key else {
+        crate::print_line(format_args!(
+            "audit chain intact: {} events; checkpoints not checked: no audit key at hand (give \
+             the master key, or --public-key from `sluice audit public-key`), so a truncated tail \
+             would not show",
+            chain.checked
+        ))?;
+        return Ok(());
+    };
+    if first > 1 && !chain.checkpoints.iter().any(|c| c.seq == first) {
+        anyhow::bail!(
+            "the audit chain breaks at event {first}: events 1 to {} are missing and no signed \
+             checkpoint vouches for their removal",
+            first - 1
+        );
+    }
+    let signed = audit::check_checkpoints(&chain.checkpoints, key, first, chain.head, |seq| {
+        chain.hashes.get(&seq).cloned()
     })
+    .map_err(|broken| {
+        anyhow::anyhow!(
+            "{broken} (the chain itself is intact through event {})",
+            chain.head
+        )
+    })?;
+    match signed.through {
+        Some((seq, at_ms)) => crate::print_line(format_args!(
+            "audit chain intact: {} events (to event {}); signed through event {seq} at {} by key \
+             {} ({} checkpoints); {} later events not signed yet",
+            chain.checked,
+            chain.head,
+            time(at_ms),
+            audit::key_id(key),
+            signed.checkpoints,
+            chain.head - seq
+        )),
+        None => crate::print_line(format_args!(
+            "audit chain intact: {} events; no signed checkpoint yet",
+            chain.checked
+        )),
+    }
 }

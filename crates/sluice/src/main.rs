@@ -40,6 +40,7 @@ mod approvals;
 mod audit;
 mod mcp;
 mod secrets;
+mod sessions;
 
 /// Sluice: a just-in-time access gateway between AI agents and BigQuery.
 ///
@@ -117,6 +118,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// What an agent did, session by session: list, show, replay.
+    Sessions {
+        #[command(subcommand)]
+        command: sessions::SessionsCommand,
     },
     /// Bridge an MCP client that starts local processes (stdio) to the
     /// gateway's MCP server, with your bearer token.
@@ -272,6 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command,
         } => runtime.block_on(access::run(connection, command)),
         Command::Audit { command } => runtime.block_on(audit::run(command)),
+        Command::Sessions { command } => runtime.block_on(sessions::run(command)),
         Command::Mcp(bridge) => runtime.block_on(mcp::run(bridge)),
         Command::Secrets { command } => runtime.block_on(secrets::run(command)),
         Command::DemoData { warehouse_dir } => {

@@ -309,7 +309,7 @@ async fn tabledata_list(
         &TableName::new(&table.project_id, &table.dataset_id, &table.table_id),
         &crate::mask::TableColumns::of(&schema.fields),
     )?;
-    let (response, counts) = crate::exit::rows_response(crate::exit::RowsOut {
+    let sent = crate::exit::rows_response(crate::exit::RowsOut {
         head,
         rows: page.rows,
         schema: &schema,
@@ -317,6 +317,6 @@ async fn tabledata_list(
         masking: &gateway.masking,
         use_int64_timestamp,
     })?;
-    cx.record_masked(&counts);
-    Ok(response)
+    cx.record_rows(&sent);
+    Ok(sent.response)
 }

@@ -508,7 +508,7 @@ async fn respond_with_rows(
     // The mask plan decided with the job; a job whose record cannot be
     // read returns no rows.
     let mask = StoredRequest::of(job)?.mask;
-    let (response, counts) = crate::exit::rows_response(crate::exit::RowsOut {
+    let sent = crate::exit::rows_response(crate::exit::RowsOut {
         head,
         rows,
         schema: &outcome.schema,
@@ -516,8 +516,8 @@ async fn respond_with_rows(
         masking: &gateway.masking,
         use_int64_timestamp: page.use_int64_timestamp,
     })?;
-    cx.record_masked(&counts);
-    Ok(response)
+    cx.record_rows(&sent);
+    Ok(sent.response)
 }
 
 async fn list(

@@ -177,6 +177,7 @@ async fn concurrent_audit_appends_form_one_verifiable_chain() {
                 principal: format!("iss#p{}", i % 3),
                 request_id: format!("r{i}"),
                 instance: "test".into(),
+                session: format!("s{}", i % 3),
                 detail: serde_json::json!({"i": i}),
             };
             store.append_audit(&event).await.unwrap()
@@ -193,4 +194,95 @@ async fn concurrent_audit_appends_form_one_verifiable_chain() {
     let ids: std::collections::BTreeSet<_> =
         all.iter().map(|r| r.event.request_id.clone()).collect();
     assert_eq!(ids.len(), 40);
+}
+
+#[tokio::test]
+async fn sessions_checkpoints_pages_and_retention() {
+    use crate::audit::{CheckpointKey, GENESIS, check_checkpoints, verify};
+    let store = store().await;
+    for i in 0..6 {
+        let event = crate::AuditEvent {
+            at_ms: 1_000 * (i + 1),
+            kind: if i % 2 == 0 {
+                "query.started"
+            } else {
+                "request"
+            }
+            .into(),
+            principal: "iss#agent".into(),
+            request_id: format!("r{i}"),
+            instance: "test".into(),
+            session: if i < 4 { "run-1" } else { "run-2" }.into(),
+            detail: serde_json::json!({"status": if i == 3 { 403 } else { 200 }}),
+        };
+        match i {
+            1 => store.append_audit_page(&event, "{\"rows\":[]}").await,
+            5 => store.append_audit_page(&event, "{\"rows\":[1]}").await,
+            _ => store.append_audit(&event).await,
+        }
+        .unwrap();
+    }
+    let sessions = store.audit_sessions(0, 10).await.unwrap();
+    let summary: Vec<_> = sessions
+        .iter()
+        .map(|s| (s.session.as_str(), s.events, s.queries, s.refused))
+        .collect();
+    assert_eq!(summary, [("run-2", 2, 1, 0), ("run-1", 4, 2, 1)]);
+    let of_one = store.audit_session_events("run-1", 0, 100).await.unwrap();
+    assert_eq!(of_one.len(), 4);
+
+    assert_eq!(
+        store.recorded_page(2).await.unwrap().as_deref(),
+        Some("{\"rows\":[]}")
+    );
+
+    let key = CheckpointKey::from_pkcs8(&CheckpointKey::generate().unwrap()).unwrap();
+    let (head, hash) = store.audit_head().await.unwrap().unwrap();
+    assert_eq!(head, 6);
+    let all = store.audit_events(0, 100).await.unwrap();
+    store
+        .append_checkpoint(&key.sign(4, &all[3].hash, 4_500))
+        .await
+        .unwrap();
+    store
+        .append_checkpoint(&key.sign(6, &hash, 9_000))
+        .await
+        .unwrap();
+    // Twice the same checkpoint is one.
+    store
+        .append_checkpoint(&key.sign(6, &hash, 9_001))
+        .await
+        .unwrap();
+    assert_eq!(store.audit_checkpoints().await.unwrap().len(), 2);
+
+    // Retention at 5 000 ms: pages before it, events before the checkpoint
+    // signed before it (event 4).
+    let pruned = store.prune_audit(5_000).await.unwrap();
+    assert_eq!((pruned.events, pruned.pages), (3, 1));
+    assert_eq!(store.recorded_page(2).await.unwrap(), None);
+    assert!(store.recorded_page(6).await.unwrap().is_some());
+    let left = store.audit_events(0, 100).await.unwrap();
+    assert_eq!(left.first().map(|r| r.seq), Some(4));
+    assert_eq!(verify(&left, 4, &left[0].prev_hash), Ok(3));
+    let checkpoints = store.audit_checkpoints().await.unwrap();
+    let signed = check_checkpoints(&checkpoints, &key.public_key(), 4, 6, |seq| {
+        left.iter().find(|r| r.seq == seq).map(|r| r.hash.clone())
+    })
+    .unwrap();
+    assert_eq!(signed.through, Some((6, 9_000)));
+    // Appends go on from the last event.
+    let next = store
+        .append_audit(&crate::AuditEvent {
+            at_ms: 10_000,
+            kind: "request".into(),
+            principal: String::new(),
+            request_id: "r7".into(),
+            instance: "test".into(),
+            session: String::new(),
+            detail: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+    assert_eq!((next.seq, next.prev_hash.as_str()), (7, hash.as_str()));
+    assert_ne!(next.prev_hash, GENESIS);
 }
