@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import http.server
 import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -407,3 +410,98 @@ def test_kill_9_under_load_loses_no_event(private_gateway, tmp_path):
     lost_requests = [j for j in acknowledged if j not in requested]
     assert not lost_started and not lost_requests, (len(acknowledged), lost_started[:5], lost_requests[:5])
     assert "audit chain intact" in cli("verify", "--data-dir", str(server.data_dir)).stdout
+
+
+class Collector(http.server.BaseHTTPRequestHandler):
+    """A Splunk HEC endpoint that records what it is sent."""
+
+    received: list[tuple[str, str]] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        Collector.received.append((self.headers.get("Authorization", ""), body))
+        payload = b'{"text":"Success","code":0}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.skipif(UPSTREAM != "embedded", reason="runs on a gateway of its own over the demo configuration")
+def test_sinks_get_every_event_and_a_dead_one_does_not_hold_queries(private_gateway, tmp_path, monkeypatch):
+    hec = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=hec.serve_forever, daemon=True).start()
+    syslog = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    syslog.bind(("127.0.0.1", 0))
+    syslog.settimeout(10)
+    # A collector that takes connections and never answers.
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(64)
+    monkeypatch.setenv("E2E_HEC_TOKEN", "hec-secret-token-1234")
+    jsonl = tmp_path / "audit.jsonl"
+    sinks = (
+        "  sinks:\n"
+        f"    - {{ type: jsonl, name: file, path: {jsonl} }}\n"
+        f"    - {{ type: syslog, name: syslog, address: '127.0.0.1:{syslog.getsockname()[1]}' }}\n"
+        f"    - {{ type: http, name: splunk, format: splunk_hec, url: 'http://127.0.0.1:{hec.server_port}/services/collector/event', token_env: E2E_HEC_TOKEN, flush_interval: 100ms }}\n"
+        f"    - {{ type: http, name: dead, url: 'http://127.0.0.1:{dead.getsockname()[1]}/', queue: 4, batch_max: 1, timeout: 60s, flush_interval: 100ms }}\n"
+    )
+    try:
+        gateway = private_gateway("15m", with_master_key(new_master_key(tmp_path / "master.key"), sinks))
+        server, config = gateway.server, gateway.config
+        agent = make_client(server.base_url, Credentials(token=agent_token(server)))
+        jobs = []
+        for n in range(20):
+            started = time.monotonic()
+            job = agent.query(f"SELECT {n} AS n")
+            assert list(job.result())[0]["n"] == n
+            # The dead sink's request would hold a query for its whole
+            # 60 s timeout if the data path waited on it.
+            assert time.monotonic() - started < 30
+            jobs.append(job.job_id)
+
+        metrics = urllib.request.urlopen(f"{server.base_url}/metrics", timeout=10).read().decode()
+        dropped = re.search(r'sluice_audit_sink_dropped_total\{sink="dead",type="http"\} (\d+)', metrics)
+        assert dropped and int(dropped.group(1)) > 0, metrics
+        assert re.search(r'sluice_audit_sink_sent_total\{sink="dead",type="http"\} 0\b', metrics), metrics
+
+        # The file: every query's write-ahead event, then a checkpoint that
+        # `sluice audit verify` takes as one kept elsewhere.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            lines = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+            started_jobs = {e["detail"]["job"] for e in lines if e.get("kind") == "query.started"}
+            if set(jobs) <= started_jobs and any("checkpoint" in e for e in lines):
+                break
+            time.sleep(0.2)
+        assert set(jobs) <= started_jobs
+        assert any("checkpoint" in e for e in lines)
+        assert all("seq" in e and "hash" in e for e in lines if "checkpoint" not in e)
+        verified = cli("verify", "-c", str(config), "--checkpoints", str(jsonl))
+        assert "signed through event" in verified.stdout, verified.stdout
+
+        # Syslog: RFC 5424, authpriv.info, the event's kind as MSGID.
+        datagram = syslog.recv(65535).decode()
+        match = re.match(r"<86>1 \S+ \S+ sluice \d+ (\S+) - (\{.*\})$", datagram, re.S)
+        assert match, datagram
+        assert json.loads(match.group(2))["kind"] == match.group(1)
+
+        # Splunk HEC: the token in Splunk's scheme, events in its envelope.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("query.started" in body for _, body in Collector.received):
+            time.sleep(0.2)
+        auth, body = next((a, b) for a, b in Collector.received if "query.started" in b)
+        assert auth == "Splunk hec-secret-token-1234"
+        envelope = json.loads(body.strip().splitlines()[0])
+        assert envelope["sourcetype"] == "sluice:audit" and "event" in envelope
+        # The token is never in the log.
+        assert "hec-secret-token-1234" not in server.log_path.read_text()
+    finally:
+        hec.shutdown()
+        syslog.close()
+        dead.close()

@@ -52,6 +52,9 @@ pub struct Audit {
     key: std::sync::OnceLock<CheckpointKey>,
     /// The last event this process signed.
     signed: AtomicI64,
+    /// Copies of every event for SIEMs.
+    sinks: sluice_sinks::Sinks,
+    metrics: crate::metrics::Metrics,
     /// Hashes of the tokens this process has seen (`auth.success` is
     /// written once per token), bounded by [`SEEN_TOKENS`].
     seen_tokens: Mutex<HashSet<[u8; 32]>>,
@@ -63,8 +66,17 @@ const SEEN_TOKENS: usize = 10_000;
 pub use crate::config::audit::AuditConfig;
 
 impl Audit {
-    pub fn new(store: Arc<dyn Store>, config: AuditConfig) -> Self {
-        Self {
+    /// The log over `store`, with its sinks started (on the current Tokio
+    /// runtime, which there must be when any is configured).
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: AuditConfig,
+        metrics: crate::metrics::Metrics,
+    ) -> Result<Self, String> {
+        let sinks = sluice_sinks::Sinks::start(config.sinks.clone()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            sinks,
+            metrics,
             store,
             instance: format!(
                 "sluice-{}",
@@ -74,6 +86,27 @@ impl Audit {
             key: std::sync::OnceLock::new(),
             signed: AtomicI64::new(0),
             seen_tokens: Mutex::default(),
+        })
+    }
+
+    /// The sinks' counts, for `/metrics`.
+    pub fn sink_stats(&self) -> Vec<sluice_sinks::SinkStats> {
+        self.sinks.stats()
+    }
+
+    /// Waits, at most `within`, for the sinks to deliver what they hold.
+    pub async fn flush(&self, within: std::time::Duration) {
+        self.sinks.flush(within).await;
+    }
+
+    /// A copy of a stored record to every sink.
+    fn forward(&self, value: &impl serde::Serialize) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        match serde_json::to_string(value) {
+            Ok(line) => self.sinks.send(Arc::from(line)),
+            Err(err) => tracing::warn!(%err, "an audit event could not be encoded for the sinks"),
         }
     }
 
@@ -92,7 +125,12 @@ impl Audit {
         if !self.config.enabled {
             return Ok(());
         }
-        self.store.append_audit(&event).await.map(drop)
+        let started = std::time::Instant::now();
+        let record = self.store.append_audit(&event).await;
+        self.metrics
+            .audit_event(&event.kind, record.is_ok(), started.elapsed());
+        self.forward(&record?);
+        Ok(())
     }
 
     /// An event of `kind` by `principal` (none for the gateway itself),
@@ -158,6 +196,13 @@ impl Audit {
             Some(vote) => vote.voter_id.clone(),
             None => approval.requester.clone(),
         };
+        if kind == "approval.closed" {
+            let waited = approval.closed_ms.unwrap_or(approval.created_ms) - approval.created_ms;
+            self.metrics.approval_closed(
+                &approval.state.as_str().to_ascii_lowercase(),
+                std::time::Duration::from_millis(u64::try_from(waited).unwrap_or(0)),
+            );
+        }
         let session = details
             .get("auditSession")
             .and_then(Value::as_str)
@@ -268,6 +313,14 @@ impl Audit {
             .await
             .map_err(|e| e.to_string())?;
         self.signed.fetch_max(seq, Ordering::Relaxed);
+        // Kept by the sinks too: a tail cut off together with the store's
+        // checkpoints still shows against these.
+        self.forward(&json!({
+            "kind": "audit.checkpoint",
+            "at_ms": checkpoint.at_ms,
+            "instance": self.instance,
+            "checkpoint": checkpoint,
+        }));
         Ok(Some(checkpoint))
     }
 

@@ -932,10 +932,14 @@ mod lifecycle_tests {
                 .unwrap(),
         );
         Jobs {
-            audit: Arc::new(crate::audit::Audit::new(
-                store.clone(),
-                crate::audit::AuditConfig::default(),
-            )),
+            audit: Arc::new(
+                crate::audit::Audit::new(
+                    store.clone(),
+                    crate::audit::AuditConfig::default(),
+                    crate::metrics::Metrics::new(),
+                )
+                .expect("no sinks to start"),
+            ),
             store,
             warehouse: Arc::new(warehouse),
             credentials: Arc::new(Credentials::none()),

@@ -242,7 +242,11 @@ impl Gateway {
         };
         let verifier =
             Verifier::new(config.identity.clone(), verifier_dev).map_err(StartError::Identity)?;
-        let audit = Arc::new(audit::Audit::new(store.clone(), config.audit.clone()));
+        let metrics = metrics::Metrics::new();
+        let audit = Arc::new(
+            audit::Audit::new(store.clone(), config.audit.clone(), metrics.clone())
+                .map_err(StartError::Audit)?,
+        );
         let jobs = jobs::Jobs {
             audit: audit.clone(),
             store: store.clone(),
@@ -284,7 +288,7 @@ impl Gateway {
             jobs,
             approvals,
             mcp_calls: mcp::CallWindow::default(),
-            metrics: metrics::Metrics::new(),
+            metrics,
             audit,
         })
     }
@@ -423,7 +427,7 @@ async fn metrics_text(State(gateway): State<Arc<Gateway>>) -> axum::response::Re
     use axum::response::IntoResponse;
     (
         [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        gateway.metrics.render(),
+        gateway.metrics.render() + &metrics::sinks_text(&gateway.audit.sink_stats()),
     )
         .into_response()
 }
@@ -493,7 +497,14 @@ pub async fn serve(
         .clone()
         .spawn_sweeper(gateway.config.approval_sweep);
     gateway.audit.clone().spawn_upkeep();
-    axum::serve(listener, router(gateway))
+    let audit = gateway.audit.clone();
+    let served = axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // The last events signed, and the sinks given a moment to deliver.
+    if let Err(err) = audit.checkpoint().await {
+        tracing::error!(%err, "the last audit checkpoint was not written");
+    }
+    audit.flush(std::time::Duration::from_secs(5)).await;
+    served
 }

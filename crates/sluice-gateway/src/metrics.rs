@@ -23,8 +23,8 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// The gateway's metrics.
-#[derive(Debug)]
+/// The gateway's metrics (a clone counts into the same registry).
+#[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -35,6 +35,10 @@ pub struct Metrics {
     masked: IntCounterVec,
     bytes_estimated: IntCounter,
     tool_calls: IntCounterVec,
+    audit_events: IntCounterVec,
+    audit_append_seconds: HistogramVec,
+    approvals: IntCounterVec,
+    approval_wait_seconds: HistogramVec,
 }
 
 /// A phase of the pipeline, as the `phase` label names it.
@@ -143,7 +147,32 @@ impl Metrics {
             "MCP tool calls, by tool and outcome (ok or error).",
             &["tool", "outcome"],
         );
+        let audit_events = counter(
+            "sluice_audit_events_total",
+            "Audit events written to the store, by kind (written: false when the store refused \
+             one).",
+            &["kind", "written"],
+        );
+        let audit_append_seconds = histogram(
+            "sluice_audit_append_duration_seconds",
+            "Time to append one audit event to the store (the write-ahead event included).",
+            &["kind"],
+        );
+        let approvals = counter(
+            "sluice_approvals_total",
+            "Approval requests closed, by outcome (approved, denied, expired, withdrawn).",
+            &["outcome"],
+        );
+        let approval_wait_seconds = histogram(
+            "sluice_approval_wait_duration_seconds",
+            "How long approval requests waited until closed, by outcome.",
+            &["outcome"],
+        );
         Self {
+            audit_events,
+            audit_append_seconds,
+            approvals,
+            approval_wait_seconds,
             registry,
             requests,
             request_seconds,
@@ -206,6 +235,24 @@ impl Metrics {
         self.auth_failures.with_label_values(&[reason]).inc();
     }
 
+    /// One audit append, and how long the store took.
+    pub fn audit_event(&self, kind: &str, written: bool, took: Duration) {
+        self.audit_events
+            .with_label_values(&[kind, if written { "true" } else { "false" }])
+            .inc();
+        self.audit_append_seconds
+            .with_label_values(&[kind])
+            .observe(took.as_secs_f64());
+    }
+
+    /// An approval request closed as `outcome` after `waited`.
+    pub fn approval_closed(&self, outcome: &str, waited: Duration) {
+        self.approvals.with_label_values(&[outcome]).inc();
+        self.approval_wait_seconds
+            .with_label_values(&[outcome])
+            .observe(waited.as_secs_f64());
+    }
+
     pub fn tool_call(&self, tool: &str, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.tool_calls.with_label_values(&[tool, outcome]).inc();
@@ -221,6 +268,63 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// The audit sinks' counts in the text format: what the sinks' own
+/// counters say at the moment of the scrape (names are checked at
+/// configuration to be plain label values).
+pub fn sinks_text(stats: &[sluice_sinks::SinkStats]) -> String {
+    use std::fmt::Write as _;
+    if stats.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&sluice_sinks::SinkStats) -> u64,
+    );
+    let families: [Family; 4] = [
+        (
+            "sluice_audit_sink_queue_depth",
+            "gauge",
+            "Audit events waiting in a sink's queue (and in delivery).",
+            |s| s.queued + s.in_flight,
+        ),
+        (
+            "sluice_audit_sink_sent_total",
+            "counter",
+            "Audit events a sink delivered.",
+            |s| s.sent,
+        ),
+        (
+            "sluice_audit_sink_failed_total",
+            "counter",
+            "Audit events a sink could not deliver after its retries.",
+            |s| s.failed,
+        ),
+        (
+            "sluice_audit_sink_dropped_total",
+            "counter",
+            "Audit events dropped because a sink's queue was full (a slow or dead sink): alert \
+             on any increase.",
+            |s| s.dropped,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for sink in stats {
+            let _ = writeln!(
+                out,
+                "{name}{{sink=\"{}\",type=\"{}\"}} {}",
+                sink.name,
+                sink.kind,
+                value(sink)
+            );
+        }
+    }
+    out
 }
 
 /// The content type of [`Metrics::render`].

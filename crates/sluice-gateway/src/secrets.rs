@@ -326,6 +326,31 @@ async fn load_key(
     ServiceAccountKey::from_json(&bytes).map_err(|e| failed(&e.message))
 }
 
+/// The key that signs audit checkpoints, made and stored the first time
+/// (another process making it at the same moment wins; its key is read).
+pub async fn audit_key(
+    secrets: &SecretStore,
+) -> Result<sluice_store::audit::CheckpointKey, SigningKeysError> {
+    use sluice_store::audit::{CHECKPOINT_KEY_SECRET, CheckpointKey};
+    for _ in 0..KEYS_WRITE_ATTEMPTS {
+        if let Some((_, pkcs8)) = secrets.latest(CHECKPOINT_KEY_SECRET).await? {
+            return CheckpointKey::from_pkcs8(&pkcs8).map_err(SigningKeysError::Keys);
+        }
+        let pkcs8 = CheckpointKey::generate().map_err(SigningKeysError::Keys)?;
+        if secrets
+            .put_version(CHECKPOINT_KEY_SECRET, 1, &pkcs8)
+            .await?
+            .is_some()
+        {
+            return CheckpointKey::from_pkcs8(&pkcs8).map_err(SigningKeysError::Keys);
+        }
+    }
+    Err(SigningKeysError::Keys(
+        "another Sluice process kept changing the audit checkpoint key at the same time; try again"
+            .into(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use sluice_credentials::test_util::jwks_kids;
@@ -421,29 +446,4 @@ mod tests {
         assert!(error.contains("master key"), "{error}");
         assert!(error.contains("workload_identity"), "{error}");
     }
-}
-
-/// The key that signs audit checkpoints, made and stored the first time
-/// (another process making it at the same moment wins; its key is read).
-pub async fn audit_key(
-    secrets: &SecretStore,
-) -> Result<sluice_store::audit::CheckpointKey, SigningKeysError> {
-    use sluice_store::audit::{CHECKPOINT_KEY_SECRET, CheckpointKey};
-    for _ in 0..KEYS_WRITE_ATTEMPTS {
-        if let Some((_, pkcs8)) = secrets.latest(CHECKPOINT_KEY_SECRET).await? {
-            return CheckpointKey::from_pkcs8(&pkcs8).map_err(SigningKeysError::Keys);
-        }
-        let pkcs8 = CheckpointKey::generate().map_err(SigningKeysError::Keys)?;
-        if secrets
-            .put_version(CHECKPOINT_KEY_SECRET, 1, &pkcs8)
-            .await?
-            .is_some()
-        {
-            return CheckpointKey::from_pkcs8(&pkcs8).map_err(SigningKeysError::Keys);
-        }
-    }
-    Err(SigningKeysError::Keys(
-        "another Sluice process kept changing the audit checkpoint key at the same time; try again"
-            .into(),
-    ))
 }

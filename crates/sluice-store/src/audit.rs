@@ -128,7 +128,7 @@ impl Checkpoint {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -518,7 +518,12 @@ mod tests {
             prev = record.hash.clone();
         }
         assert_eq!(verify(&rewritten, 1, GENESIS), Ok(5));
-        let broken = check(&rewritten, &[checkpoint.clone()], &key.public_key()).unwrap_err();
+        let broken = check(
+            &rewritten,
+            std::slice::from_ref(&checkpoint),
+            &key.public_key(),
+        )
+        .unwrap_err();
         assert!(broken.why.contains("rewritten"), "{broken}");
 
         // A checkpoint signed by another key, or edited, does not verify.
