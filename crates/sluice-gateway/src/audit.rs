@@ -370,6 +370,7 @@ impl Audit {
         principal: &Principal,
         job: &sluice_store::JobRecord,
         request: &crate::jobs::StoredRequest,
+        access: &sluice_warehouse::Access,
     ) -> Result<(), GatewayError> {
         let query = &request.query;
         // The tables, as analysis reads them (the same analysis admitted
@@ -397,6 +398,15 @@ impl Audit {
                 "parameters": query.parameters.len(),
                 "maximum_bytes_billed": query.maximum_bytes_billed,
                 "claims": claims(principal),
+                // The upstream token the job runs with: when it expires and
+                // a fingerprint to match it by, never the token.
+                "credential": access.token().map(|token| json!({
+                    "fingerprint": &sha256_hex(token.secret().as_bytes())[..16],
+                    "expires_ms": token
+                        .expires_at()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                })),
             }),
         };
         self.append(event).await.map_err(|err| {
@@ -544,11 +554,85 @@ fn claims(principal: &Principal) -> Value {
     Value::Object(principal.workload_claims())
 }
 
-/// `text` with every detector's finding redacted (never truncated: the
+/// The most of one text (SQL, a message) an event keeps: an admitted
+/// query is far shorter (analysis limits it), and a hostile 10 MiB body
+/// refused before analysis must not become a 10 MiB event.
+const MAX_TEXT: usize = 256 * 1024;
+
+/// `text` with every detector's finding redacted; past [`MAX_TEXT`], its
+/// beginning with its length and SHA-256 (otherwise never truncated: the
 /// exact SQL is what an auditor asks for).
 fn redacted(text: &str) -> String {
+    if text.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        return format!(
+            "{}… [{} bytes in all, SHA-256 {}]",
+            scanned(&text[..end]),
+            text.len(),
+            sha256_hex(text.as_bytes())
+        );
+    }
+    scanned(text)
+}
+
+fn scanned(text: &str) -> String {
     sluice_mask::Detectors::all()
         .mask_text(text, &sluice_mask::Strategy::Redact, None)
         .map(std::borrow::Cow::into_owned)
         .unwrap_or_else(|_| "[withheld: could not be scanned for sensitive values]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(subject: &str, run: Option<&str>, session: Option<&str>) -> Principal {
+        Principal::new(
+            sluice_identity::Principal {
+                name: subject.into(),
+                issuer: "https://issuer.example".into(),
+                subject: subject.into(),
+                groups: vec![],
+                run: run.map(str::to_owned),
+                session: session.map(str::to_owned),
+            },
+            "",
+        )
+    }
+
+    #[test]
+    fn a_session_is_the_ci_run_else_the_token_else_the_hour() {
+        let hour = 3_600_000;
+        let run = session_of(&principal("a", Some("42"), Some("jti-1")), 5);
+        assert!(run.starts_with("run-") && run.len() == 20, "{run}");
+        // The same run later, from another token: the same session.
+        assert_eq!(
+            run,
+            session_of(&principal("a", Some("42"), Some("jti-2")), 9 * hour)
+        );
+        // Another principal's run of the same number is another session.
+        assert_ne!(run, session_of(&principal("b", Some("42"), None), 5));
+        let token = session_of(&principal("a", None, Some("jti-1")), 5);
+        assert!(token.starts_with("token-"), "{token}");
+        let first = session_of(&principal("a", None, None), hour + 1);
+        assert!(first.starts_with("hour-"), "{first}");
+        assert_eq!(first, session_of(&principal("a", None, None), 2 * hour - 1));
+        assert_ne!(first, session_of(&principal("a", None, None), 2 * hour));
+    }
+
+    #[test]
+    fn recorded_text_is_redacted_and_bounded() {
+        let sql = "SELECT * FROM t WHERE ssn = '123-45-6789'";
+        let kept = redacted(sql);
+        assert!(!kept.contains("123-45-6789"), "{kept}");
+        assert!(kept.starts_with("SELECT * FROM t WHERE ssn = "), "{kept}");
+        let huge = format!("SELECT '{}'", "é".repeat(MAX_TEXT));
+        let kept = redacted(&huge);
+        assert!(kept.len() < MAX_TEXT + 200, "{}", kept.len());
+        assert!(kept.contains(&format!("{} bytes in all", huge.len())));
+        assert!(kept.contains(&sha256_hex(huge.as_bytes())));
+    }
 }

@@ -422,7 +422,11 @@ impl Jobs {
         job.state = JobState::Running;
         job.started_ms = Some(started);
         // Write-ahead: no event, no query.
-        if let Err(err) = self.audit.query_started(principal, job, &request).await {
+        if let Err(err) = self
+            .audit
+            .query_started(principal, job, &request, &access)
+            .await
+        {
             self.credentials.release(&job.warehouse_key);
             job.error = Some(err.error_result());
             self.finish(job).await?;
