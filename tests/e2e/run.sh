@@ -5,6 +5,7 @@
 #   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh [extra pytest args]
 #   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh --bench-upstream
 #   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh --bench-mcp
+#   SLUICE_BIN=target/debug/sluice bash tests/e2e/run.sh --bench-audit
 #
 # Needs python3 (>= 3.11), node (>= 20) and npm; reaches only PyPI and npm,
 # and apt-get for Debian's chromium when /usr/bin/chromium is missing and
@@ -63,6 +64,10 @@ export BQEMULATOR_PYTHON="$EMU_VENV/bin/python"
 if [[ "${1:-}" == "--bench-upstream" ]]; then
   # Not a test: the benchmark of docs/benchmarks.md against bqemulator.
   cd "$HERE" && exec "$VENV/bin/python" bench_upstream.py
+fi
+if [[ "${1:-}" == "--bench-audit" ]]; then
+  # Not a test: a query's latency with the audit log on and off (docs/benchmarks.md).
+  cd "$HERE" && exec "$VENV/bin/python" bench_audit.py
 fi
 if [[ "${1:-}" == "--bench-mcp" ]]; then
   # Not a test: MCP execute_sql against the REST API (docs/benchmarks.md).
