@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -469,6 +470,10 @@ def test_sinks_get_every_event_and_a_dead_one_does_not_hold_queries(private_gate
         dropped = re.search(r'sluice_audit_sink_dropped_total\{sink="dead",type="http"\} (\d+)', metrics)
         assert dropped and int(dropped.group(1)) > 0, metrics
         assert re.search(r'sluice_audit_sink_sent_total\{sink="dead",type="http"\} 0\b', metrics), metrics
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool (Debian's prometheus package) is missing: tests/e2e/run.sh installs it"
+        checked = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
 
         # The file: every query's write-ahead event, then a checkpoint that
         # `sluice audit verify` takes as one kept elsewhere.
