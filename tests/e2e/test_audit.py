@@ -318,7 +318,7 @@ def test_a_replayed_session_shows_what_the_agent_saw_masked(private_gateway, tmp
         assert value["ssn"] not in replay and value["email"] not in replay, replay
     shown = sessions("show", "-c", str(config), session, "--json").stdout
     kinds = {json.loads(line)["kind"] for line in shown.splitlines()}
-    assert {"auth.success", "query.started", "request"} <= kinds, kinds
+    assert {"auth.success", "query.started", "query.finished", "request"} <= kinds, kinds
     # The admin's queries are a session of their own.
     admins = [json.loads(line)["session"] for line in listed.splitlines() if "e2e-admin" in line]
     assert len(admins) == 1 and admins[0] != session, listed
@@ -350,6 +350,10 @@ def test_the_audit_api_answers_who_read_a_table_with_the_approval(private_gatewa
     started = [e for e in body["events"] if e["kind"] == "query.started"]
     assert [e["detail"]["job"] for e in started] == [job.job_id], body
     assert started[0]["detail"]["approval"] == approval["id"]
+    status, body = api(server, auditor, "GET", f"/sluice/v1/audit?kind=query.finished&session={started[0]['session']}")
+    finished = [e for e in body["events"] if e["detail"]["job"] == job.job_id]
+    assert len(finished) == 1 and finished[0]["detail"]["outcome"] == "done", body
+    assert finished[0]["detail"]["rows"] == 1 and finished[0]["detail"]["bytes_processed"] > 0, finished
     status, body = api(server, auditor, "GET", f"/sluice/v1/audit?kind=approval.voted")
     votes = [e for e in body["events"] if e["request_id"] == approval["id"]]
     assert len(votes) == 1 and votes[0]["detail"]["reason"] == "weekly report", body

@@ -419,6 +419,52 @@ impl Audit {
         })
     }
 
+    /// `query.finished`, by whichever process ended the job: its outcome,
+    /// the bytes processed, the rows, how long it ran and the warehouse's
+    /// name for it. Logged, not fatal, when the store cannot take it (the
+    /// job has ended; its write-ahead event was `query.started`).
+    pub async fn query_finished(&self, job: &sluice_store::JobRecord) {
+        let stats = job.statistics.as_ref();
+        let number = |key: &str| {
+            stats
+                .and_then(|s| s.get(key))
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        };
+        let bytes = number("total_bytes_processed");
+        let rows = number("total_rows");
+        let session = crate::jobs::StoredRequest::of(job)
+            .map(|r| r.audit_session)
+            .unwrap_or_default();
+        let duration_ms = match (job.started_ms, job.ended_ms) {
+            (Some(start), Some(end)) => Some(end - start),
+            _ => None,
+        };
+        let detail = json!({
+            "project": job.project_id,
+            "job": job.job_id,
+            "upstream_job": job.warehouse_key,
+            "outcome": if job.error.is_some() { "failed" } else { "done" },
+            "error": job.error.as_ref().map(|e| json!({
+                "reason": e.get("reason"),
+                "message": e.get("message").and_then(Value::as_str).map(redacted),
+            })),
+            "bytes_processed": bytes,
+            "rows": rows,
+            "duration_ms": duration_ms,
+        });
+        if let Some(bytes) = bytes {
+            self.metrics.bytes_processed(bytes);
+        }
+        self.system_event(
+            "query.finished",
+            &job.principal,
+            &session,
+            &job.job_id,
+            detail,
+        )
+        .await;
+    }
+
     /// The event of a finished request, when it decided, read or was
     /// refused, written before the response leaves (written in the
     /// background, it would contend for SQLite's write lock with the

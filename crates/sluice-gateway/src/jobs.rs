@@ -240,6 +240,10 @@ pub struct StoredRequest {
     /// replica settles it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<crate::access::Counted>,
+    /// The audit session of the caller who asked, for the events of the
+    /// job's end (written by whichever replica settles it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub audit_session: String,
 }
 
 impl StoredRequest {
@@ -271,6 +275,15 @@ impl StoredRequest {
             check_after_run: new.check_after_run,
             parked: new.parked.clone(),
             budgets: new.budgets.clone(),
+            audit_session: String::new(),
+        }
+    }
+
+    /// [`StoredRequest::new`] for `principal`'s job.
+    fn of_caller(new: &NewJob, principal: &Principal) -> Self {
+        Self {
+            audit_session: crate::audit::session_of(principal, now_ms()),
+            ..Self::new(new)
         }
     }
 
@@ -320,7 +333,7 @@ impl Jobs {
         new.query.labels.extend(attribution(principal, &new.job_id));
         let longest =
             Duration::from_millis(new.query.job_timeout_ms.unwrap_or(0)) + Duration::from_secs(60);
-        let request = StoredRequest::new(&new);
+        let request = StoredRequest::of_caller(&new, principal);
         let job = JobRecord {
             project_id: new.project_id,
             job_id: new.job_id,
@@ -493,8 +506,8 @@ impl Jobs {
         error: &GatewayError,
     ) -> Result<JobRecord, GatewayError> {
         let now = now_ms();
-        let request =
-            serde_json::to_value(StoredRequest::new(&new)).map_err(GatewayError::internal)?;
+        let request = serde_json::to_value(StoredRequest::of_caller(&new, principal))
+            .map_err(GatewayError::internal)?;
         let job = JobRecord {
             project_id: new.project_id,
             job_id: new.job_id,
@@ -772,6 +785,9 @@ impl Jobs {
         job.ended_ms = Some(now_ms());
         self.quota.finished(&job.principal, &job.warehouse_key);
         let won = self.store.finish_job(job, usage).await?;
+        if won {
+            self.audit.query_finished(job).await;
+        }
         if !won {
             // Someone settled it first (the watcher, another poll, a
             // cancel, another replica): theirs is the outcome.

@@ -39,6 +39,7 @@ pub struct Metrics {
     audit_append_seconds: HistogramVec,
     approvals: IntCounterVec,
     approval_wait_seconds: HistogramVec,
+    bytes_processed: IntCounter,
 }
 
 /// A phase of the pipeline, as the `phase` label names it.
@@ -168,7 +169,16 @@ impl Metrics {
             "How long approval requests waited until closed, by outcome.",
             &["outcome"],
         );
+        let bytes_processed = IntCounter::new(
+            "sluice_bytes_processed_total",
+            "Bytes the finished jobs processed, as the warehouse reported them.",
+        )
+        .expect("a metric's name is valid");
+        registry
+            .register(Box::new(bytes_processed.clone()))
+            .expect("each metric is registered once");
         Self {
+            bytes_processed,
             audit_events,
             audit_append_seconds,
             approvals,
@@ -243,6 +253,11 @@ impl Metrics {
         self.audit_append_seconds
             .with_label_values(&[kind])
             .observe(took.as_secs_f64());
+    }
+
+    /// A finished job's bytes processed.
+    pub fn bytes_processed(&self, bytes: u64) {
+        self.bytes_processed.inc_by(bytes);
     }
 
     /// An approval request closed as `outcome` after `waited`.
