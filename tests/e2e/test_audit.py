@@ -100,7 +100,7 @@ def test_queries_are_recorded_and_the_chain_verifies(sluice, client, admin_clien
 
 
 @pytest.mark.parametrize("tamper,broken_at", [
-    ("UPDATE audit_events SET detail = replace(detail, 'SELECT', 'SELEKT') WHERE seq = 2", 2),
+    ("UPDATE audit_events SET detail = json_set(detail, '$.edited', 1) WHERE seq = 2", 2),
     ("DELETE FROM audit_events WHERE seq = 3", 4),
     ("UPDATE audit_events SET seq = -seq WHERE seq IN (2, 3); UPDATE audit_events SET seq = 3 WHERE seq = -2; UPDATE audit_events SET seq = 2 WHERE seq = -3", 2),
     ("UPDATE audit_events SET seq = -(seq + 1) WHERE seq > 2; UPDATE audit_events SET seq = -seq WHERE seq < 0; "
