@@ -28,6 +28,7 @@
 //! redacted; tokens are never part of an event.
 
 pub mod api;
+pub mod replay;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -44,6 +44,7 @@ use sluice_warehouse::Warehouse;
 
 pub use analyze::analyze as analyze_query;
 pub use approvals::notify::{Target as NotifyTarget, sign as sign_notification};
+pub use audit::replay;
 pub use authenticate::Principal;
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use credential::Credentials;

@@ -8,6 +8,8 @@
 //! | `GET /ui/history` | closed requests |
 //! | `GET /ui/grants` | grants held or reviewed, with a revoke button |
 //! | `POST /ui/grants/{id}` | revokes a grant |
+//! | `GET /ui/sessions` | the agents' sessions of the last week (audit readers only) |
+//! | `GET /ui/sessions/{id}` | one session's timeline, with the rows the agent saw |
 //! | `GET /ui/login`, `GET /ui/callback` | OIDC sign-in (authorization code with PKCE) |
 //! | `POST /ui/logout` | signs out |
 //!
@@ -24,6 +26,7 @@ mod html;
 mod login;
 mod pages;
 mod session;
+mod sessions;
 #[cfg(test)]
 mod tests;
 
@@ -132,6 +135,8 @@ pub fn routes(mut router: Router<Arc<Gateway>>, gateway: &Gateway) -> Router<Arc
         .route("/ui/history", get(pages::history))
         .route("/ui/grants", get(grants::list))
         .route("/ui/grants/{id}", post(grants::revoke))
+        .route("/ui/sessions", get(sessions::list))
+        .route("/ui/sessions/{id}", get(sessions::show))
         .route("/ui/approvals/{id}", get(pages::request).post(pages::vote))
         .route("/ui/login", get(login::start))
         .route("/ui/callback", get(login::callback))

@@ -6,11 +6,9 @@
 //! every page exactly as the agent received them (masked), each checked
 //! against the SHA-256 its audit event carries.
 
-use anyhow::Context;
 use clap::Subcommand;
-use serde_json::Value;
+use sluice_gateway::replay::{self, RecordedRows};
 use sluice_store::AuditRecord;
-use sluice_store::audit::sha256_hex;
 
 use crate::secrets::Place;
 
@@ -124,10 +122,7 @@ pub async fn run(command: SessionsCommand) -> anyhow::Result<()> {
                 }
                 previous = Some(record.event.at_ms);
                 crate::print_line(format_args!("{}", line(record)))?;
-                let Some(page) = record.event.detail.get("page") else {
-                    continue;
-                };
-                for text in page_lines(store.as_ref(), record.seq, page, max_rows).await? {
+                for text in page_lines(store.as_ref(), record, max_rows).await? {
                     crate::print_line(format_args!("    {text}"))?;
                 }
             }
@@ -141,14 +136,7 @@ async fn events_of(
     store: &dyn sluice_store::Store,
     session: &str,
 ) -> anyhow::Result<Vec<AuditRecord>> {
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        let batch = store.audit_session_events(session, after, 1000).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        events.extend(batch);
-    }
+    let events = replay::session_events(store, session, usize::MAX).await?;
     anyhow::ensure!(
         !events.is_empty(),
         "no session {session:?} in the audit log (`sluice sessions list` shows them)"
@@ -165,53 +153,14 @@ fn time(at_ms: i64) -> String {
 
 /// One event as a line of the timeline.
 fn line(record: &AuditRecord) -> String {
-    let event = &record.event;
-    let d = &event.detail;
-    let text = |key: &str| d.get(key).and_then(Value::as_str).unwrap_or("");
     let mut parts = vec![
-        time(event.at_ms),
+        time(record.event.at_ms),
         format!("#{}", record.seq),
-        event.kind.clone(),
+        record.event.kind.clone(),
     ];
-    match event.kind.as_str() {
-        "request" => {
-            parts.push(text("method").to_string());
-            parts.push(d["status"].to_string());
-            if let Some(decision) = d.get("decision") {
-                parts.push(format!(
-                    "decision {} ({}, policy {})",
-                    decision["verdict"].as_str().unwrap_or("?"),
-                    decision["rule"].as_str().unwrap_or("?"),
-                    decision["policy"].as_str().unwrap_or("-"),
-                ));
-            }
-            if let Some(job) = d.get("job").and_then(Value::as_str) {
-                parts.push(format!("job {job}"));
-            }
-            if let Some(masked) = d.get("masked") {
-                parts.push(format!("masked {masked}"));
-            }
-            if !text("sql").is_empty() {
-                parts.push(format!("sql: {}", text("sql")));
-            }
-            if !text("refusal").is_empty() {
-                parts.push(format!("refused: {}", text("refusal")));
-            }
-        }
-        "query.started" => {
-            parts.push(format!("job {}", text("job")));
-            if let Some(approval) = d.get("approval").and_then(Value::as_str) {
-                parts.push(format!("approved as {approval}"));
-            }
-            parts.push(format!("sql: {}", text("sql")));
-        }
-        _ => {
-            let mut rest = d.clone();
-            if let Some(map) = rest.as_object_mut() {
-                map.remove("claims");
-            }
-            parts.push(rest.to_string());
-        }
+    parts.extend(replay::describe(record));
+    if let Some(sql) = replay::sql(record) {
+        parts.push(format!("sql: {sql}"));
     }
     parts.join("  ")
 }
@@ -219,47 +168,29 @@ fn line(record: &AuditRecord) -> String {
 /// The rows of a recorded page, checked against its event's hash.
 async fn page_lines(
     store: &dyn sluice_store::Store,
-    seq: i64,
-    page: &Value,
+    record: &AuditRecord,
     max_rows: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let bytes = page["bytes"].as_u64().unwrap_or(0);
-    let Some(body) = store.recorded_page(seq).await? else {
-        return Ok(vec![match page["recorded"].as_bool() {
-            Some(false) => {
-                format!("[{bytes} bytes of rows, above the recording limit: not recorded]")
-            }
-            _ => "[rows not kept: dropped under the retention period]".into(),
-        }]);
+    let Some(recorded) = replay::recorded_rows(store, record, max_rows).await? else {
+        return Ok(Vec::new());
     };
-    if page["sha256"].as_str() != Some(sha256_hex(body.as_bytes()).as_str()) {
-        return Ok(vec![
-            "[the recorded rows do not match the SHA-256 in the audit event: altered]".into(),
-        ]);
+    if let Some(notice) = recorded.notice() {
+        return Ok(vec![format!("[{notice}]")]);
     }
-    let body: Value = serde_json::from_str(&body).context("a recorded page is not JSON")?;
     let mut lines = Vec::new();
-    if let Some(fields) = body["schema"]["fields"].as_array() {
-        let names: Vec<&str> = fields.iter().filter_map(|f| f["name"].as_str()).collect();
-        lines.push(names.join(" | "));
-    }
-    let rows = body["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    for row in rows.iter().take(max_rows) {
-        let cells: Vec<String> = row["f"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .map(|cell| match &cell["v"] {
-                Value::Null => "NULL".into(),
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect();
-        lines.push(cells.join(" | "));
-    }
-    if rows.len() > max_rows {
-        lines.push(format!("… {} more rows", rows.len() - max_rows));
+    if let RecordedRows::Rows {
+        columns,
+        rows,
+        more,
+    } = recorded
+    {
+        if !columns.is_empty() {
+            lines.push(columns.join(" | "));
+        }
+        lines.extend(rows.iter().map(|row| row.join(" | ")));
+        if more > 0 {
+            lines.push(format!("… {more} more rows"));
+        }
     }
     Ok(lines)
 }

@@ -33,7 +33,7 @@ pub async fn list(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Re
     .await
     {
         Ok(grants) => grants,
-        Err(err) => return error_page(&session, key, &err),
+        Err(err) => return error_page(&gateway, &session, key, &err),
     };
     let csrf = session.csrf(key);
     let now = crate::jobs::now_ms();
@@ -88,7 +88,7 @@ pub async fn list(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Re
     }
     respond(
         StatusCode::OK,
-        page("Grants", Some(&viewer(&session, &csrf)), &body),
+        page("Grants", Some(&viewer(&gateway, &session, &csrf)), &body),
     )
 }
 
@@ -106,7 +106,7 @@ pub async fn revoke(
         Ok(_) => super::see_other("/ui/grants", &[]),
         Err(err) => {
             tracing::info!(grant = %shown_id(&id), %err, "revoke refused");
-            error_page(&session, key, &err)
+            error_page(&gateway, &session, key, &err)
         }
     }
 }

@@ -52,6 +52,9 @@ form.vote{background:#fff;border:1px solid #dde1e8;padding:1rem;border-radius:6p
 form.vote textarea{width:100%;min-height:4.5rem;box-sizing:border-box;font:inherit;padding:.4rem}
 button.approve,button.deny,a.button,button.primary{font:inherit;font-weight:600;border:0;border-radius:5px;padding:.45rem 1.1rem;cursor:pointer;margin-right:.5rem;text-decoration:none;display:inline-block}
 button.approve,button.primary,a.button{background:#1f7a3d;color:#fff}button.deny{background:#b42318;color:#fff}
+section.event{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:.6rem .9rem;margin:.6rem 0}
+section.event .what{margin:.3rem 0;word-break:break-word}section.event pre.sql{margin:.4rem 0}
+table.rows{margin:.4rem 0;font-size:.85rem}table.rows td,table.rows th{padding:.25rem .5rem}
 .dev{border:3px dashed #b42318;background:#fff;padding:1rem 1.4rem;border-radius:8px;max-width:34rem}
 .dev h1{color:#b42318}.dev label{display:block;margin:.7rem 0 .2rem;font-weight:600}.dev input{font:inherit;padding:.35rem;width:100%;box-sizing:border-box}
 "#;
@@ -61,6 +64,8 @@ pub struct Viewer<'a> {
     pub name: &'a str,
     pub groups: &'a [String],
     pub csrf: &'a str,
+    /// May read the audit log: the header links to the sessions.
+    pub auditor: bool,
 }
 
 /// A whole page: the header (with who is signed in and a sign-out
@@ -78,10 +83,15 @@ pub fn page(title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> String {
     if let Some(viewer) = viewer {
         let _ = write!(
             out,
-            "<a href=\"/ui/\">Pending</a><a href=\"/ui/history\">History</a><a href=\"/ui/grants\">Grants</a>\
+            "<a href=\"/ui/\">Pending</a><a href=\"/ui/history\">History</a><a href=\"/ui/grants\">Grants</a>{}\
              <span class=\"who\">Signed in as <strong>{}</strong>{}</span>\
              <form method=\"post\" action=\"/ui/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Sign out</button></form>",
+            if viewer.auditor {
+                "<a href=\"/ui/sessions\">Sessions</a>"
+            } else {
+                ""
+            },
             escape(viewer.name),
             if viewer.groups.is_empty() {
                 String::new()

@@ -48,15 +48,31 @@ pub(super) fn signed_in(
     })
 }
 
-pub(super) fn viewer<'a>(session: &'a Session, csrf: &'a str) -> Viewer<'a> {
+pub(super) fn viewer<'a>(gateway: &Gateway, session: &'a Session, csrf: &'a str) -> Viewer<'a> {
     Viewer {
         name: &session.principal.name,
         groups: &session.principal.groups,
         csrf,
+        auditor: is_auditor(gateway, session),
     }
 }
 
-pub(super) fn error_page(session: &Session, key: &SessionKey, err: &GatewayError) -> Response {
+/// Whether the signed-in principal may read the audit log
+/// (`audit.readers`), so sees the session pages.
+pub(super) fn is_auditor(gateway: &Gateway, session: &Session) -> bool {
+    gateway
+        .audit
+        .config()
+        .readers
+        .admit(&principal(session).who())
+}
+
+pub(super) fn error_page(
+    gateway: &Gateway,
+    session: &Session,
+    key: &SessionKey,
+    err: &GatewayError,
+) -> Response {
     let csrf = session.csrf(key);
     let body = format!(
         "<h1>Not available</h1><div class=\"error\">{}</div><p><a href=\"/ui/\">Back to the pending requests</a></p>",
@@ -64,7 +80,11 @@ pub(super) fn error_page(session: &Session, key: &SessionKey, err: &GatewayError
     );
     respond(
         err.status,
-        page("Not available", Some(&viewer(session, &csrf)), &body),
+        page(
+            "Not available",
+            Some(&viewer(gateway, session, &csrf)),
+            &body,
+        ),
     )
 }
 
@@ -84,7 +104,7 @@ pub async fn pending(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) ->
         .await
     {
         Ok(list) => list,
-        Err(err) => return error_page(&session, key, &err),
+        Err(err) => return error_page(&gateway, &session, key, &err),
     };
     let usd_per_tib = gateway.config.usd_per_tib;
     let mut body = String::from("<h1>Pending requests</h1>");
@@ -114,7 +134,11 @@ pub async fn pending(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) ->
     let csrf = session.csrf(key);
     respond(
         StatusCode::OK,
-        page("Pending requests", Some(&viewer(&session, &csrf)), &body),
+        page(
+            "Pending requests",
+            Some(&viewer(&gateway, &session, &csrf)),
+            &body,
+        ),
     )
 }
 
@@ -130,7 +154,7 @@ pub async fn history(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) ->
     };
     let list = match gateway.approvals.list(&principal(&session), None).await {
         Ok(list) => list,
-        Err(err) => return error_page(&session, key, &err),
+        Err(err) => return error_page(&gateway, &session, key, &err),
     };
     let closed: Vec<&ApprovalRecord> = list
         .iter()
@@ -166,7 +190,7 @@ pub async fn history(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) ->
     let csrf = session.csrf(key);
     respond(
         StatusCode::OK,
-        page("History", Some(&viewer(&session, &csrf)), &body),
+        page("History", Some(&viewer(&gateway, &session, &csrf)), &body),
     )
 }
 
@@ -199,7 +223,7 @@ pub async fn request(
     };
     match gateway.approvals.load(&principal(&session), &id).await {
         Ok(approval) => render_request(&gateway, &session, key, &approval, notice, StatusCode::OK),
-        Err(err) => error_page(&session, key, &err),
+        Err(err) => error_page(&gateway, &session, key, &err),
     }
 }
 
@@ -219,6 +243,7 @@ pub async fn vote(
         Some("deny") => Verdict::Deny,
         _ => {
             return error_page(
+                &gateway,
                 &session,
                 key,
                 &GatewayError::invalid("Choose Approve or Deny."),
@@ -252,7 +277,7 @@ pub async fn vote(
                 Notice::Refused(&err.message, reason),
                 err.status,
             ),
-            Err(_) => error_page(&session, key, &err),
+            Err(_) => error_page(&gateway, &session, key, &err),
         },
     }
 }
@@ -470,7 +495,7 @@ fn render_request(
         status,
         page(
             &format!("Request {}", approval.id),
-            Some(&viewer(session, &csrf)),
+            Some(&viewer(gateway, session, &csrf)),
             &body,
         ),
     )

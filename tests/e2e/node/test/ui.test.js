@@ -12,7 +12,13 @@
 // Chromium: /usr/bin/chromium (Debian's package; tests/e2e/run.sh installs
 // it), or SLUICE_CHROMIUM. Missing, the test fails: it is never skipped for
 // want of a browser. SLUICE_UI_SCREENSHOTS=DIR saves ui-pending.png and
-// ui-request.png there.
+// ui-request.png there (and ui-session.png).
+//
+// An auditor (group admins, audit.readers in the demo) opens the Sessions
+// page, finds a CI run's session and sees its timeline: the SQL, the
+// guardrail's refusal, and the rows exactly as the agent received them —
+// masked; the raw values an exempt administrator read never appear. A
+// reviewer who is not an auditor sees no Sessions link and is refused.
 
 const {describe, test, before, after} = require('node:test');
 const assert = require('node:assert/strict');
@@ -228,6 +234,67 @@ describe('the reviewer web UI in headless Chromium', {skip: SKIP}, () => {
       await context.close();
       await denyIfPending(approval && approval.id, 'e2e cleanup');
       if (rows) await rows.settled;
+    }
+  });
+
+  test('an auditor replays a CI run\'s session in the UI and sees only the masked rows the agent saw', {timeout: 300_000}, async () => {
+    const customers = '`demo.shop.customers`';
+    const runId = `ui-${Date.now()}`;
+    const agent = await makeClient(server, await agentToken(server, {
+      sub: 'e2e-node-ui-ci', groups: ['agents'], claims: {run_id: runId, repository: 'acme/etl'},
+    }));
+    const admin = await makeClient(server, await agentToken(server, {sub: 'e2e-node-ui-admin', groups: ['admins']}));
+    const [raw] = await admin.query(`SELECT ssn, email FROM ${customers} ORDER BY customer_id LIMIT 3`);
+    const sql = `SELECT customer_id, ssn, email FROM ${customers} ORDER BY customer_id LIMIT 3`;
+    const [seen] = await agent.query(sql);
+    assert.notDeepEqual(seen.map(r => r.ssn), raw.map(r => r.ssn), 'the agent\'s rows are masked');
+    await assert.rejects(agent.query(`DROP TABLE ${customers}`), /guardrails\.deny\.drop/);
+
+    const context = await browser();
+    try {
+      // A reviewer who is not an auditor: no link, and the page refuses.
+      const reviewerPage = await context.newPage();
+      await signIn(reviewerPage, 'alice', 'reviewers');
+      assert.equal(await reviewerPage.getByRole('link', {name: 'Sessions'}).count(), 0);
+      const refused = await reviewerPage.goto(`${server.url}/ui/sessions`);
+      assert.equal(refused.status(), 403);
+      assert.match(await reviewerPage.locator('.error').innerText(), /audit\.readers/);
+      await reviewerPage.getByRole('button', {name: 'Sign out'}).click();
+
+      const page = await context.newPage();
+      await signIn(page, 'carol', 'admins');
+      await page.getByRole('link', {name: 'Sessions'}).click();
+      await page.waitForURL(`${server.url}/ui/sessions`);
+      const row = page.locator('table.sessions tbody tr', {hasText: 'e2e-node-ui-ci'});
+      assert.equal(await row.count(), 1, await page.content());
+      const cells = await row.locator('td').allInnerTexts();
+      assert.match(cells[0], /^run-[0-9a-f]{16}$/);
+      assert.ok(Number(cells[5]) >= 1 && Number(cells[6]) >= 1, `queries and refusals counted: ${cells}`);
+      await row.locator('a').click();
+      await page.waitForURL(/\/ui\/sessions\/run-[0-9a-f]{16}$/);
+
+      const facts = await page.locator('dl.facts').innerText();
+      assert.match(facts, new RegExp(`run_id=${runId}`));
+      assert.match(facts, /acme\/etl/);
+      const timeline = await page.locator('main').innerText();
+      assert.match(timeline, /auth\.success/);
+      assert.match(timeline, /query\.started/);
+      assert.match(timeline, /guardrails\.deny\.drop/);
+      assert.ok(await page.locator('section.event pre.sql', {hasText: 'SELECT customer_id, ssn, email'}).count() > 0);
+      // The rows as the agent received them, and never the raw values.
+      const shown = await page.locator('table.rows').allInnerTexts();
+      assert.ok(shown.length > 0, 'a page of rows is shown');
+      const text = shown.join('\n');
+      for (const r of seen) {
+        assert.ok(text.includes(String(r.ssn)) && text.includes(r.email), `${JSON.stringify(r)} in ${text}`);
+      }
+      const html = await page.content();
+      for (const r of raw) {
+        assert.ok(!html.includes(r.ssn) && !html.includes(r.email), `raw value ${r.ssn} shown`);
+      }
+      if (SCREENSHOTS) await page.screenshot({path: path.join(SCREENSHOTS, 'ui-session.png'), fullPage: true});
+    } finally {
+      await context.close();
     }
   });
 });
