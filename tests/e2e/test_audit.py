@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -328,6 +329,70 @@ def test_a_replayed_session_shows_what_the_agent_saw_masked(private_gateway, tmp
                     "UPDATE audit_pages SET body = replace(body, 'example', 'exampl3')")
     altered = sessions("replay", "--data-dir", str(copy), "-c", str(config), session).stdout
     assert "altered" in altered, altered
+
+
+def metric(server, name: str, **labels) -> float:
+    with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(r"^([a-z_:]+)(\{[^}]*\})? (\S+)$", line)
+        if match and match.group(1) == name:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(match.group(3))
+    return total
+
+
+@pytest.mark.skipif(UPSTREAM != "embedded", reason="runs on a gateway of its own over the demo configuration")
+def test_refused_tokens_are_counted_by_reason_and_audited_without_the_token(private_gateway, tmp_path):
+    gateway = private_gateway("15m")
+    server, gateway_config = gateway.server, gateway.config
+    good = agent_token(server, "e2e-authfail")
+    head, payload, signature = good.split(".")
+    forged = f"{head}.{payload}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+    # Signed by another development issuer's key (same issuer name, unknown kid).
+    stranger = subprocess.run([os.environ["SLUICE_BIN"], "token", "--sub", "e2e-authfail", "--data-dir",
+                               str(tmp_path / "other-key")], capture_output=True, text=True, check=True).stdout.strip()
+    cases = {"missing": None, "malformed": "not-a-jwt", "signature": forged, "unknown_key": stranger}
+
+    def call(token):
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        request = urllib.request.Request(f"{server.base_url}/bigquery/v2/projects/{PROJECT}/datasets",
+                                         headers={**headers, "User-Agent": "e2e-authfail"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 401
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+    before = {reason: metric(server, "sluice_auth_failures_total", reason=reason) for reason in cases}
+    for token in cases.values():
+        call(token)
+    for reason in cases:
+        assert metric(server, "sluice_auth_failures_total", reason=reason) - before[reason] == 1, reason
+
+    auditor = agent_token(server, "e2e-auditor", ("admins",))
+    status, body = api(server, auditor, "GET", f"/sluice/v1/audit?kind=auth.failure&since={since}")
+    assert status == 200, body
+    events = body["events"]
+    assert sorted(e["detail"]["reason"] for e in events) == sorted(cases), events
+    for event in events:
+        assert event["detail"]["userAgent"] == "e2e-authfail"
+        assert event["detail"]["message"].startswith("Request")
+    recorded = json.dumps(events)
+    assert signature[8:40] not in recorded and stranger.split(".")[2][8:40] not in recorded
+    assert payload not in recorded
+
+    # A flood of bad tokens is counted whole but writes at most 60 events a minute.
+    flood_before = metric(server, "sluice_auth_failures_total", reason="malformed")
+    for _ in range(70):
+        call("garbage")
+    assert metric(server, "sluice_auth_failures_total", reason="malformed") - flood_before == 70
+    status, body = api(server, auditor, "GET", f"/sluice/v1/audit?kind=auth.failure&since={since}&pageSize=1000")
+    assert status == 200 and len(body["events"]) <= 60 + 4, len(body["events"])
+    status, body = api(server, auditor, "GET", f"/sluice/v1/audit?kind=request&since={since}&pageSize=1000")
+    assert status == 200 and not [e for e in body["events"] if e["detail"]["status"] == 401], body
+    assert cli("verify", "-c", str(gateway_config)).returncode == 0
 
 
 @pytest.mark.skipif(UPSTREAM != "embedded", reason="runs on a gateway of its own over the demo configuration")

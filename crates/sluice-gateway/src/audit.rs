@@ -59,7 +59,22 @@ pub struct Audit {
     /// Hashes of the tokens this process has seen (`auth.success` is
     /// written once per token), bounded by [`SEEN_TOKENS`].
     seen_tokens: Mutex<HashSet<[u8; 32]>>,
+    /// `auth.failure` events written this minute, and those left out.
+    failures: Mutex<FailureWindow>,
 }
+
+/// Bounds the `auth.failure` events a flood of bad tokens can write: at
+/// most [`FAILURES_PER_MINUTE`] a minute; the first event of the next
+/// minute counts the ones left out (the metric counts them all).
+#[derive(Debug, Default)]
+struct FailureWindow {
+    minute: i64,
+    written: u32,
+    suppressed: u64,
+}
+
+/// `auth.failure` events written per minute at most.
+const FAILURES_PER_MINUTE: u32 = 60;
 
 /// Tokens remembered before the set starts over.
 const SEEN_TOKENS: usize = 10_000;
@@ -87,6 +102,7 @@ impl Audit {
             key: std::sync::OnceLock::new(),
             signed: AtomicI64::new(0),
             seen_tokens: Mutex::default(),
+            failures: Mutex::default(),
         })
     }
 
@@ -296,6 +312,47 @@ impl Audit {
             .await;
     }
 
+    /// `auth.failure`: a request whose caller could not be authenticated,
+    /// with the reason (`missing`, `expired`, `signature`, …) and the
+    /// refusal's message (which never holds the token), at most
+    /// [`FAILURES_PER_MINUTE`] a minute.
+    pub async fn auth_failed(
+        &self,
+        reason: &str,
+        message: &str,
+        user_agent: &str,
+        request_id: &str,
+    ) {
+        let at_ms = crate::jobs::now_ms();
+        let suppressed = {
+            let mut window = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let minute = at_ms / 60_000;
+            let mut carried = 0;
+            if window.minute != minute {
+                carried = std::mem::take(&mut window.suppressed);
+                *window = FailureWindow {
+                    minute,
+                    ..FailureWindow::default()
+                };
+            }
+            if window.written >= FAILURES_PER_MINUTE {
+                window.suppressed += 1;
+                return;
+            }
+            window.written += 1;
+            carried
+        };
+        let mut detail = json!({
+            "reason": reason,
+            "message": redacted(message),
+            "userAgent": user_agent.chars().take(200).collect::<String>(),
+        });
+        if suppressed > 0 {
+            detail["suppressedBefore"] = json!(suppressed);
+        }
+        self.event("auth.failure", None, request_id, detail).await;
+    }
+
     /// Signs the chain's head when it moved since the last checkpoint of
     /// this process; `None` when there was nothing new or no key.
     pub async fn checkpoint(&self) -> Result<Option<sluice_store::Checkpoint>, String> {
@@ -493,6 +550,10 @@ impl Audit {
         let paged =
             cx.is_some_and(|cx| cx.page.lock().unwrap_or_else(|e| e.into_inner()).is_some());
         if status < 400 && query.is_none() && !reads && !masked && !paged {
+            return;
+        }
+        if status == 401 && cx.is_none() {
+            // Written as `auth.failure` (bounded per minute) instead.
             return;
         }
         let mut detail = json!({

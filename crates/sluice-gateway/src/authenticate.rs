@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use sluice_identity::Verifier;
+use sluice_identity::{AuthFailure, Verifier};
 use zeroize::Zeroizing;
 
 use crate::error::GatewayError;
@@ -113,32 +113,83 @@ impl std::fmt::Debug for CallerToken {
 /// configurable limit on the token below this.
 const MAX_AUTHORIZATION_BYTES: usize = 64 * 1024;
 
-pub async fn authenticate(
+/// A request the authenticate phase refused: why, in a bounded word (the
+/// `reason` label of `sluice_auth_failures_total`, and the audit event's),
+/// and the refusal to answer.
+#[derive(Debug)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub error: GatewayError,
+}
+
+impl From<Refusal> for GatewayError {
+    fn from(refusal: Refusal) -> Self {
+        refusal.error
+    }
+}
+
+/// Who is asking, counted and audited: a refusal is counted by reason and
+/// written as `auth.failure`; a token's first success as `auth.success`.
+/// Every entry point (the BigQuery facade, MCP, the REST APIs) starts here.
+pub async fn observed(
+    gateway: &crate::Gateway,
     headers: &HeaderMap,
-    verifier: &Verifier,
-) -> Result<Principal, GatewayError> {
+    request_id: &str,
+) -> Result<Principal, Refusal> {
+    match authenticate(headers, &gateway.verifier).await {
+        Ok(principal) => {
+            gateway.audit.authenticated(&principal, request_id).await;
+            Ok(principal)
+        }
+        Err(refusal) => {
+            gateway.metrics.auth_failure(refusal.reason);
+            let agent = headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            gateway
+                .audit
+                .auth_failed(refusal.reason, &refusal.error.message, agent, request_id)
+                .await;
+            Err(refusal)
+        }
+    }
+}
+
+/// Verifies the request's bearer token.
+pub async fn authenticate(headers: &HeaderMap, verifier: &Verifier) -> Result<Principal, Refusal> {
     let Some(value) = headers.get(AUTHORIZATION) else {
-        return Err(GatewayError::unauthorized(
-            "Request is missing required authentication credential: send `Authorization: Bearer <OIDC token>`. \
-             With the demo configuration, `sluice token --sub NAME --group agents` prints one.",
-        ));
+        return Err(Refusal {
+            reason: "missing",
+            error: GatewayError::unauthorized(
+                "Request is missing required authentication credential: send `Authorization: Bearer <OIDC token>`. \
+                 With the demo configuration, `sluice token --sub NAME --group agents` prints one.",
+            ),
+        });
+    };
+    let malformed = |why: &str| Refusal {
+        reason: AuthFailure::Malformed.as_str(),
+        error: refused(why),
     };
     if value.len() > MAX_AUTHORIZATION_BYTES {
-        return Err(refused("the Authorization header is too large"));
+        return Err(malformed("the Authorization header is too large"));
     }
     let text = value
         .to_str()
-        .map_err(|_| refused("the Authorization header is not text"))?;
+        .map_err(|_| malformed("the Authorization header is not text"))?;
     let token = match text.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => return Err(refused("the Authorization header is not a bearer token")),
+        _ => return Err(malformed("the Authorization header is not a bearer token")),
     };
     if token.is_empty() {
-        return Err(refused("the bearer token is empty"));
+        return Err(malformed("the bearer token is empty"));
     }
     match verifier.verify(token).await {
         Ok(verified) => Ok(Principal::new(verified, token)),
-        Err(err) => Err(refused(&err.to_string())),
+        Err(err) => Err(Refusal {
+            reason: err.kind.as_str(),
+            error: refused(&err.reason),
+        }),
     }
 }
 

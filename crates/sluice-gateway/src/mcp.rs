@@ -44,7 +44,7 @@ use serde_json::{Map, Value, json};
 use tower_service::Service as _;
 
 use crate::Gateway;
-use crate::authenticate::{Principal, authenticate};
+use crate::authenticate::{Principal, observed};
 use crate::pipeline::RequestContext;
 use tools::Name;
 
@@ -98,7 +98,8 @@ async fn entry(
     mut service: StreamableHttpService<Server, NeverSessionManager>,
     mut request: Request,
 ) -> Response {
-    match authenticate(request.headers(), &gateway.verifier).await {
+    let request_id = crate::pipeline::request_id(request.headers());
+    match observed(&gateway, request.headers(), &request_id).await {
         Ok(principal) => {
             request.extensions_mut().insert(Arc::new(principal));
             match service.call(request).await {
@@ -106,7 +107,8 @@ async fn entry(
                 Err(never) => match never {},
             }
         }
-        Err(err) => {
+        Err(refusal) => {
+            let err = refusal.error;
             let had_token = request.headers().contains_key(header::AUTHORIZATION);
             let mut response = err.into_response();
             let metadata = format!("{}{RESOURCE_METADATA}{PATH}", gateway.config.base_url);

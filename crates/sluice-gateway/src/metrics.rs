@@ -68,16 +68,6 @@ impl Phase {
     }
 }
 
-/// Why a caller was not authenticated (the `reason` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No `Authorization` header.
-    Missing,
-    /// A header whose token was refused (malformed, unknown issuer,
-    /// expired, bad signature, …).
-    Invalid,
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -237,11 +227,9 @@ impl Metrics {
         }
     }
 
-    pub fn auth_failure(&self, why: AuthFailure) {
-        let reason = match why {
-            AuthFailure::Missing => "missing",
-            AuthFailure::Invalid => "invalid",
-        };
+    /// A request refused by authentication; `reason` is `missing` or one
+    /// of [`sluice_identity::AuthFailure`]'s words.
+    pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.with_label_values(&[reason]).inc();
     }
 
@@ -353,7 +341,7 @@ mod tests {
     fn every_metric_is_exposed_with_help_and_type_once_used() {
         let metrics = Metrics::new();
         metrics.request(200, Duration::from_millis(3), None);
-        metrics.auth_failure(AuthFailure::Missing);
+        metrics.auth_failure("missing");
         metrics.tool_call("execute_sql", false);
         let text = metrics.render();
         assert!(

@@ -50,7 +50,7 @@ use tracing::Instrument as _;
 
 use crate::Gateway;
 use crate::access::Counted;
-use crate::authenticate::{Principal, authenticate};
+use crate::authenticate::Principal;
 use crate::error::GatewayError;
 use crate::exit::MaskPlan;
 use crate::jobs::NewJob;
@@ -237,7 +237,7 @@ pub async fn handle_observed(
 /// The caller's `x-request-id` when it is a plain token (letters, digits,
 /// `-`, `_`, `.`, at most 64), so it can be followed through a client's
 /// own logs; otherwise a new one. Nothing else of the header reaches logs.
-fn request_id(headers: &axum::http::HeaderMap) -> String {
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -259,22 +259,7 @@ async fn run(
     seen: &mut Option<RequestContext>,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
-    let principal = match authenticate(&parts.headers, &gateway.verifier).await {
-        Ok(principal) => principal,
-        Err(err) => {
-            gateway.metrics.auth_failure(
-                match parts
-                    .headers
-                    .contains_key(axum::http::header::AUTHORIZATION)
-                {
-                    true => crate::metrics::AuthFailure::Invalid,
-                    false => crate::metrics::AuthFailure::Missing,
-                },
-            );
-            return Err(err);
-        }
-    };
-    gateway.audit.authenticated(&principal, &id).await;
+    let principal = crate::authenticate::observed(gateway, &parts.headers, &id).await?;
     let span = tracing::Span::current();
     span.record("principal", principal.verified.name.as_str());
     let call = route(&parts.method, parts.uri.path())?;

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
-use crate::{AuthError, quoted};
+use crate::{AuthError, AuthFailure, quoted};
 
 const MIN_RSA_BITS: usize = 2048;
 
@@ -44,38 +44,52 @@ impl SigningKey {
         let alg_name = match alg {
             Algorithm::RS256 => "RS256",
             Algorithm::ES256 => "ES256",
-            _ => return Err(AuthError::new("algorithm is not allowed")),
+            _ => {
+                return Err(AuthError::new(
+                    AuthFailure::Algorithm,
+                    "algorithm is not allowed",
+                ));
+            }
         };
         let fits = matches!(
             (alg, self.kind),
             (Algorithm::RS256, KeyKind::Rsa { .. }) | (Algorithm::ES256, KeyKind::EcP256)
         );
         if !fits {
-            return Err(AuthError(format!(
-                "signing key {} is an {} key and cannot verify {alg_name}",
-                quoted(kid),
-                match self.kind {
-                    KeyKind::Rsa { .. } => "RSA",
-                    KeyKind::EcP256 => "EC P-256",
-                }
-            )));
+            return Err(AuthError::new(
+                AuthFailure::Algorithm,
+                format!(
+                    "signing key {} is an {} key and cannot verify {alg_name}",
+                    quoted(kid),
+                    match self.kind {
+                        KeyKind::Rsa { .. } => "RSA",
+                        KeyKind::EcP256 => "EC P-256",
+                    }
+                ),
+            ));
         }
         if let Some(key_alg) = &self.alg
             && key_alg != alg_name
         {
-            return Err(AuthError(format!(
-                "signing key {} is for {} and cannot verify {alg_name}",
-                quoted(kid),
-                quoted(key_alg)
-            )));
+            return Err(AuthError::new(
+                AuthFailure::Algorithm,
+                format!(
+                    "signing key {} is for {} and cannot verify {alg_name}",
+                    quoted(kid),
+                    quoted(key_alg)
+                ),
+            ));
         }
         if let KeyKind::Rsa { bits } = self.kind
             && bits < MIN_RSA_BITS
         {
-            return Err(AuthError(format!(
-                "signing key {} is a {bits}-bit RSA key; at least {MIN_RSA_BITS} bits are required",
-                quoted(kid)
-            )));
+            return Err(AuthError::new(
+                AuthFailure::Algorithm,
+                format!(
+                    "signing key {} is a {bits}-bit RSA key; at least {MIN_RSA_BITS} bits are required",
+                    quoted(kid)
+                ),
+            ));
         }
         Ok(())
     }
@@ -188,11 +202,14 @@ mod tests {
         let err = set.keys["short"]
             .check_fits(Algorithm::RS256, "short")
             .unwrap_err();
-        assert!(err.0.contains("1024-bit"), "{err}");
+        assert!(err.reason.contains("1024-bit"), "{err}");
         let err = set.keys["short"]
             .check_fits(Algorithm::ES256, "short")
             .unwrap_err();
-        assert!(err.0.contains("RSA key and cannot verify ES256"), "{err}");
+        assert!(
+            err.reason.contains("RSA key and cannot verify ES256"),
+            "{err}"
+        );
         assert!(KeySet::from_jwks(&json!({"nokeys": []})).is_err());
     }
 }

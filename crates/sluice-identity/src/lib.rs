@@ -50,12 +50,68 @@ pub struct Principal {
 /// Safe to show to the caller and to log: it never contains the token, and
 /// of the token's contents at most its `iss`, `kid` and `alg`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct AuthError(pub String);
+#[error("{reason}")]
+pub struct AuthError {
+    /// The kind of refusal, for metrics and the audit log.
+    pub kind: AuthFailure,
+    /// The refusal in words, for the caller.
+    pub reason: String,
+}
+
+/// The kinds of refusal: a bounded set, fit for a metric's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthFailure {
+    /// Not a JWT, or a header or claim of the wrong shape.
+    Malformed,
+    /// An issuer this gateway does not trust.
+    UnknownIssuer,
+    /// An algorithm the issuer or its key does not allow.
+    Algorithm,
+    /// A key id the issuer's JWKS does not have.
+    UnknownKey,
+    /// The issuer's keys could not be fetched.
+    KeysUnavailable,
+    /// A signature that does not verify.
+    Signature,
+    /// Past its `exp`.
+    Expired,
+    /// Before its `nbf`, or issued in the future.
+    NotYetValid,
+    /// An audience not accepted here.
+    Audience,
+    /// A required claim missing or invalid (`sub`, `iss`, …).
+    Claims,
+}
+
+impl AuthFailure {
+    /// The label value: `malformed`, `unknown_issuer`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::UnknownIssuer => "unknown_issuer",
+            AuthFailure::Algorithm => "algorithm",
+            AuthFailure::UnknownKey => "unknown_key",
+            AuthFailure::KeysUnavailable => "keys_unavailable",
+            AuthFailure::Signature => "signature",
+            AuthFailure::Expired => "expired",
+            AuthFailure::NotYetValid => "not_yet_valid",
+            AuthFailure::Audience => "audience",
+            AuthFailure::Claims => "claims",
+        }
+    }
+}
 
 impl AuthError {
-    pub(crate) fn new(reason: impl Into<String>) -> AuthError {
-        AuthError(reason.into())
+    pub(crate) fn new(kind: AuthFailure, reason: impl Into<String>) -> AuthError {
+        AuthError {
+            kind,
+            reason: reason.into(),
+        }
+    }
+
+    /// A token of the wrong shape.
+    pub(crate) fn malformed(reason: impl Into<String>) -> AuthError {
+        AuthError::new(AuthFailure::Malformed, reason)
     }
 }
 

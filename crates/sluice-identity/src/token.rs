@@ -24,21 +24,21 @@ pub(crate) struct Unverified {
 /// Checks the token's size, shape and header, and reads its claimed issuer.
 pub(crate) fn inspect(token: &str, max_bytes: usize) -> Result<Unverified, AuthError> {
     if token.len() > max_bytes {
-        return Err(AuthError(format!(
+        return Err(AuthError::malformed(format!(
             "token is too large ({} bytes, limit {max_bytes})",
             token.len()
         )));
     }
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 {
-        return Err(AuthError::new(
+        return Err(AuthError::malformed(
             "token is not a JWT: expected three dot-separated base64url parts",
         ));
     }
     let header = decode_object(parts[0], "header")?;
     let payload = decode_object(parts[1], "payload")?;
     if !parts[2].bytes().all(is_base64url) {
-        return Err(AuthError::new("token signature is not base64url"));
+        return Err(AuthError::malformed("token signature is not base64url"));
     }
 
     let alg = match header.get("alg") {
@@ -46,51 +46,56 @@ pub(crate) fn inspect(token: &str, max_bytes: usize) -> Result<Unverified, AuthE
             "RS256" => Algorithm::RS256,
             "ES256" => Algorithm::ES256,
             other => {
-                return Err(AuthError(format!(
-                    "algorithm {} is not allowed (RS256 and ES256 are)",
-                    short(other)
-                )));
+                return Err(AuthError::new(
+                    crate::AuthFailure::Algorithm,
+                    format!(
+                        "algorithm {} is not allowed (RS256 and ES256 are)",
+                        short(other)
+                    ),
+                ));
             }
         },
-        _ => return Err(AuthError::new("token header has no algorithm (alg)")),
+        _ => return Err(AuthError::malformed("token header has no algorithm (alg)")),
     };
     for name in KEY_LOCATION_HEADERS {
         if header.contains_key(name) {
-            return Err(AuthError(format!(
+            return Err(AuthError::malformed(format!(
                 "token header {name:?} is not allowed: signing keys are taken only from the issuer's configured JWKS"
             )));
         }
     }
     if header.contains_key("crit") {
-        return Err(AuthError::new(
+        return Err(AuthError::malformed(
             "token header \"crit\" is not allowed: no critical extensions are supported",
         ));
     }
     let kid = match header.get("kid") {
         Some(Value::String(kid)) if kid.is_empty() => {
-            return Err(AuthError::new("token header has an empty key id (kid)"));
+            return Err(AuthError::malformed(
+                "token header has an empty key id (kid)",
+            ));
         }
         Some(Value::String(kid)) if kid.chars().count() > MAX_KID_CHARS => {
-            return Err(AuthError(format!(
+            return Err(AuthError::malformed(format!(
                 "token key id (kid) is too long ({} chars, limit {MAX_KID_CHARS})",
                 kid.chars().count()
             )));
         }
         Some(Value::String(kid)) => kid.clone(),
-        Some(_) => return Err(AuthError::new("token key id (kid) is not a string")),
-        None => return Err(AuthError::new("token header has no key id (kid)")),
+        Some(_) => return Err(AuthError::malformed("token key id (kid) is not a string")),
+        None => return Err(AuthError::malformed("token header has no key id (kid)")),
     };
     if parts[2].is_empty() {
-        return Err(AuthError::new("token has no signature"));
+        return Err(AuthError::malformed("token has no signature"));
     }
     let issuer = match payload.get("iss") {
         Some(Value::String(iss)) if !iss.is_empty() => iss.clone(),
         Some(_) => {
-            return Err(AuthError::new(
+            return Err(AuthError::malformed(
                 "token issuer (iss) is not a non-empty string",
             ));
         }
-        None => return Err(AuthError::new("token has no issuer (iss)")),
+        None => return Err(AuthError::malformed("token has no issuer (iss)")),
     };
     Ok(Unverified { alg, kid, issuer })
 }
@@ -98,10 +103,12 @@ pub(crate) fn inspect(token: &str, max_bytes: usize) -> Result<Unverified, AuthE
 fn decode_object(part: &str, what: &str) -> Result<Map<String, Value>, AuthError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
-        .map_err(|_| AuthError(format!("token {what} is not base64url")))?;
+        .map_err(|_| AuthError::malformed(format!("token {what} is not base64url")))?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(AuthError(format!("token {what} is not a JSON object"))),
+        _ => Err(AuthError::malformed(format!(
+            "token {what} is not a JSON object"
+        ))),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::dev_issuer::{DevIssuer, unix_now};
 use crate::keys::SigningKey;
 use crate::token::{Unverified, inspect};
 use crate::verified::VerifiedTokens;
-use crate::{AuthError, Principal, fetch, quoted};
+use crate::{AuthError, AuthFailure, Principal, fetch, quoted};
 
 /// Verifies bearer tokens against the configured issuers. Cheap to share in
 /// an `Arc`; each issuer's keys are cached inside.
@@ -133,18 +133,21 @@ impl Verifier {
             } else {
                 ""
             };
-            return Err(AuthError(format!(
-                "unknown issuer {}{hint}",
-                quoted(&unverified.issuer)
-            )));
+            return Err(AuthError::new(
+                AuthFailure::UnknownIssuer,
+                format!("unknown issuer {}{hint}", quoted(&unverified.issuer)),
+            ));
         };
         let config = &issuer.config;
         if !config.algorithms.contains(&unverified.alg) {
-            return Err(AuthError(format!(
-                "algorithm {} is not allowed for issuer {}",
-                alg_name(unverified.alg),
-                quoted(&config.issuer)
-            )));
+            return Err(AuthError::new(
+                AuthFailure::Algorithm,
+                format!(
+                    "algorithm {} is not allowed for issuer {}",
+                    alg_name(unverified.alg),
+                    quoted(&config.issuer)
+                ),
+            ));
         }
         let key = issuer
             .keys
@@ -155,14 +158,20 @@ impl Verifier {
             })
             .await
             .map_err(|e| match e {
-                KeyLookupError::Unavailable => AuthError(format!(
-                    "cannot fetch signing keys for issuer {}",
-                    quoted(&config.issuer)
-                )),
-                KeyLookupError::NotFound => AuthError(format!(
-                    "signing key {} not found in the issuer's JWKS",
-                    quoted(&unverified.kid)
-                )),
+                KeyLookupError::Unavailable => AuthError::new(
+                    AuthFailure::KeysUnavailable,
+                    format!(
+                        "cannot fetch signing keys for issuer {}",
+                        quoted(&config.issuer)
+                    ),
+                ),
+                KeyLookupError::NotFound => AuthError::new(
+                    AuthFailure::UnknownKey,
+                    format!(
+                        "signing key {} not found in the issuer's JWKS",
+                        quoted(&unverified.kid)
+                    ),
+                ),
             })?;
         let claims = self.check(token, &unverified, &key, &config.issuer, &config.audiences)?;
         Ok(finish(
@@ -183,16 +192,22 @@ impl Verifier {
         dev: &DevIssuer,
     ) -> Result<(Principal, u64), AuthError> {
         if unverified.alg != Algorithm::ES256 {
-            return Err(AuthError(format!(
-                "algorithm {} is not allowed for the development issuer",
-                alg_name(unverified.alg)
-            )));
+            return Err(AuthError::new(
+                AuthFailure::Algorithm,
+                format!(
+                    "algorithm {} is not allowed for the development issuer",
+                    alg_name(unverified.alg)
+                ),
+            ));
         }
         if unverified.kid != dev.key_id() {
-            return Err(AuthError(format!(
-                "signing key {} is not the development issuer's key",
-                quoted(&unverified.kid)
-            )));
+            return Err(AuthError::new(
+                AuthFailure::UnknownKey,
+                format!(
+                    "signing key {} is not the development issuer's key",
+                    quoted(&unverified.kid)
+                ),
+            ));
         }
         let key = dev.verifying_key();
         let claims = self.check(
@@ -238,9 +253,17 @@ impl Verifier {
         match claims.get("sub") {
             Some(Value::String(sub)) if !sub.trim().is_empty() => {}
             Some(Value::String(_)) => {
-                return Err(AuthError::new("token has an empty subject (sub)"));
+                return Err(AuthError::new(
+                    AuthFailure::Claims,
+                    "token has an empty subject (sub)",
+                ));
             }
-            _ => return Err(AuthError::new("token subject (sub) is not a string")),
+            _ => {
+                return Err(AuthError::new(
+                    AuthFailure::Claims,
+                    "token subject (sub) is not a string",
+                ));
+            }
         }
         match claims.get("iat") {
             None => {}
@@ -249,10 +272,18 @@ impl Verifier {
                     .as_f64()
                     .is_some_and(|iat| iat > (unix_now() + self.leeway_secs) as f64);
                 if future {
-                    return Err(AuthError::new("token was issued in the future (iat)"));
+                    return Err(AuthError::new(
+                        AuthFailure::NotYetValid,
+                        "token was issued in the future (iat)",
+                    ));
                 }
             }
-            Some(_) => return Err(AuthError::new("token issue time (iat) is not a number")),
+            Some(_) => {
+                return Err(AuthError::new(
+                    AuthFailure::Claims,
+                    "token issue time (iat) is not a number",
+                ));
+            }
         }
         Ok(claims)
     }
@@ -278,39 +309,54 @@ fn finish(
 
 /// Why jsonwebtoken refused, in words for the caller.
 fn refusal(kind: &ErrorKind, audiences: &[String]) -> AuthError {
-    let reason = match kind {
-        ErrorKind::InvalidSignature => "token signature is invalid".to_string(),
-        ErrorKind::ExpiredSignature => "token expired".to_string(),
-        ErrorKind::ImmatureSignature => "token is not valid yet (nbf is in the future)".to_string(),
-        ErrorKind::InvalidAudience => format!(
-            "token audience (aud) is not accepted here: expected one of {}",
-            audiences.join(", ")
+    use AuthFailure as F;
+    let (kind, reason) = match kind {
+        ErrorKind::InvalidSignature => (F::Signature, "token signature is invalid".to_string()),
+        ErrorKind::ExpiredSignature => (F::Expired, "token expired".to_string()),
+        ErrorKind::ImmatureSignature => (
+            F::NotYetValid,
+            "token is not valid yet (nbf is in the future)".to_string(),
         ),
-        ErrorKind::InvalidIssuer => "token issuer (iss) does not match".to_string(),
+        ErrorKind::InvalidAudience => (
+            F::Audience,
+            format!(
+                "token audience (aud) is not accepted here: expected one of {}",
+                audiences.join(", ")
+            ),
+        ),
+        ErrorKind::InvalidIssuer => (F::Claims, "token issuer (iss) does not match".to_string()),
         // jsonwebtoken reports a claim of the wrong type (`"exp": "soon"`) as missing.
-        ErrorKind::MissingRequiredClaim(claim) => format!(
-            "token claim {} is missing or not {}",
-            quoted(claim),
-            match claim.as_str() {
-                "exp" | "nbf" => "a number",
-                "aud" => "a string or an array of strings",
-                _ => "a string",
-            }
+        ErrorKind::MissingRequiredClaim(claim) => (
+            F::Claims,
+            format!(
+                "token claim {} is missing or not {}",
+                quoted(claim),
+                match claim.as_str() {
+                    "exp" | "nbf" => "a number",
+                    "aud" => "a string or an array of strings",
+                    _ => "a string",
+                }
+            ),
         ),
-        ErrorKind::InvalidClaimFormat(claim) => {
-            format!("token claim {} has an invalid format", quoted(claim))
-        }
-        ErrorKind::InvalidAlgorithm => "token algorithm does not match its key".to_string(),
+        ErrorKind::InvalidClaimFormat(claim) => (
+            F::Claims,
+            format!("token claim {} has an invalid format", quoted(claim)),
+        ),
+        ErrorKind::InvalidAlgorithm => (
+            F::Algorithm,
+            "token algorithm does not match its key".to_string(),
+        ),
         ErrorKind::Base64(_)
         | ErrorKind::Json(_)
         | ErrorKind::Utf8(_)
-        | ErrorKind::InvalidToken => "token is malformed".to_string(),
-        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
-            "the issuer's signing key is unusable".to_string()
-        }
-        _ => "token is invalid".to_string(),
+        | ErrorKind::InvalidToken => (F::Malformed, "token is malformed".to_string()),
+        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => (
+            F::KeysUnavailable,
+            "the issuer's signing key is unusable".to_string(),
+        ),
+        _ => (F::Malformed, "token is invalid".to_string()),
     };
-    AuthError(reason)
+    AuthError::new(kind, reason)
 }
 
 fn alg_name(alg: Algorithm) -> &'static str {

@@ -140,7 +140,8 @@ async fn without_ca_file_the_fetch_fails_closed() {
         .await
         .unwrap_err();
     assert!(
-        err.0.starts_with("cannot fetch signing keys for issuer"),
+        err.reason
+            .starts_with("cannot fetch signing keys for issuer"),
         "{err}"
     );
     assert_eq!(server.jwks_fetches.load(Ordering::SeqCst), 0);
@@ -156,7 +157,8 @@ async fn discovery_naming_another_issuer_fails_closed() {
         .await
         .unwrap_err();
     assert!(
-        err.0.starts_with("cannot fetch signing keys for issuer"),
+        err.reason
+            .starts_with("cannot fetch signing keys for issuer"),
         "{err}"
     );
     assert_eq!(server.jwks_fetches.load(Ordering::SeqCst), 0);

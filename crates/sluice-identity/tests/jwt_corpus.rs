@@ -98,13 +98,24 @@ async fn run_case(keys: &Keys, case: &Case, dev_dir: &std::path::Path) -> Result
             (Expect::Reject, Ok(p)) => return Err(format!("ACCEPTED as {p:?}")),
             (Expect::Reject, Err(e)) => {
                 let fragment = case.error_contains.as_deref().unwrap_or_default();
-                if !e.0.contains(fragment) {
-                    return Err(format!("error {:?} does not contain {fragment:?}", e.0));
+                if !e.reason.contains(fragment) {
+                    return Err(format!(
+                        "error {:?} does not contain {fragment:?}",
+                        e.reason
+                    ));
+                }
+                if let Some(reason) = &case.reason
+                    && e.kind.as_str() != reason
+                {
+                    return Err(format!(
+                        "refused as {:?}, not {reason}: {}",
+                        e.kind, e.reason
+                    ));
                 }
                 // The refusal never echoes the token or any part of it.
                 for part in token.split('.').filter(|p| p.len() >= 12) {
-                    if e.0.contains(part) {
-                        return Err(format!("error {:?} contains part of the token", e.0));
+                    if e.reason.contains(part) {
+                        return Err(format!("error {:?} contains part of the token", e.reason));
                     }
                 }
             }

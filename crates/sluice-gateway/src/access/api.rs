@@ -24,7 +24,7 @@ use sluice_store::{ApprovalState, GrantRecord};
 use super::AccessAsk;
 use crate::Gateway;
 use crate::approvals::Verdict;
-use crate::authenticate::authenticate;
+use crate::authenticate::observed;
 use crate::error::GatewayError;
 use crate::jobs::now_ms;
 
@@ -61,7 +61,8 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
 
 async fn run(gateway: &Gateway, request: Request) -> Result<Value, GatewayError> {
     let (parts, body) = request.into_parts();
-    let who = authenticate(&parts.headers, &gateway.verifier).await?;
+    let request_id = crate::pipeline::request_id(&parts.headers);
+    let who = observed(gateway, &parts.headers, &request_id).await?;
     let approvals = &gateway.approvals;
     let path = parts.uri.path();
     let query = parts.uri.query();

@@ -22,7 +22,7 @@ use sluice_store::{ApprovalRecord, ApprovalState};
 
 use super::{Verdict, usd};
 use crate::Gateway;
-use crate::authenticate::authenticate;
+use crate::authenticate::observed;
 use crate::error::GatewayError;
 
 /// The path every call of this API begins with.
@@ -41,7 +41,8 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
 
 async fn run(gateway: &Gateway, request: Request) -> Result<Value, GatewayError> {
     let (parts, body) = request.into_parts();
-    let who = authenticate(&parts.headers, &gateway.verifier).await?;
+    let request_id = crate::pipeline::request_id(&parts.headers);
+    let who = observed(gateway, &parts.headers, &request_id).await?;
     let approvals = &gateway.approvals;
     let usd_per_tib = gateway.config.usd_per_tib;
     let rest = parts

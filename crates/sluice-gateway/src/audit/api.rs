@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use sluice_store::audit::AuditFilter;
 
 use crate::Gateway;
-use crate::authenticate::authenticate;
+use crate::authenticate::observed;
 use crate::error::GatewayError;
 
 /// The path every call of this API begins with.
@@ -42,7 +42,8 @@ pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
 
 async fn run(gateway: &Gateway, request: Request) -> Result<Value, GatewayError> {
     let (parts, _) = request.into_parts();
-    let who = authenticate(&parts.headers, &gateway.verifier).await?;
+    let request_id = crate::pipeline::request_id(&parts.headers);
+    let who = observed(gateway, &parts.headers, &request_id).await?;
     if !gateway.audit.config().readers.admit(&who.who()) {
         return Err(GatewayError::access_denied(format!(
             "Access Denied: rule audit.readers: {} may not read the audit log. Ask the Sluice \

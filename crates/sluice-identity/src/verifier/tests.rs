@@ -59,8 +59,12 @@ async fn dev_tokens_are_refused_when_the_dev_issuer_is_disabled() {
     let token = dev.mint("alice", &[], Duration::from_secs(300));
     let verifier = Verifier::new(dev_config(false), Some(dev)).unwrap();
     let err = verifier.verify(&token).await.unwrap_err();
-    assert!(err.0.contains("unknown issuer"), "{err}");
-    assert!(err.0.contains("development issuer is disabled"), "{err}");
+    assert!(err.reason.contains("unknown issuer"), "{err}");
+    assert!(
+        err.reason.contains("development issuer is disabled"),
+        "{err}"
+    );
+    assert_eq!(err.kind, crate::AuthFailure::UnknownIssuer);
 }
 
 #[tokio::test]
@@ -73,7 +77,11 @@ async fn dev_tokens_from_another_key_or_expired_are_refused() {
         .verify(&other.mint("mallory", &[], Duration::from_secs(300)))
         .await
         .unwrap_err();
-    assert!(err.0.contains("not the development issuer's key"), "{err}");
+    assert!(
+        err.reason.contains("not the development issuer's key"),
+        "{err}"
+    );
+    assert_eq!(err.kind, crate::AuthFailure::UnknownKey);
 
     let dev = dev_issuer(dir_a.path(), &config);
     let expired = dev.mint("alice", &[], Duration::ZERO);
@@ -84,7 +92,8 @@ async fn dev_tokens_from_another_key_or_expired_are_refused() {
     let verifier = Verifier::new(strict, Some(dev)).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let err = verifier.verify(&expired).await.unwrap_err();
-    assert_eq!(err.0, "token expired");
+    assert_eq!(err.reason, "token expired");
+    assert_eq!(err.kind, crate::AuthFailure::Expired);
 }
 
 #[test]
@@ -164,6 +173,6 @@ fn auth_errors_never_echo_the_token() {
         "eyJhbGciOiJIUzI1NiJ9", "eyJpc3MiOiJ4In0", "c2lnbmF0dXJl"
     );
     let err = crate::token::inspect(&token, 8192).unwrap_err();
-    assert!(!err.0.contains("eyJ"), "{err}");
-    assert!(err.0.contains("HS256"), "{err}");
+    assert!(!err.reason.contains("eyJ"), "{err}");
+    assert!(err.reason.contains("HS256"), "{err}");
 }

@@ -93,7 +93,11 @@ fn mutated_tokens_are_refused_unless_identical_to_a_valid_one() {
             "a token no issuer signed was accepted as {principal:?}"
         ),
         // Refusals are shown and logged: short, whatever came in.
-        Err(refusal) => assert!(refusal.0.len() < 1024, "{} bytes", refusal.0.len()),
+        Err(refusal) => assert!(
+            refusal.reason.len() < 1024,
+            "{} bytes",
+            refusal.reason.len()
+        ),
     };
 
     let seeds: Vec<Vec<u8>> = seeds.into_iter().map(String::into_bytes).collect();

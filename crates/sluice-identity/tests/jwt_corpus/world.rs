@@ -188,6 +188,8 @@ pub struct Case {
     pub build: Value,
     pub expect: Expect,
     pub error_contains: Option<String>,
+    /// The refusal's kind (`AuthFailure::as_str`), for a rejected token.
+    pub reason: Option<String>,
     pub principal: Option<ExpectedPrincipal>,
     #[serde(default = "one")]
     pub repeat: usize,
