@@ -393,6 +393,10 @@ def test_refused_tokens_are_counted_by_reason_and_audited_without_the_token(priv
     status, body = api(server, auditor, "GET", f"/sluice/v1/audit?kind=request&since={since}&pageSize=1000")
     assert status == 200 and not [e for e in body["events"] if e["detail"]["status"] == 401], body
     assert cli("verify", "-c", str(gateway_config)).returncode == 0
+    # The start names the configuration it ran with.
+    status, body = api(server, auditor, "GET", "/sluice/v1/audit?kind=gateway.started")
+    assert status == 200 and body["events"], body
+    assert body["events"][-1]["detail"]["config_sha256"] == hashlib.sha256(gateway_config.read_bytes()).hexdigest()
 
 
 @pytest.mark.skipif(UPSTREAM != "embedded", reason="runs on a gateway of its own over the demo configuration")

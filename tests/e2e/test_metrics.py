@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from google.api_core import exceptions
 
-from conftest import PROJECT
+from conftest import PROJECT, UPSTREAM
 
 
 def scrape(sluice) -> str:
@@ -37,6 +37,8 @@ def value(text: str, name: str, **labels) -> float:
 def test_metrics_count_requests_decisions_and_refusals_and_promtool_accepts_them(sluice, client):
     before = scrape(sluice)
     list(client.query_and_wait(f"SELECT COUNT(*) AS n FROM `{PROJECT}.shop.orders`"))
+    # Reads a column: bytes processed, so billed (10 MiB at least).
+    list(client.query_and_wait(f"SELECT MAX(order_id) AS m FROM `{PROJECT}.shop.orders`"))
     with pytest.raises(exceptions.Forbidden):
         client.query_and_wait(f"DROP TABLE `{PROJECT}.shop.orders`")
     try:
@@ -55,6 +57,10 @@ def test_metrics_count_requests_decisions_and_refusals_and_promtool_accepts_them
     assert grew("sluice_auth_failures_total", reason="missing") == 1
     assert grew("sluice_phase_duration_seconds_count", phase="analyze") >= 2
     assert grew("sluice_request_duration_seconds_count", method="jobs.query") >= 2
+    # The warehouse's own time, apart from the gateway's, and what was billed.
+    assert grew("sluice_upstream_call_duration_seconds_count", call="start") >= 1
+    if UPSTREAM == "embedded":  # bqemulator reports 0 bytes processed, so nothing billed
+        assert grew("sluice_bytes_billed_total") >= 10 * 2**20
     # Bounded labels: no principal, table or SQL.
     assert "e2e-agent" not in after and "shop.orders" not in after and "SELECT" not in after
 

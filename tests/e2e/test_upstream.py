@@ -13,6 +13,7 @@ server in crates/sluice-bigquery (bqemulator does not keep job labels).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -297,8 +298,35 @@ def test_a_stored_key_mints_each_jobs_token_and_the_file_can_go(sluice, tmp_path
             time.sleep(0.1)
         assert set(minted) & set(_sts_record(sluice)["revoked"]), "no job token was revoked"
         client.close()
+        # Counted: minted and revoked by credential, the warehouse's calls timed.
+        with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=30) as response:
+            metrics = response.read().decode()
+        for sample in ('sluice_upstream_tokens_minted_total{credential="default",outcome="ok"}',
+                       'sluice_upstream_tokens_revoked_total{credential="default",outcome="ok"}',
+                       'sluice_upstream_call_duration_seconds_count{call="start"}'):
+            match = re.search(re.escape(sample) + r" (\S+)", metrics)
+            assert match and float(match.group(1)) >= 1, sample
+        exported = subprocess.run([binary, "audit", "export", "--config", str(config), "--data-dir", str(data_dir)],
+                                  check=True, capture_output=True, text=True).stdout
     finally:
         server.stop()
+    # Audited: each token minted and revoked, by fingerprint, never the token.
+    events = [json.loads(line) for line in exported.splitlines() if line.strip() and '"checkpoint"' not in line]
+    fingerprints = {hashlib.sha256(t.encode()).hexdigest()[:16] for t in minted}
+    by_kind = lambda kind: [e["detail"] for e in events if e["kind"] == kind]
+    assert fingerprints & {d["fingerprint"] for d in by_kind("token.minted")}, by_kind("token.minted")
+    assert fingerprints & {d["fingerprint"] for d in by_kind("token.revoked") if d["revoked"]}
+    started = [d for d in by_kind("query.started") if d.get("credential")]
+    assert fingerprints & {d["credential"]["fingerprint"] for d in started}, started
+    assert all(d["credential"] == "default" for d in by_kind("token.minted"))
+    assert not [t for t in minted if t[-16:] in exported]
+    # The administrator's import, recorded before it was made, and the
+    # configuration the gateway ran with.
+    puts = [e for e in events if e["kind"] == "admin.action" and e["detail"]["action"] == "secrets.put"]
+    assert len(puts) == 1 and puts[0]["detail"]["name"] == "bq-reader" and puts[0]["principal"].startswith("local:")
+    started = by_kind("gateway.started")
+    assert started and started[0]["config_sha256"] == hashlib.sha256(config.read_bytes()).hexdigest(), started
+    assert started[0]["warehouse"] == "bigquery"
     log = (tmp_path / "sluice.log").read_text(errors="replace")
     assert not [p for p in pieces if p in log]
     assert not [t for t in minted if t[-16:] in log]

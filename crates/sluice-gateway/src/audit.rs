@@ -353,6 +353,76 @@ impl Audit {
         self.event("auth.failure", None, request_id, detail).await;
     }
 
+    /// `gateway.started`: this process serves, with which configuration
+    /// (its file and SHA-256: a changed configuration shows as a new
+    /// hash at the next start; there is no reload).
+    pub async fn started(&self, config: &crate::Config) {
+        let detail = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "config": config.source.file,
+            "config_sha256": config.source.sha256,
+            "base_url": config.base_url,
+            "warehouse": if config.upstream.is_some() { "bigquery" } else { "embedded" },
+            "policies": config.policy.policy_names(),
+        });
+        self.system_event("gateway.started", "", "", "", detail)
+            .await;
+    }
+
+    /// `gateway.stopped`: this process stopped serving (a clean shutdown;
+    /// a crash writes none).
+    pub async fn stopped(&self) {
+        self.system_event("gateway.stopped", "", "", "", json!({}))
+            .await;
+    }
+
+    /// The metrics the log counts into (shared with the gateway).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// `token.minted`: an upstream token minted for `principal`'s `job`
+    /// with `credential`, its fingerprint and expiry (never the token).
+    pub async fn token_minted(
+        &self,
+        principal: &Principal,
+        job: &str,
+        credential: &str,
+        token: &sluice_credentials::AccessToken,
+    ) {
+        let detail = json!({
+            "job": job,
+            "credential": credential,
+            "fingerprint": fingerprint(token),
+            "expires_ms": expires_ms(token),
+        });
+        self.event("token.minted", Some(principal), job, detail)
+            .await;
+    }
+
+    /// `token.revoked`: an upstream token revoked once its job was done
+    /// (`error` when Google refused; it then expires on its own).
+    pub async fn token_revoked(
+        &self,
+        credential: &str,
+        principal: &str,
+        session: &str,
+        job: &str,
+        token: &sluice_credentials::AccessToken,
+        error: Option<String>,
+    ) {
+        self.metrics.token_revoked(credential, error.is_none());
+        let detail = json!({
+            "job": job,
+            "credential": credential,
+            "fingerprint": fingerprint(token),
+            "revoked": error.is_none(),
+            "error": error,
+        });
+        self.system_event("token.revoked", principal, session, job, detail)
+            .await;
+    }
+
     /// Signs the chain's head when it moved since the last checkpoint of
     /// this process; `None` when there was nothing new or no key.
     pub async fn checkpoint(&self) -> Result<Option<sluice_store::Checkpoint>, String> {
@@ -459,11 +529,8 @@ impl Audit {
                 // The upstream token the job runs with: when it expires and
                 // a fingerprint to match it by, never the token.
                 "credential": access.token().map(|token| json!({
-                    "fingerprint": &sha256_hex(token.secret().as_bytes())[..16],
-                    "expires_ms": token
-                        .expires_at()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64),
+                    "fingerprint": fingerprint(token),
+                    "expires_ms": expires_ms(token),
                 })),
             }),
         };
@@ -507,6 +574,7 @@ impl Audit {
                 "message": e.get("message").and_then(Value::as_str).map(redacted),
             })),
             "bytes_processed": bytes,
+            "bytes_billed": bytes.map(crate::facade::resources::bytes_billed),
             "rows": rows,
             "duration_ms": duration_ms,
         });
@@ -660,6 +728,39 @@ pub fn session_of(principal: &Principal, at_ms: i64) -> String {
 /// which say which run asked.
 fn claims(principal: &Principal) -> Value {
     Value::Object(principal.workload_claims())
+}
+
+/// An administrator's action from the command line (`sluice secrets …`),
+/// by the local user who ran it, for [`Store::append_audit`] **before**
+/// the action: if the log cannot take it, the action is not taken.
+pub fn admin_event(action: &str, detail: Value) -> AuditEvent {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let mut detail = detail;
+    detail["action"] = json!(action);
+    AuditEvent {
+        at_ms: crate::jobs::now_ms(),
+        kind: "admin.action".into(),
+        principal: format!("local:{user}"),
+        request_id: String::new(),
+        instance: format!("cli-{}", std::process::id()),
+        session: String::new(),
+        detail,
+    }
+}
+
+/// An upstream token's fingerprint: the start of its SHA-256, enough to
+/// match it with Google's logs, never the token.
+fn fingerprint(token: &sluice_credentials::AccessToken) -> String {
+    sha256_hex(token.secret().as_bytes())[..16].to_owned()
+}
+
+fn expires_ms(token: &sluice_credentials::AccessToken) -> u64 {
+    token
+        .expires_at()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The most of one text (SQL, a message) an event keeps: an admitted

@@ -183,9 +183,22 @@ pub struct RawLimits {
     pub result_retention_hours: Option<usize>,
 }
 
+/// Where a configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSource {
+    /// The file, or `<built-in demo configuration>`.
+    pub file: String,
+    /// SHA-256 of its text (empty for one built from parsed YAML).
+    pub sha256: String,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the configuration came from (a file, or the built-in demo)
+    /// and the SHA-256 of its text: named by the audit log's
+    /// `gateway.started`, so an auditor sees which configuration ran.
+    pub source: ConfigSource,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub store_path: PathBuf,
@@ -299,7 +312,12 @@ impl Config {
             key: "(syntax)".into(),
             reason: e.to_string(),
         })?;
-        Self::validate(raw, file)
+        let mut config = Self::validate(raw, file)?;
+        config.source = ConfigSource {
+            file: file.to_owned(),
+            sha256: sluice_store::audit::sha256_hex(text.as_bytes()),
+        };
+        Ok(config)
     }
 
     /// Checks everything and reports every problem found.
@@ -461,6 +479,10 @@ impl Config {
             .map_err(|(key, reason)| error(&key, reason))?;
         let audit = audit::validate(&raw.audit).map_err(|(key, reason)| error(&key, reason))?;
         Ok(Self {
+            source: ConfigSource {
+                file: file.to_owned(),
+                sha256: String::new(),
+            },
             listen,
             store_path,
             warehouse_dir,

@@ -68,6 +68,18 @@ impl Drop for CallAccess<'_> {
 struct Minted {
     token: Arc<AccessToken>,
     minter: Arc<Minter>,
+    /// For the audit event of its revocation.
+    origin: Arc<Origin>,
+}
+
+/// Where a minted token came from: the credential, for whom, in which
+/// audit session, for which job.
+#[derive(Debug)]
+struct Origin {
+    credential: String,
+    principal: String,
+    session: String,
+    job: String,
 }
 
 /// Mints and keeps upstream tokens.
@@ -85,6 +97,9 @@ pub struct Credentials {
     issuer: Option<Arc<StoredIssuer>>,
     /// Bounds mints per principal.
     quota: Option<Arc<Quota>>,
+    /// Records every token minted and revoked (`token.minted`,
+    /// `token.revoked`) and counts them.
+    audit: Option<Arc<crate::audit::Audit>>,
 }
 
 impl Credentials {
@@ -107,7 +122,14 @@ impl Credentials {
             revoke_grace: REVOKE_GRACE,
             issuer: None,
             quota: None,
+            audit: None,
         }
+    }
+
+    /// Every token minted and revoked is audited and counted.
+    pub fn with_audit(mut self, audit: Arc<crate::audit::Audit>) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// Mints for one principal are bounded by `quota`.
@@ -138,14 +160,17 @@ impl Credentials {
     /// The minter for `principal`: the named credential its matching
     /// policies pick, else the default. Policies that pick different
     /// credentials are refused, never resolved by picking one.
-    fn minter_for(&self, principal: &Principal) -> Result<Option<Arc<Minter>>, GatewayError> {
+    fn minter_for(
+        &self,
+        principal: &Principal,
+    ) -> Result<Option<(&str, Arc<Minter>)>, GatewayError> {
         let Some(default) = &self.default else {
             return Ok(None);
         };
         match self.policy.credentials_for(&principal.who()) {
-            Ok(None) => Ok(Some(default.clone())),
-            Ok(Some(name)) => match self.named.get(name) {
-                Some(minter) => Ok(Some(minter.clone())),
+            Ok(None) => Ok(Some(("default", default.clone()))),
+            Ok(Some(name)) => match self.named.get_key_value(name) {
+                Some((name, minter)) => Ok(Some((name.as_str(), minter.clone()))),
                 // Configuration validation rules this out.
                 None => Err(GatewayError::internal(format!(
                     "the policies name the credential \"{name}\", which is not configured"
@@ -174,7 +199,7 @@ impl Credentials {
     /// A caller no policy names gets nothing: no token is minted and no
     /// upstream call made for a stranger (with a public issuer, anyone).
     pub async fn access(&self, principal: &Principal, job: &str) -> Result<Access, GatewayError> {
-        let Some(minter) = self.minter_for(principal)? else {
+        let Some((credential, minter)) = self.minter_for(principal)? else {
             return Ok(Access::none());
         };
         if self.policy.matching_names(&principal.who()).is_empty() {
@@ -198,10 +223,11 @@ impl Credentials {
         if let Some(issuer) = &self.issuer {
             issuer.refresh().await;
         }
-        let token = minter
-            .mint(Some(&self.caller(principal)))
-            .await
-            .map_err(|err| {
+        let minted = minter.mint(Some(&self.caller(principal))).await;
+        if let Some(audit) = &self.audit {
+            audit.metrics().token_minted(credential, minted.is_ok());
+        }
+        let token = minted.map_err(|err| {
                 tracing::warn!(principal = %principal.verified.name, kind = ?err.kind, error = %err.message, "could not mint an upstream token");
                 match err.kind {
                     CredentialErrorKind::Unavailable => GatewayError::unavailable(format!(
@@ -216,9 +242,20 @@ impl Credentials {
                 }
             })?;
         let token = Arc::new(token);
+        let at_ms = crate::jobs::now_ms();
+        let origin = Arc::new(Origin {
+            credential: credential.to_owned(),
+            principal: principal.name.clone(),
+            session: crate::audit::session_of(principal, at_ms),
+            job: job.to_owned(),
+        });
+        if let Some(audit) = &self.audit {
+            audit.token_minted(principal, job, credential, &token).await;
+        }
         let minted = Minted {
             token: token.clone(),
             minter,
+            origin,
         };
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         let mut dropped: Vec<Minted> = Vec::new();
@@ -294,19 +331,40 @@ impl Credentials {
 
     /// Revokes a token no longer cached, once calls still holding it are
     /// done (or after the revoke grace).
-    fn revoke_later(&self, Minted { token, minter }: Minted) {
+    fn revoke_later(
+        &self,
+        Minted {
+            token,
+            minter,
+            origin,
+        }: Minted,
+    ) {
         if !minter.revocable() {
             return;
         }
         let grace = self.revoke_grace;
+        let audit = self.audit.clone();
         tokio::spawn(async move {
             let released = Instant::now();
             // Calls in flight hold their own reference to the token.
             while Arc::strong_count(&token) > 1 && released.elapsed() < grace {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if let Err(err) = minter.revoke(&token).await {
+            let revoked = minter.revoke(&token).await;
+            if let Err(err) = &revoked {
                 tracing::warn!(error = %err.message, "could not revoke a job's upstream token; it expires on its own");
+            }
+            if let Some(audit) = audit {
+                audit
+                    .token_revoked(
+                        &origin.credential,
+                        &origin.principal,
+                        &origin.session,
+                        &origin.job,
+                        &token,
+                        revoked.err().map(|e| e.message),
+                    )
+                    .await;
             }
         });
     }

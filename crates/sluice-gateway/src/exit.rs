@@ -36,6 +36,7 @@ pub struct RowsOut<'a> {
 }
 
 /// A page of rows ready to leave.
+#[derive(Debug)]
 pub struct RowsSent {
     pub response: Response,
     /// What was masked in it.

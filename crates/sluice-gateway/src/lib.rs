@@ -28,6 +28,7 @@ mod pipeline;
 mod quota;
 mod route;
 mod secrets;
+mod timed;
 mod timestamps;
 mod ui;
 mod wire;
@@ -44,7 +45,7 @@ use sluice_warehouse::Warehouse;
 
 pub use analyze::analyze as analyze_query;
 pub use approvals::notify::{Target as NotifyTarget, sign as sign_notification};
-pub use audit::replay;
+pub use audit::{admin_event, replay};
 pub use authenticate::Principal;
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use credential::Credentials;
@@ -225,6 +226,12 @@ impl Gateway {
         store: Arc<dyn Store>,
         credentials: Credentials,
     ) -> Result<Self, StartError> {
+        let metrics = metrics::Metrics::new();
+        let warehouse: Arc<dyn Warehouse> = Arc::new(timed::Timed::new(warehouse, metrics.clone()));
+        let audit = Arc::new(
+            audit::Audit::new(store.clone(), config.audit.clone(), metrics.clone())
+                .map_err(StartError::Audit)?,
+        );
         let quota = Arc::new(
             quota::Quota::new(
                 config.max_running_jobs_per_principal,
@@ -232,7 +239,11 @@ impl Gateway {
             )
             .with_max_waiting(config.max_waiting_jobs_per_principal),
         );
-        let credentials = Arc::new(credentials.with_quota(quota.clone()));
+        let credentials = Arc::new(
+            credentials
+                .with_quota(quota.clone())
+                .with_audit(audit.clone()),
+        );
         let dev_issuer = match config.identity.dev_issuer_enabled() {
             true => Some(Arc::new(load_dev_issuer(&config)?)),
             false => None,
@@ -243,11 +254,6 @@ impl Gateway {
         };
         let verifier =
             Verifier::new(config.identity.clone(), verifier_dev).map_err(StartError::Identity)?;
-        let metrics = metrics::Metrics::new();
-        let audit = Arc::new(
-            audit::Audit::new(store.clone(), config.audit.clone(), metrics.clone())
-                .map_err(StartError::Audit)?,
-        );
         let jobs = jobs::Jobs {
             audit: audit.clone(),
             store: store.clone(),
@@ -499,9 +505,11 @@ pub async fn serve(
         .spawn_sweeper(gateway.config.approval_sweep);
     gateway.audit.clone().spawn_upkeep();
     let audit = gateway.audit.clone();
+    audit.started(&gateway.config).await;
     let served = axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
         .await;
+    audit.stopped().await;
     // The last events signed, and the sinks given a moment to deliver.
     if let Err(err) = audit.checkpoint().await {
         tracing::error!(%err, "the last audit checkpoint was not written");

@@ -40,6 +40,10 @@ pub struct Metrics {
     approvals: IntCounterVec,
     approval_wait_seconds: HistogramVec,
     bytes_processed: IntCounter,
+    bytes_billed: IntCounter,
+    tokens_minted: IntCounterVec,
+    tokens_revoked: IntCounterVec,
+    upstream_seconds: HistogramVec,
 }
 
 /// A phase of the pipeline, as the `phase` label names it.
@@ -167,7 +171,39 @@ impl Metrics {
         registry
             .register(Box::new(bytes_processed.clone()))
             .expect("each metric is registered once");
+        let bytes_billed = IntCounter::new(
+            "sluice_bytes_billed_total",
+            "Bytes the finished jobs are billed for: their bytes processed rounded up to whole \
+             MiB, at least 10 MiB a query, as BigQuery bills on-demand queries.",
+        )
+        .expect("a metric's name is valid");
+        registry
+            .register(Box::new(bytes_billed.clone()))
+            .expect("each metric is registered once");
+        let tokens_minted = counter(
+            "sluice_upstream_tokens_minted_total",
+            "Upstream BigQuery tokens minted, one per job and caller token, by configured \
+             credential and outcome (ok or failed).",
+            &["credential", "outcome"],
+        );
+        let tokens_revoked = counter(
+            "sluice_upstream_tokens_revoked_total",
+            "Upstream tokens revoked once their job was done, by credential and outcome (ok, or \
+             failed: the token then expires on its own).",
+            &["credential", "outcome"],
+        );
+        let upstream_seconds = histogram(
+            "sluice_upstream_call_duration_seconds",
+            "Time the warehouse took to answer each call Sluice made to it, by call (dry_run, \
+             start, wait, result_page, read_rows, get_table, …; a wait is held up to its \
+             timeout), apart from the gateway's own work.",
+            &["call"],
+        );
         Self {
+            bytes_billed,
+            tokens_minted,
+            tokens_revoked,
+            upstream_seconds,
             bytes_processed,
             audit_events,
             audit_append_seconds,
@@ -243,9 +279,32 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// An upstream token minted with `credential` (or a mint that failed).
+    pub fn token_minted(&self, credential: &str, ok: bool) {
+        self.tokens_minted
+            .with_label_values(&[credential, if ok { "ok" } else { "failed" }])
+            .inc();
+    }
+
+    /// An upstream token revoked (or a revocation Google refused).
+    pub fn token_revoked(&self, credential: &str, ok: bool) {
+        self.tokens_revoked
+            .with_label_values(&[credential, if ok { "ok" } else { "failed" }])
+            .inc();
+    }
+
+    /// One call to the warehouse and how long it took.
+    pub fn upstream_call(&self, call: &'static str, took: Duration) {
+        self.upstream_seconds
+            .with_label_values(&[call])
+            .observe(took.as_secs_f64());
+    }
+
     /// A finished job's bytes processed.
     pub fn bytes_processed(&self, bytes: u64) {
         self.bytes_processed.inc_by(bytes);
+        self.bytes_billed
+            .inc_by(crate::facade::resources::bytes_billed(bytes));
     }
 
     /// An approval request closed as `outcome` after `waited`.

@@ -97,6 +97,13 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
             sluice_credentials::ServiceAccountKey::from_json(&bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?;
             let (config, store) = open(&place).await?;
+            audited(
+                &config,
+                &store,
+                "secrets.put",
+                serde_json::json!({ "name": name }),
+            )
+            .await?;
             let secrets = sluice_gateway::secret_store(&config, store)?;
             let info = secrets.put(&name, &bytes).await?;
             println!(
@@ -131,6 +138,13 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read {}", new_key_file.display()))?;
             let new = MasterKey::from_base64(&text)?;
             let (config, store) = open(&place).await?;
+            audited(
+                &config,
+                &store,
+                "secrets.rotate",
+                serde_json::json!({ "new_master_key": new.id() }),
+            )
+            .await?;
             let secrets = sluice_gateway::secret_store(&config, store)?;
             let count = secrets.rotate(&new).await?;
             println!(
@@ -177,6 +191,16 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("--activate-after: {e}"))?,
             };
             let (config, store) = open(&place).await?;
+            audited(
+                &config,
+                &store,
+                "secrets.rotate-signing-key",
+                serde_json::json!({
+                    "activate_after_s": delay.as_secs(),
+                    "drop_previous": drop_previous,
+                }),
+            )
+            .await?;
             let secrets = sluice_gateway::secret_store(&config, store)?;
             let stored =
                 sluice_gateway::rotate_signing_keys(&secrets, delay, drop_previous).await?;
@@ -190,6 +214,24 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Records an administrator's action in the audit log before it is taken;
+/// when the log cannot take it, the action is not taken.
+async fn audited(
+    config: &Config,
+    store: &Arc<dyn sluice_store::Store>,
+    action: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    if !config.audit.enabled {
+        return Ok(());
+    }
+    store
+        .append_audit(&sluice_gateway::admin_event(action, detail))
+        .await
+        .context("the audit log cannot record this action, so it was not taken")?;
+    Ok(())
 }
 
 /// One line per signing key on stderr: its id and state.
