@@ -127,6 +127,17 @@ def test_a_grant_ends_on_time(sluice, contractor, reviewer):
     status, body = api(sluice, token, "GET", "/sluice/v1/grants?state=ALL")
     states = {g["id"]: g["state"] for g in body["grants"]}
     assert states[request["id"]] == "EXPIRED", body
+    # The sweeper records the expiry in the audit log, once.
+    deadline = time.monotonic() + 30
+    while True:
+        exported = subprocess.run([os.environ["SLUICE_BIN"], "audit", "export", "--data-dir", str(sluice.data_dir)],
+                                  check=True, capture_output=True, text=True, timeout=60).stdout
+        expired = [line for line in exported.splitlines()
+                   if '"grant.expired"' in line and request["id"] in line]
+        if expired or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(expired) == 1, exported[-2000:]
 
 
 BUDGET = """    budgets:

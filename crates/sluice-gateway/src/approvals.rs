@@ -467,6 +467,15 @@ impl Approvals {
                 self.start(&approval).await?;
             }
         }
+        // Grants that ran out: `grant.expired`, written once across
+        // replicas (the store hands each to one sweeper).
+        for grant in self.store.claim_expired_grants(now, 100).await? {
+            let request = self.store.get_approval(&grant.id).await?;
+            self.jobs
+                .audit
+                .grant_expired(&grant, request.as_ref())
+                .await;
+        }
         Ok(())
     }
 

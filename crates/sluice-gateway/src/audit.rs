@@ -257,6 +257,30 @@ impl Audit {
             .await;
     }
 
+    /// `grant.expired`: a grant ran out unrevoked (`request` is the access
+    /// request it came from, for its session).
+    pub async fn grant_expired(
+        &self,
+        grant: &sluice_store::GrantRecord,
+        request: Option<&sluice_store::ApprovalRecord>,
+    ) {
+        let session = request
+            .and_then(|r| r.details.get("auditSession"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let detail = json!({
+            "grant": grant.id,
+            "rule": grant.rule,
+            "holder": grant.principal,
+            "datasets": grant.datasets,
+            "tables": grant.tables,
+            "start_ms": grant.start_ms,
+            "expire_ms": grant.expire_ms,
+        });
+        self.system_event("grant.expired", &grant.holder, session, &grant.id, detail)
+            .await;
+    }
+
     /// An event written for a principal named in a record (no token at
     /// hand), in a session already known.
     async fn system_event(
@@ -653,6 +677,17 @@ impl Audit {
                     "verdict": format!("{:?}", decision.verdict),
                     "rule": decision.rule.to_string(),
                     "policy": decision.policy,
+                    "limits": {
+                        "max_bytes_billed": decision.limits.max_bytes_billed,
+                        "max_rows": decision.limits.max_rows,
+                    },
+                    // Every check made, in order: why this rule decided.
+                    "trace": decision.trace.iter().map(|step| json!({
+                        "policy": step.policy,
+                        "rule": step.rule,
+                        "outcome": step.outcome,
+                        "detail": redacted(&step.detail),
+                    })).collect::<Vec<_>>(),
                 });
             }
             if let Some(estimate) = query.estimate {

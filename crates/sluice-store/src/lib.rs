@@ -171,6 +171,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Revokes a grant still in force at `at_ms`; true when this call did.
     async fn revoke_grant(&self, id: &str, by: &str, at_ms: i64) -> Result<bool, StoreError>;
 
+    /// Grants that expired (unrevoked) at or before `now_ms` and whose
+    /// expiry no caller has claimed yet, at most `limit`: each is returned
+    /// to exactly one caller, on one process or several, to audit.
+    async fn claim_expired_grants(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
+
     /// Adds `bytes` and `rows` to a budget's count for `key` in `period`,
     /// in one statement (several replicas may add at once).
     async fn add_usage(

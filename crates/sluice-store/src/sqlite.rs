@@ -40,6 +40,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/sqlite/0009_audit_sessions.sql"),
     ),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_grant_expiry.sql"),
+    ),
 ];
 
 /// A [`Store`] in one SQLite database file.
@@ -433,6 +437,14 @@ impl Store for SqliteStore {
 
     async fn revoke_grant(&self, id: &str, by: &str, at_ms: i64) -> Result<bool, StoreError> {
         grants::revoke(&self.pool, id, by, at_ms).await
+    }
+
+    async fn claim_expired_grants(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        grants::claim_expired(&self.pool, now_ms, limit).await
     }
 
     async fn add_usage(

@@ -109,6 +109,31 @@ pub(super) async fn revoke(
     Ok(done.rows_affected() == 1)
 }
 
+pub(super) async fn claim_expired(
+    pool: &SqlitePool,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<GrantRecord>, StoreError> {
+    // A revocation sets `revoked_ms` only before expiry, so a grant past
+    // its expiry with no revocation expired; claimed once, by one caller.
+    let rows = sqlx::query(concat!(
+        "UPDATE grants SET expiry_audited = 1 WHERE id IN (SELECT id FROM grants \
+         WHERE expiry_audited = 0 AND revoked_ms IS NULL AND expire_ms <= $1 \
+         ORDER BY expire_ms LIMIT $2) AND expiry_audited = 0 RETURNING ",
+        grant_columns!()
+    ))
+    .bind(now_ms)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    let mut grants = rows
+        .iter()
+        .map(grant_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    grants.sort_by_key(|g| g.expire_ms);
+    Ok(grants)
+}
+
 /// Counts are kept as SQLite integers (i64); a u64 above that saturates.
 fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)

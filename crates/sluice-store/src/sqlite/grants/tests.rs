@@ -153,3 +153,47 @@ async fn usage_adds_up_per_budget_key_and_period_even_from_many_tasks() {
         "saturates instead of failing"
     );
 }
+
+#[tokio::test]
+async fn an_expiry_is_claimed_once_across_racing_sweepers_and_never_for_a_revoked_grant() {
+    let (_dir, store) = store().await;
+    for (id, expire_ms) in [("acc_1", 5_000), ("acc_2", 6_000), ("acc_3", 9_000)] {
+        store
+            .insert_grant(&grant(id, "iss#bob", 1_000, expire_ms))
+            .await
+            .unwrap();
+    }
+    assert!(store.revoke_grant("acc_2", "alice", 4_000).await.unwrap());
+    assert!(
+        store
+            .claim_expired_grants(4_999, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Two sweepers at once (two replicas over one store): one gets it.
+    let (a, b) = tokio::join!(
+        store.claim_expired_grants(7_000, 10),
+        store.claim_expired_grants(7_000, 10)
+    );
+    let mut claimed: Vec<String> = a
+        .unwrap()
+        .into_iter()
+        .chain(b.unwrap())
+        .map(|g| g.id)
+        .collect();
+    claimed.sort();
+    assert_eq!(claimed, ["acc_1"], "acc_2 was revoked, acc_3 is in force");
+    let later = store.claim_expired_grants(10_000, 10).await.unwrap();
+    assert_eq!(
+        later.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        ["acc_3"]
+    );
+    assert!(
+        store
+            .claim_expired_grants(20_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
