@@ -160,22 +160,18 @@ impl Audit {
         request_id: &str,
         mut detail: Value,
     ) {
-        let at_ms = crate::jobs::now_ms();
-        if let Some(principal) = principal {
-            detail["claims"] = claims(principal);
-        }
-        let event = AuditEvent {
-            at_ms,
-            kind: kind.into(),
-            principal: principal.map(|p| p.name.clone()).unwrap_or_default(),
-            request_id: request_id.into(),
-            instance: self.instance.clone(),
-            session: principal.map(|p| session_of(p, at_ms)).unwrap_or_default(),
-            detail,
+        let (name, session) = match principal {
+            Some(principal) => {
+                detail["claims"] = claims(principal);
+                (
+                    principal.name.as_str(),
+                    session_of(principal, crate::jobs::now_ms()),
+                )
+            }
+            None => ("", String::new()),
         };
-        if let Err(err) = self.append(event).await {
-            tracing::error!(%err, kind, "audit event not written");
-        }
+        self.system_event(kind, name, &session, request_id, detail)
+            .await;
     }
 
     /// An approval request opened, voted on or closed, in the session of
@@ -312,9 +308,7 @@ impl Audit {
         if token.is_empty() {
             return;
         }
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(digest.as_ref());
+        let hash = crate::credential::caller_token_hash(token);
         {
             let mut seen = self.seen_tokens.lock().unwrap_or_else(|e| e.into_inner());
             if seen.len() >= SEEN_TOKENS {

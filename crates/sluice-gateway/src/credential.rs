@@ -372,7 +372,7 @@ impl Credentials {
 
 /// SHA-256 of the caller's token: the cache key part that keeps two
 /// callers' tokens apart without keeping the token itself.
-fn caller_token_hash(token: &str) -> [u8; 32] {
+pub(crate) fn caller_token_hash(token: &str) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut hash = [0u8; 32];
     hash.copy_from_slice(digest.as_ref());

@@ -96,7 +96,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             let key = stored_public_key(&place).await?.context(
                 "there is no audit key yet: `sluice serve` makes it when a master key is configured",
             )?;
-            crate::print_line(format_args!("{}", hex(&key)))
+            crate::print_line(format_args!("{}", audit::hex(&key)))
         }
         AuditCommand::Export {
             place,
@@ -152,7 +152,7 @@ struct Chain {
     /// The hash of every event a checkpoint names.
     hashes: BTreeMap<i64, String>,
     /// The hash of the last event taken.
-    hashes_prev: String,
+    last_hash: String,
 }
 
 impl Chain {
@@ -175,7 +175,7 @@ impl Chain {
                 };
                 (first.seq, prev)
             }
-            Some(_) => (self.head + 1, self.hashes_prev.clone()),
+            Some(_) => (self.head + 1, self.last_hash.clone()),
         };
         match audit::verify(records, seq, &prev) {
             Ok(n) => self.checked += n,
@@ -194,7 +194,7 @@ impl Chain {
         }
         if let Some(last) = records.last() {
             self.head = last.seq;
-            self.hashes_prev = last.hash.clone();
+            self.last_hash = last.hash.clone();
         }
     }
 }
@@ -286,10 +286,6 @@ async fn stored_public_key(place: &Place) -> anyhow::Result<Option<Vec<u8>>> {
     };
     let key = audit::CheckpointKey::from_pkcs8(&pkcs8).map_err(anyhow::Error::msg)?;
     Ok(Some(key.public_key()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn time(at_ms: i64) -> String {
