@@ -320,6 +320,9 @@ def test_a_replayed_session_shows_what_the_agent_saw_masked(private_gateway, tmp
     shown = sessions("show", "-c", str(config), session, "--json").stdout
     kinds = {json.loads(line)["kind"] for line in shown.splitlines()}
     assert {"auth.success", "query.started", "query.finished", "request"} <= kinds, kinds
+    # Every event carries the CI run's claims, those the job's end too.
+    finished = [json.loads(line) for line in shown.splitlines() if '"query.finished"' in line]
+    assert finished and finished[0]["detail"]["claims"]["run_id"] == "4242", finished
     # The admin's queries are a session of their own.
     admins = [json.loads(line)["session"] for line in listed.splitlines() if "e2e-admin" in line]
     assert len(admins) == 1 and admins[0] != session, listed

@@ -220,6 +220,7 @@ impl Audit {
             .get("auditSession")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        detail["claims"] = details.get("ci").cloned().unwrap_or_else(|| json!({}));
         self.system_event(kind, &principal, session, &approval.id, detail)
             .await;
     }
@@ -242,6 +243,7 @@ impl Audit {
             "start_ms": grant.start_ms,
             "expire_ms": grant.expire_ms,
             "revoked_by": by.map(|p| p.verified.name.as_str()),
+            "claims": request.details.get("ci").cloned().unwrap_or_else(|| json!({})),
         });
         let principal = by.map_or_else(|| grant.holder.clone(), |p| p.name.clone());
         let session = request
@@ -272,6 +274,10 @@ impl Audit {
             "tables": grant.tables,
             "start_ms": grant.start_ms,
             "expire_ms": grant.expire_ms,
+            "claims": request
+                .and_then(|r| r.details.get("ci"))
+                .cloned()
+                .unwrap_or_else(|| json!({})),
         });
         self.system_event("grant.expired", &grant.holder, session, &grant.id, detail)
             .await;
@@ -575,8 +581,8 @@ impl Audit {
         };
         let bytes = number("total_bytes_processed");
         let rows = number("total_rows");
-        let session = crate::jobs::StoredRequest::of(job)
-            .map(|r| r.audit_session)
+        let (session, claims) = crate::jobs::StoredRequest::of(job)
+            .map(|r| (r.audit_session, r.audit_claims))
             .unwrap_or_default();
         let duration_ms = match (job.started_ms, job.ended_ms) {
             (Some(start), Some(end)) => Some(end - start),
@@ -595,6 +601,7 @@ impl Audit {
             "bytes_billed": bytes.map(crate::facade::resources::bytes_billed),
             "rows": rows,
             "duration_ms": duration_ms,
+            "claims": claims,
         });
         if let Some(bytes) = bytes {
             self.metrics.bytes_processed(bytes);

@@ -244,6 +244,9 @@ pub struct StoredRequest {
     /// job's end (written by whichever replica settles it).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub audit_session: String,
+    /// The caller's CI-run claims, for the same events.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub audit_claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl StoredRequest {
@@ -265,7 +268,7 @@ impl StoredRequest {
             &aws_lc_rs::digest::SHA256,
             format!("{normalized}\n{parameters}").as_bytes(),
         );
-        let sql_hash = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let sql_hash = sluice_store::audit::hex(digest.as_ref());
         Self {
             version: Self::VERSION,
             query,
@@ -276,6 +279,7 @@ impl StoredRequest {
             parked: new.parked.clone(),
             budgets: new.budgets.clone(),
             audit_session: String::new(),
+            audit_claims: serde_json::Map::new(),
         }
     }
 
@@ -283,6 +287,7 @@ impl StoredRequest {
     fn of_caller(new: &NewJob, principal: &Principal) -> Self {
         Self {
             audit_session: crate::audit::session_of(principal, now_ms()),
+            audit_claims: principal.workload_claims(),
             ..Self::new(new)
         }
     }
