@@ -138,12 +138,29 @@ impl Audit {
         &self.config
     }
 
+    /// Appends `event` durably (synced before it returns).
     async fn append(&self, event: AuditEvent) -> Result<(), sluice_store::StoreError> {
+        self.append_with(event, None, true).await
+    }
+
+    /// Appends `event` (with the `page` of rows it recorded); `durable`:
+    /// synced before it returns (the write-ahead event, and everything
+    /// but a request's outcome), else committed and synced with the next
+    /// durable write ([`Store::append_audit_recorded`]).
+    async fn append_with(
+        &self,
+        event: AuditEvent,
+        page: Option<&str>,
+        durable: bool,
+    ) -> Result<(), sluice_store::StoreError> {
         if !self.config.enabled {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let record = self.store.append_audit(&event).await;
+        let record = match durable {
+            true => self.store.append_audit(&event).await,
+            false => self.store.append_audit_recorded(&event, page).await,
+        };
         self.metrics
             .audit_event(&event.kind, record.is_ok(), started.elapsed());
         self.forward(&record?);
@@ -293,6 +310,22 @@ impl Audit {
         request_id: &str,
         detail: Value,
     ) {
+        self.system_event_with(kind, principal, session, request_id, detail, true)
+            .await;
+    }
+
+    /// [`Audit::system_event`]; `durable: false` for an event after the
+    /// fact that the next durable write may sync (a job's end, a token's
+    /// revocation), so that a query costs one sync, its write-ahead event.
+    async fn system_event_with(
+        &self,
+        kind: &str,
+        principal: &str,
+        session: &str,
+        request_id: &str,
+        detail: Value,
+        durable: bool,
+    ) {
         let event = AuditEvent {
             at_ms: crate::jobs::now_ms(),
             kind: kind.into(),
@@ -302,7 +335,7 @@ impl Audit {
             session: session.into(),
             detail,
         };
-        if let Err(err) = self.append(event).await {
+        if let Err(err) = self.append_with(event, None, durable).await {
             tracing::error!(%err, kind, "audit event not written");
         }
     }
@@ -443,7 +476,7 @@ impl Audit {
             "revoked": error.is_none(),
             "error": error,
         });
-        self.system_event("token.revoked", principal, session, job, detail)
+        self.system_event_with("token.revoked", principal, session, job, detail, false)
             .await;
     }
 
@@ -606,12 +639,13 @@ impl Audit {
         if let Some(bytes) = bytes {
             self.metrics.bytes_processed(bytes);
         }
-        self.system_event(
+        self.system_event_with(
             "query.finished",
             &job.principal,
             &session,
             &job.job_id,
             detail,
+            false,
         )
         .await;
     }
@@ -721,16 +755,14 @@ impl Audit {
                 .unwrap_or_default(),
             detail,
         };
-        let written = match page
+        let recorded = page
             .as_ref()
             .filter(|body| body.len() <= self.config.max_recorded_page_bytes)
-            .and_then(|body| std::str::from_utf8(body).ok())
-        {
-            Some(body) if self.config.enabled => {
-                self.store.append_audit_page(&event, body).await.map(drop)
-            }
-            _ => self.append(event).await,
-        };
+            .and_then(|body| std::str::from_utf8(body).ok());
+        // The request has happened: committed before the answer leaves
+        // (a crash of the process loses none), synced with the next
+        // durable write, such as the next query's write-ahead event.
+        let written = self.append_with(event, recorded, false).await;
         if let Err(err) = written {
             tracing::error!(%err, "audit event not written");
         }

@@ -791,7 +791,10 @@ impl Jobs {
         self.quota.finished(&job.principal, &job.warehouse_key);
         let won = self.store.finish_job(job, usage).await?;
         if won {
-            self.audit.query_finished(job).await;
+            // Off the answer's path: it follows the job, it precedes no
+            // upstream call (the write-ahead event is `query.started`).
+            let (audit, finished) = (self.audit.clone(), job.clone());
+            tokio::spawn(async move { audit.query_finished(&finished).await });
         }
         if !won {
             // Someone settled it first (the watcher, another poll, a

@@ -198,13 +198,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// returns it with its sequence number and hashes.
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError>;
 
-    /// [`Store::append_audit`], and the rows the event's request returned
-    /// (`body`, as the agent received them) recorded with it, in one
-    /// transaction.
-    async fn append_audit_page(
+    /// Appends an event that records what already happened (a request's
+    /// outcome), with the rows the request returned (`page`, as the agent
+    /// received them) when there are any, in one transaction. Committed
+    /// before it returns, so it survives a crash of the process, but not
+    /// synced to disk on its own: the next durable write (an
+    /// [`Store::append_audit`], a job record) syncs it with itself. The
+    /// write-ahead event of a query goes through [`Store::append_audit`].
+    async fn append_audit_recorded(
         &self,
         event: &AuditEvent,
-        body: &str,
+        page: Option<&str>,
     ) -> Result<AuditRecord, StoreError>;
 
     /// Audit events after sequence number `after_seq`, in order, at most

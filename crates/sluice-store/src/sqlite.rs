@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 
 use crate::{
@@ -50,6 +51,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection to the same database whose commits do not sync the
+    /// WAL (`synchronous = NORMAL`): for audit events that record what
+    /// already happened. They survive a crash of the process; the next
+    /// commit of `pool` (FULL: each commit syncs) syncs them too, since
+    /// the WAL is written in order.
+    unsynced: SqlitePool,
     /// Appends to the audit chain, one at a time in this process.
     audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
@@ -81,10 +88,15 @@ impl SqliteStore {
         let options = options.pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await?;
+        let unsynced = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await?;
         let store = Self {
             pool,
+            unsynced,
             audit_lock: std::sync::Arc::default(),
         };
         store.migrate().await?;
@@ -97,6 +109,7 @@ impl SqliteStore {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await?;
+        self.unsynced.close().await;
         self.pool.close().await;
         Ok(())
     }
@@ -474,13 +487,13 @@ impl Store for SqliteStore {
         audit::append(&self.pool, event, None).await
     }
 
-    async fn append_audit_page(
+    async fn append_audit_recorded(
         &self,
         event: &AuditEvent,
-        body: &str,
+        page: Option<&str>,
     ) -> Result<AuditRecord, StoreError> {
         let _one_at_a_time = self.audit_lock.lock().await;
-        audit::append(&self.pool, event, Some(body)).await
+        audit::append(&self.unsynced, event, page).await
     }
 
     async fn audit_events(

@@ -225,7 +225,7 @@ mod tests {
             "sha256": sha256_hex(body.as_bytes()), "bytes": body.len(), "recorded": true
         }));
         let record = store
-            .append_audit_page(&event, &body)
+            .append_audit_recorded(&event, Some(&body))
             .await
             .expect("append");
         let rows = recorded_rows(store.as_ref(), &record, 1)
@@ -248,7 +248,7 @@ mod tests {
         // The same event over a page whose hash it does not carry.
         let other = request_event(json!({ "sha256": "00", "bytes": 2, "recorded": true }));
         let record = store
-            .append_audit_page(&other, &body)
+            .append_audit_recorded(&other, Some(&body))
             .await
             .expect("append");
         assert_eq!(

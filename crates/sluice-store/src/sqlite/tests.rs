@@ -216,8 +216,16 @@ async fn sessions_checkpoints_pages_and_retention() {
             detail: serde_json::json!({"status": if i == 3 { 403 } else { 200 }}),
         };
         match i {
-            1 => store.append_audit_page(&event, "{\"rows\":[]}").await,
-            5 => store.append_audit_page(&event, "{\"rows\":[1]}").await,
+            1 => {
+                store
+                    .append_audit_recorded(&event, Some("{\"rows\":[]}"))
+                    .await
+            }
+            5 => {
+                store
+                    .append_audit_recorded(&event, Some("{\"rows\":[1]}"))
+                    .await
+            }
             _ => store.append_audit(&event).await,
         }
         .unwrap();
