@@ -126,8 +126,10 @@ impl Metrics {
         );
         let masked = counter(
             "sluice_masked_values_total",
-            "Values masked in results returned, by strategy.",
-            &["strategy"],
+            "Values masked in results returned, by strategy and class: why it was masked (a \
+             column rule's data class, `sensitive` when it names none, or the content detector \
+             that matched: us_ssn, email, credit_card, …).",
+            &["strategy", "class"],
         );
         let bytes_estimated = IntCounter::new(
             "sluice_bytes_estimated_total",
@@ -242,7 +244,7 @@ impl Metrics {
         let masked = cx.masked.lock().unwrap_or_else(|e| e.into_inner());
         for entry in &masked.entries {
             self.masked
-                .with_label_values(&[entry.strategy.as_str()])
+                .with_label_values(&[entry.strategy.as_str(), entry.class.as_str()])
                 .inc_by(entry.values);
         }
         let Some(query) = &cx.query else {
