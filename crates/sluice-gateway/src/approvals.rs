@@ -467,14 +467,25 @@ impl Approvals {
                 self.start(&approval).await?;
             }
         }
-        // Grants that ran out: `grant.expired`, written once across
-        // replicas (the store hands each to one sweeper).
-        for grant in self.store.claim_expired_grants(now, 100).await? {
-            let request = self.store.get_approval(&grant.id).await?;
-            self.jobs
+        Ok(())
+    }
+
+    /// Grants that ran out: `grant.expired`, written once across replicas
+    /// (the store hands each to one sweeper); a claim whose event could
+    /// not be written is given back, for the next sweep.
+    async fn sweep_grants(&self) -> Result<(), GatewayError> {
+        for grant in self.store.claim_expired_grants(now_ms(), 100).await? {
+            // The request only names the session: its absence costs that.
+            let request = self.store.get_approval(&grant.id).await.ok().flatten();
+            if let Err(err) = self
+                .jobs
                 .audit
                 .grant_expired(&grant, request.as_ref())
-                .await;
+                .await
+            {
+                tracing::error!(%err, grant = %grant.id, "grant.expired not written; retried at the next sweep");
+                self.store.unclaim_expired_grant(&grant.id).await?;
+            }
         }
         Ok(())
     }
@@ -543,6 +554,9 @@ impl Approvals {
                 tick.tick().await;
                 if let Err(err) = self.sweep().await {
                     tracing::warn!(%err, "approval sweep failed; retrying at the next tick");
+                }
+                if let Err(err) = self.sweep_grants().await {
+                    tracing::warn!(%err, "grant sweep failed; retrying at the next tick");
                 }
             }
         });

@@ -31,7 +31,7 @@ pub mod api;
 pub mod replay;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -61,6 +61,20 @@ pub struct Audit {
     seen_tokens: Mutex<HashSet<[u8; 32]>>,
     /// `auth.failure` events written this minute, and those left out.
     failures: Mutex<FailureWindow>,
+    /// Events being written off a request's path ([`Audit::detached`]),
+    /// waited for at shutdown.
+    detached: Arc<AtomicUsize>,
+}
+
+/// Held by a task that writes an audit event off a request's path, so
+/// that a shutdown waits for it ([`Audit::drain`]).
+#[derive(Debug)]
+pub struct Detached(Arc<AtomicUsize>);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Bounds the `auth.failure` events a flood of bad tokens can write: at
@@ -103,6 +117,7 @@ impl Audit {
             signed: AtomicI64::new(0),
             seen_tokens: Mutex::default(),
             failures: Mutex::default(),
+            detached: Arc::default(),
         })
     }
 
@@ -278,7 +293,7 @@ impl Audit {
         &self,
         grant: &sluice_store::GrantRecord,
         request: Option<&sluice_store::ApprovalRecord>,
-    ) {
+    ) -> Result<(), sluice_store::StoreError> {
         let session = request
             .and_then(|r| r.details.get("auditSession"))
             .and_then(Value::as_str)
@@ -296,8 +311,16 @@ impl Audit {
                 .cloned()
                 .unwrap_or_else(|| json!({})),
         });
-        self.system_event("grant.expired", &grant.holder, session, &grant.id, detail)
-            .await;
+        self.append(AuditEvent {
+            at_ms: crate::jobs::now_ms(),
+            kind: "grant.expired".into(),
+            principal: grant.holder.clone(),
+            request_id: grant.id.clone(),
+            instance: self.instance.clone(),
+            session: session.into(),
+            detail,
+        })
+        .await
     }
 
     /// An event written for a principal named in a record (no token at
@@ -433,6 +456,22 @@ impl Audit {
             .await;
     }
 
+    /// A guard for a task about to write an event off a request's path:
+    /// [`Audit::drain`] waits while any is held.
+    pub fn detached(&self) -> Detached {
+        self.detached.fetch_add(1, Ordering::SeqCst);
+        Detached(self.detached.clone())
+    }
+
+    /// Waits, at most `within`, for the events being written off the
+    /// requests' paths (before the last checkpoint is signed).
+    pub async fn drain(&self, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while self.detached.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The metrics the log counts into (shared with the gateway).
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.metrics
@@ -452,9 +491,20 @@ impl Audit {
             "credential": credential,
             "fingerprint": fingerprint(token),
             "expires_ms": expires_ms(token),
+            "claims": claims(principal),
         });
-        self.event("token.minted", Some(principal), job, detail)
-            .await;
+        // After the fact, like the job's end: synced with the next synced
+        // write (the job's `query.started`, which names the same token).
+        let session = session_of(principal, crate::jobs::now_ms());
+        self.system_event_with(
+            "token.minted",
+            &principal.name,
+            &session,
+            job,
+            detail,
+            false,
+        )
+        .await;
     }
 
     /// `token.revoked`: an upstream token revoked once its job was done

@@ -258,10 +258,12 @@ impl Credentials {
                 credential.to_owned(),
                 token.clone(),
             );
+            let guard = audit.detached();
             tokio::spawn(async move {
                 audit
                     .token_minted(&principal, &job, &credential, &token)
                     .await;
+                drop(guard);
             });
         }
         let minted = Minted {
@@ -362,6 +364,8 @@ impl Credentials {
             while Arc::strong_count(&token) > 1 && released.elapsed() < grace {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // From here on a shutdown waits for the revocation's event.
+            let guard = audit.as_ref().map(|audit| audit.detached());
             let revoked = minter.revoke(&token).await;
             if let Err(err) = &revoked {
                 tracing::warn!(error = %err.message, "could not revoke a job's upstream token; it expires on its own");
@@ -378,6 +382,7 @@ impl Credentials {
                     )
                     .await;
             }
+            drop(guard);
         });
     }
 }

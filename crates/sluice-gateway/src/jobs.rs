@@ -794,7 +794,11 @@ impl Jobs {
             // Off the answer's path: it follows the job, it precedes no
             // upstream call (the write-ahead event is `query.started`).
             let (audit, finished) = (self.audit.clone(), job.clone());
-            tokio::spawn(async move { audit.query_finished(&finished).await });
+            let guard = audit.detached();
+            tokio::spawn(async move {
+                audit.query_finished(&finished).await;
+                drop(guard);
+            });
         }
         if !won {
             // Someone settled it first (the watcher, another poll, a

@@ -509,6 +509,8 @@ pub async fn serve(
     let served = axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
         .await;
+    // Events still being written off the requests' paths go first.
+    audit.drain(std::time::Duration::from_secs(5)).await;
     audit.stopped().await;
     // The last events signed, and the sinks given a moment to deliver.
     if let Err(err) = audit.checkpoint().await {

@@ -180,6 +180,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<GrantRecord>, StoreError>;
 
+    /// Gives back a claim of [`Store::claim_expired_grants`] whose audit
+    /// event could not be written, so that a later sweep claims it again.
+    async fn unclaim_expired_grant(&self, id: &str) -> Result<(), StoreError>;
+
     /// Adds `bytes` and `rows` to a budget's count for `key` in `period`,
     /// in one statement (several replicas may add at once).
     async fn add_usage(

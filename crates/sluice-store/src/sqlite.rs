@@ -460,6 +460,10 @@ impl Store for SqliteStore {
         grants::claim_expired(&self.pool, now_ms, limit).await
     }
 
+    async fn unclaim_expired_grant(&self, id: &str) -> Result<(), StoreError> {
+        grants::unclaim_expired(&self.pool, id).await
+    }
+
     async fn add_usage(
         &self,
         budget: &str,

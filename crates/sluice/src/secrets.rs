@@ -97,6 +97,7 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
             sluice_credentials::ServiceAccountKey::from_json(&bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?;
             let (config, store) = open(&place).await?;
+            let secrets = sluice_gateway::secret_store(&config, store.clone())?;
             audited(
                 &config,
                 &store,
@@ -104,7 +105,6 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
                 serde_json::json!({ "name": name }),
             )
             .await?;
-            let secrets = sluice_gateway::secret_store(&config, store)?;
             let info = secrets.put(&name, &bytes).await?;
             println!(
                 "stored \"{}\" version {} (encrypted under master key {}); {} can now be deleted",
@@ -138,6 +138,7 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read {}", new_key_file.display()))?;
             let new = MasterKey::from_base64(&text)?;
             let (config, store) = open(&place).await?;
+            let secrets = sluice_gateway::secret_store(&config, store.clone())?;
             audited(
                 &config,
                 &store,
@@ -145,7 +146,6 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
                 serde_json::json!({ "new_master_key": new.id() }),
             )
             .await?;
-            let secrets = sluice_gateway::secret_store(&config, store)?;
             let count = secrets.rotate(&new).await?;
             println!(
                 "re-encrypted {count} secret version(s) under master key {}; \
@@ -157,9 +157,17 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
         }
         SecretsCommand::Jwks { out, place } => {
             let (config, store) = open(&place).await?;
-            let secrets = sluice_gateway::secret_store(&config, store)?;
+            let secrets = sluice_gateway::secret_store(&config, store.clone())?;
             let stored = sluice_gateway::signing_keys(&secrets).await?;
             if stored.created {
+                // Made on first use, so recorded after the fact.
+                audited(
+                    &config,
+                    &store,
+                    "secrets.create-signing-key",
+                    serde_json::json!({ "name": SIGNING_KEYS_SECRET }),
+                )
+                .await?;
                 eprintln!(
                     "made Sluice's signing key (stored encrypted as \"{SIGNING_KEYS_SECRET}\")"
                 );
@@ -191,6 +199,7 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("--activate-after: {e}"))?,
             };
             let (config, store) = open(&place).await?;
+            let secrets = sluice_gateway::secret_store(&config, store.clone())?;
             audited(
                 &config,
                 &store,
@@ -201,7 +210,6 @@ pub async fn run(command: SecretsCommand) -> anyhow::Result<()> {
                 }),
             )
             .await?;
-            let secrets = sluice_gateway::secret_store(&config, store)?;
             let stored =
                 sluice_gateway::rotate_signing_keys(&secrets, delay, drop_previous).await?;
             describe(&stored.keys);

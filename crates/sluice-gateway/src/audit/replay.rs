@@ -49,6 +49,9 @@ pub enum RecordedRows {
     /// The recorded page does not match the hash in the chain: it was
     /// edited after it was written.
     Altered,
+    /// The recorded page matches its hash but is not the JSON page the
+    /// gateway writes.
+    Unreadable,
 }
 
 impl RecordedRows {
@@ -65,6 +68,9 @@ impl RecordedRows {
             RecordedRows::Altered => Some(
                 "the recorded rows do not match the SHA-256 in the audit event: altered".into(),
             ),
+            RecordedRows::Unreadable => {
+                Some("the recorded rows match their SHA-256 but are not a page of rows".into())
+            }
         }
     }
 }
@@ -90,9 +96,8 @@ pub async fn recorded_rows(
     if page["sha256"].as_str() != Some(sha256_hex(body.as_bytes()).as_str()) {
         return Ok(Some(RecordedRows::Altered));
     }
-    // A page that matches its hash is what the gateway wrote: JSON.
     let Ok(body) = serde_json::from_str::<Value>(&body) else {
-        return Ok(Some(RecordedRows::Altered));
+        return Ok(Some(RecordedRows::Unreadable));
     };
     let columns = body["schema"]["fields"]
         .as_array()

@@ -149,10 +149,14 @@ pub async fn show(
             ""
         },
     );
-    let claims = events
-        .iter()
-        .find_map(|r| r.event.detail.get("claims").and_then(Value::as_object));
-    if let Some(claims) = claims.filter(|c| !c.is_empty()) {
+    let claims = events.iter().find_map(|r| {
+        r.event
+            .detail
+            .get("claims")
+            .and_then(Value::as_object)
+            .filter(|c| !c.is_empty())
+    });
+    if let Some(claims) = claims {
         body.push_str("<dt>CI run</dt><dd class=\"mono\">");
         let shown: Vec<String> = claims
             .iter()
@@ -214,7 +218,7 @@ pub async fn show(
                 }
             }
             Ok(Some(other)) => {
-                let class = if other == RecordedRows::Altered {
+                let class = if matches!(other, RecordedRows::Altered | RecordedRows::Unreadable) {
                     "error"
                 } else {
                     "notice"

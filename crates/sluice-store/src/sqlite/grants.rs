@@ -98,8 +98,8 @@ pub(super) async fn revoke(
     at_ms: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE grants SET revoked_ms = $3, revoked_by = $2 \
-         WHERE id = $1 AND revoked_ms IS NULL AND expire_ms > $3",
+        "UPDATE grants SET revoked_ms = $3, revoked_by = $2, expiry_audited = 1 \
+         WHERE id = $1 AND revoked_ms IS NULL AND expire_ms > $3 AND expiry_audited = 0",
     )
     .bind(id)
     .bind(by)
@@ -132,6 +132,14 @@ pub(super) async fn claim_expired(
         .collect::<Result<Vec<_>, _>>()?;
     grants.sort_by_key(|g| g.expire_ms);
     Ok(grants)
+}
+
+pub(super) async fn unclaim_expired(pool: &SqlitePool, id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE grants SET expiry_audited = 0 WHERE id = $1 AND revoked_ms IS NULL")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Counts are kept as SQLite integers (i64); a u64 above that saturates.

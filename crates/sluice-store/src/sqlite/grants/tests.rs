@@ -184,6 +184,22 @@ async fn an_expiry_is_claimed_once_across_racing_sweepers_and_never_for_a_revoke
         .collect();
     claimed.sort();
     assert_eq!(claimed, ["acc_1"], "acc_2 was revoked, acc_3 is in force");
+    // A claim whose event could not be written is given back, once.
+    store.unclaim_expired_grant("acc_1").await.unwrap();
+    let again = store.claim_expired_grants(7_000, 10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        ["acc_1"]
+    );
+    // A revoked grant is never given back to be announced as expired.
+    store.unclaim_expired_grant("acc_2").await.unwrap();
+    assert!(
+        store
+            .claim_expired_grants(7_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let later = store.claim_expired_grants(10_000, 10).await.unwrap();
     assert_eq!(
         later.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
