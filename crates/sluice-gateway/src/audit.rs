@@ -248,13 +248,15 @@ impl Audit {
                 std::time::Duration::from_millis(u64::try_from(waited).unwrap_or(0)),
             );
         }
-        let session = details
-            .get("auditSession")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        detail["claims"] = details.get("ci").cloned().unwrap_or_else(|| json!({}));
-        self.system_event(kind, &principal, session, &approval.id, detail)
-            .await;
+        detail["claims"] = ci_of(Some(approval));
+        self.system_event(
+            kind,
+            &principal,
+            session_in(Some(approval)),
+            &approval.id,
+            detail,
+        )
+        .await;
     }
 
     /// A grant opened (from its approved request) or revoked (`by`).
@@ -265,24 +267,11 @@ impl Audit {
         request: &sluice_store::ApprovalRecord,
         by: Option<&Principal>,
     ) {
-        let detail = json!({
-            "grant": grant.id,
-            "rule": grant.rule,
-            "holder": grant.principal,
-            "datasets": grant.datasets,
-            "tables": grant.tables,
-            "approved_by": grant.approved_by,
-            "start_ms": grant.start_ms,
-            "expire_ms": grant.expire_ms,
-            "revoked_by": by.map(|p| p.verified.name.as_str()),
-            "claims": request.details.get("ci").cloned().unwrap_or_else(|| json!({})),
-        });
+        let mut detail = grant_detail(grant, Some(request));
+        detail["approved_by"] = json!(grant.approved_by);
+        detail["revoked_by"] = json!(by.map(|p| p.verified.name.as_str()));
         let principal = by.map_or_else(|| grant.holder.clone(), |p| p.name.clone());
-        let session = request
-            .details
-            .get("auditSession")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let session = session_in(Some(request));
         self.system_event(kind, &principal, session, &grant.id, detail)
             .await;
     }
@@ -294,32 +283,15 @@ impl Audit {
         grant: &sluice_store::GrantRecord,
         request: Option<&sluice_store::ApprovalRecord>,
     ) -> Result<(), sluice_store::StoreError> {
-        let session = request
-            .and_then(|r| r.details.get("auditSession"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let detail = json!({
-            "grant": grant.id,
-            "rule": grant.rule,
-            "holder": grant.principal,
-            "datasets": grant.datasets,
-            "tables": grant.tables,
-            "start_ms": grant.start_ms,
-            "expire_ms": grant.expire_ms,
-            "claims": request
-                .and_then(|r| r.details.get("ci"))
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-        });
-        self.append(AuditEvent {
-            at_ms: crate::jobs::now_ms(),
-            kind: "grant.expired".into(),
-            principal: grant.holder.clone(),
-            request_id: grant.id.clone(),
-            instance: self.instance.clone(),
-            session: session.into(),
+        let detail = grant_detail(grant, request);
+        self.record(
+            "grant.expired",
+            &grant.holder,
+            session_in(request),
+            &grant.id,
             detail,
-        })
+            true,
+        )
         .await
     }
 
@@ -349,6 +321,24 @@ impl Audit {
         detail: Value,
         durable: bool,
     ) {
+        let recorded = self
+            .record(kind, principal, session, request_id, detail, durable)
+            .await;
+        if let Err(err) = recorded {
+            tracing::error!(%err, kind, "audit event not written");
+        }
+    }
+
+    /// Appends an event of `kind` now, from this process.
+    async fn record(
+        &self,
+        kind: &str,
+        principal: &str,
+        session: &str,
+        request_id: &str,
+        detail: Value,
+        durable: bool,
+    ) -> Result<(), sluice_store::StoreError> {
         let event = AuditEvent {
             at_ms: crate::jobs::now_ms(),
             kind: kind.into(),
@@ -358,9 +348,7 @@ impl Audit {
             session: session.into(),
             detail,
         };
-        if let Err(err) = self.append_with(event, None, durable).await {
-            tracing::error!(%err, kind, "audit event not written");
-        }
+        self.append_with(event, None, durable).await
     }
 
     /// `auth.success`, the first time this process sees a token: who it
@@ -844,6 +832,39 @@ pub fn session_of(principal: &Principal, at_ms: i64) -> String {
 
 /// The workload claims a CI run's token carried (repository, run, …),
 /// which say which run asked.
+/// The audit session recorded with an approval or access request.
+fn session_in(request: Option<&sluice_store::ApprovalRecord>) -> &str {
+    request
+        .and_then(|r| r.details.get("auditSession"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The CI-run claims recorded with an approval or access request.
+fn ci_of(request: Option<&sluice_store::ApprovalRecord>) -> Value {
+    request
+        .and_then(|r| r.details.get("ci"))
+        .cloned()
+        .unwrap_or_else(|| json!({}))
+}
+
+/// What a grant event says of its grant.
+fn grant_detail(
+    grant: &sluice_store::GrantRecord,
+    request: Option<&sluice_store::ApprovalRecord>,
+) -> Value {
+    json!({
+        "grant": grant.id,
+        "rule": grant.rule,
+        "holder": grant.principal,
+        "datasets": grant.datasets,
+        "tables": grant.tables,
+        "start_ms": grant.start_ms,
+        "expire_ms": grant.expire_ms,
+        "claims": ci_of(request),
+    })
+}
+
 fn claims(principal: &Principal) -> Value {
     Value::Object(principal.workload_claims())
 }
