@@ -2,9 +2,10 @@
 //! (`sluice_store::audit`), each naming the principal, the request and
 //! this gateway process.
 //!
-//! - `query.started` is written **before** a job is sent to the warehouse
-//!   ([`Audit::query_started`], from `Jobs::run`): if the store cannot take
-//!   it, the job is not sent and ends with `audit.write` (403, not retried).
+//! - `query.started` is written **before** a job is sent to the warehouse,
+//!   in the transaction that makes the job RUNNING ([`Audit::start_job`],
+//!   from `Jobs::run`): if the store cannot take it, the job is not sent
+//!   and ends with `audit.write` (403, not retried).
 //! - `request` records each request that decided or read something, or
 //!   was refused: the method and status, the decision (outcome, rule,
 //!   policy), the SQL, the tables, the estimate, the job, the values
@@ -151,11 +152,6 @@ impl Audit {
 
     pub fn config(&self) -> &AuditConfig {
         &self.config
-    }
-
-    /// Appends `event` durably (synced before it returns).
-    async fn append(&self, event: AuditEvent) -> Result<(), sluice_store::StoreError> {
-        self.append_with(event, None, true).await
     }
 
     /// Appends `event` (with the `page` of rows it recorded); `durable`:
@@ -587,14 +583,19 @@ impl Audit {
         }
     }
 
-    /// The write-ahead event of a job about to be sent to the warehouse.
-    pub async fn query_started(
+    /// Starts a recorded job (PENDING → RUNNING) with its write-ahead
+    /// event, `query.started`, in one durable transaction
+    /// ([`sluice_store::Store::start_job`]); the job is sent to the
+    /// warehouse only after. False when another caller started or ended
+    /// the job first; `audit.write` when the store cannot take both.
+    pub async fn start_job(
         &self,
         principal: &Principal,
         job: &sluice_store::JobRecord,
+        started_ms: i64,
         request: &crate::jobs::StoredRequest,
         access: &sluice_warehouse::Access,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<bool, GatewayError> {
         let query = &request.query;
         // The tables, as analysis reads them (the same analysis admitted
         // the job), so that "who read this table" finds the job.
@@ -629,14 +630,33 @@ impl Audit {
                 })),
             }),
         };
-        self.append(event).await.map_err(|err| {
-            tracing::error!(%err, job = %job.job_id, "audit event not written: the job is not sent");
-            GatewayError::access_denied(
-                "Access Denied: rule audit.write: Sluice could not write the audit event that must \
-                 precede this query, so the query was not sent. Nothing ran; ask the operator to \
-                 check Sluice's store, then run it again.",
-            )
-        })
+        let write_ahead = self.config.enabled.then_some(&event);
+        let started = std::time::Instant::now();
+        let outcome = self
+            .store
+            .start_job(&job.project_id, &job.job_id, started_ms, write_ahead)
+            .await;
+        if write_ahead.is_some() {
+            self.metrics
+                .audit_event(&event.kind, outcome.is_ok(), started.elapsed());
+        }
+        match outcome {
+            Ok(sluice_store::JobStart::Won { write_ahead }) => {
+                if let Some(record) = write_ahead {
+                    self.forward(&record);
+                }
+                Ok(true)
+            }
+            Ok(sluice_store::JobStart::Lost) => Ok(false),
+            Err(err) => {
+                tracing::error!(%err, job = %job.job_id, "audit event not written: the job is not sent");
+                Err(GatewayError::access_denied(
+                    "Access Denied: rule audit.write: Sluice could not write the audit event that must \
+                     precede this query, so the query was not sent. Nothing ran; ask the operator to \
+                     check Sluice's store, then run it again.",
+                ))
+            }
+        }
     }
 
     /// `query.finished`, by whichever process ended the job: its outcome,
@@ -693,7 +713,7 @@ impl Audit {
     /// background, it would contend for SQLite's write lock with the
     /// caller's next request, which costs more than the write). The
     /// request's work is done by then (a query's write-ahead event is
-    /// [`Self::query_started`]), so a store that cannot take it is logged.
+    /// [`Self::start_job`]), so a store that cannot take it is logged.
     pub async fn request_done(
         &self,
         id: &str,

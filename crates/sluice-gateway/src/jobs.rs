@@ -426,33 +426,33 @@ impl Jobs {
             }
         };
         let started = now_ms();
-        if !self
-            .store
-            .start_job(&job.project_id, &job.job_id, started)
-            .await?
+        // Write-ahead: no event, no query. The job becomes RUNNING in the
+        // transaction that records its `query.started`.
+        match self
+            .audit
+            .start_job(principal, job, started, &request, &access)
+            .await
         {
-            self.credentials.release(&job.warehouse_key);
-            if let Some(stored) = self.store.get_job(&job.project_id, &job.job_id).await? {
-                *job = stored;
+            Ok(true) => {}
+            Ok(false) => {
+                self.credentials.release(&job.warehouse_key);
+                if let Some(stored) = self.store.get_job(&job.project_id, &job.job_id).await? {
+                    *job = stored;
+                }
+                return Ok(());
             }
-            return Ok(());
+            Err(err) => {
+                self.credentials.release(&job.warehouse_key);
+                job.error = Some(err.error_result());
+                self.finish(job).await?;
+                return match approved {
+                    true => Ok(()),
+                    false => Err(err),
+                };
+            }
         }
         job.state = JobState::Running;
         job.started_ms = Some(started);
-        // Write-ahead: no event, no query.
-        if let Err(err) = self
-            .audit
-            .query_started(principal, job, &request, &access)
-            .await
-        {
-            self.credentials.release(&job.warehouse_key);
-            job.error = Some(err.error_result());
-            self.finish(job).await?;
-            return match approved {
-                true => Ok(()),
-                false => Err(err),
-            };
-        }
         match self
             .warehouse
             .start_query(&access, &job.warehouse_key, &request.query)

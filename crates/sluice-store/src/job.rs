@@ -2,6 +2,18 @@
 
 use serde_json::Value;
 
+/// What [`crate::Store::start_job`] did.
+#[derive(Debug)]
+pub enum JobStart {
+    /// This call started the job, and recorded its write-ahead event
+    /// (when one was given) with the start.
+    Won {
+        write_ahead: Option<Box<crate::AuditRecord>>,
+    },
+    /// The job was no longer PENDING: someone else started or ended it.
+    Lost,
+}
+
 /// Where a job stands, in BigQuery's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {

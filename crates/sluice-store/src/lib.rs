@@ -18,7 +18,7 @@ pub use approval::{ApprovalRecord, ApprovalState, Vote};
 pub use audit::{AuditEvent, AuditRecord, Checkpoint, Pruned, SessionSummary};
 pub use error::StoreError;
 pub use grant::{GrantRecord, Usage, UsageAdd};
-pub use job::{JobPage, JobRecord, JobState};
+pub use job::{JobPage, JobRecord, JobStart, JobState};
 pub use secrets::{MASTER_KEY_ENV, MasterKey, SealedSecret, SecretError, SecretInfo, SecretStore};
 pub use sqlite::SqliteStore;
 
@@ -55,13 +55,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn finish_job(&self, job: &JobRecord, usage: &[UsageAdd]) -> Result<bool, StoreError>;
 
     /// Starts a recorded job: PENDING → RUNNING, only if it is still
-    /// PENDING. True when this call started it (exactly one caller does).
+    /// PENDING, appending its write-ahead audit event (`query.started`)
+    /// in the same durable transaction: a job is RUNNING only if its event
+    /// is recorded, and one sync makes both durable. [`JobStart::Won`]
+    /// when this call started it (exactly one caller does), with the
+    /// event's record.
     async fn start_job(
         &self,
         project_id: &str,
         job_id: &str,
         started_ms: i64,
-    ) -> Result<bool, StoreError>;
+        write_ahead: Option<&AuditEvent>,
+    ) -> Result<JobStart, StoreError>;
 
     /// Forgets a job that never started (a transient failure before it
     /// existed upstream), so a retry under the same id can make it.

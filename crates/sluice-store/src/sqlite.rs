@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 
 use crate::{
     ApprovalRecord, ApprovalState, AuditEvent, AuditRecord, Checkpoint, GrantRecord, JobPage,
-    JobRecord, JobState, Pruned, SealedSecret, SecretInfo, SessionSummary, Store, StoreError,
-    Usage, UsageAdd, Vote, now_ms,
+    JobRecord, JobStart, JobState, Pruned, SealedSecret, SecretInfo, SessionSummary, Store,
+    StoreError, Usage, UsageAdd, Vote, now_ms,
 };
 
 mod approvals;
@@ -300,7 +300,15 @@ impl Store for SqliteStore {
         project_id: &str,
         job_id: &str,
         started_ms: i64,
-    ) -> Result<bool, StoreError> {
+        write_ahead: Option<&AuditEvent>,
+    ) -> Result<JobStart, StoreError> {
+        // The audit chain's order is this process's lock, then SQLite's
+        // write lock (IMMEDIATE), as for any other append.
+        let _one_at_a_time = match write_ahead {
+            Some(_) => Some(self.audit_lock.lock().await),
+            None => None,
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let started = sqlx::query(
             "UPDATE jobs SET state = 'RUNNING', started_ms = $3 \
              WHERE project_id = $1 AND job_id = $2 AND state = 'PENDING'",
@@ -308,9 +316,17 @@ impl Store for SqliteStore {
         .bind(project_id)
         .bind(job_id)
         .bind(started_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(started.rows_affected() == 1)
+        if started.rows_affected() != 1 {
+            return Ok(JobStart::Lost);
+        }
+        let write_ahead = match write_ahead {
+            Some(event) => Some(Box::new(audit::append_in(&mut tx, event, None).await?)),
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(JobStart::Won { write_ahead })
     }
 
     async fn delete_job(&self, project_id: &str, job_id: &str) -> Result<(), StoreError> {

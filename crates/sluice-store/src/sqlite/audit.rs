@@ -53,6 +53,18 @@ pub(super) async fn append(
     // transaction would fail to upgrade, SQLITE_BUSY_SNAPSHOT, instead of
     // waiting).
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let record = append_in(&mut tx, event, page).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+/// [`append`] inside a transaction the caller began with `BEGIN
+/// IMMEDIATE` and commits (with whatever else it wrote).
+pub(super) async fn append_in(
+    tx: &mut sqlx::SqliteConnection,
+    event: &AuditEvent,
+    page: Option<&str>,
+) -> Result<AuditRecord, StoreError> {
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
@@ -87,7 +99,6 @@ pub(super) async fn append(
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
     Ok(AuditRecord {
         seq,
         event: event.clone(),

@@ -294,3 +294,50 @@ async fn sessions_checkpoints_pages_and_retention() {
     assert_eq!((next.seq, next.prev_hash.as_str()), (7, hash.as_str()));
     assert_ne!(next.prev_hash, GENESIS);
 }
+
+#[tokio::test]
+async fn racing_starts_run_a_job_once_and_record_one_write_ahead_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap());
+    let mut pending = job("j1", "iss#alice", 1);
+    pending.state = JobState::Pending;
+    pending.started_ms = None;
+    store.insert_job(&pending).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let event = crate::AuditEvent {
+                at_ms: i,
+                kind: "query.started".into(),
+                principal: "iss#alice".into(),
+                request_id: "j1".into(),
+                instance: format!("replica-{i}"),
+                session: "s".into(),
+                detail: json!({"job": "j1"}),
+            };
+            store
+                .start_job("demo", "j1", 100 + i, Some(&event))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        if let JobStart::Won { write_ahead } = task.await.unwrap() {
+            won.push(write_ahead.expect("the event is recorded with the start"));
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one caller starts the job");
+    let events = store.audit_events(0, 100).await.unwrap();
+    assert_eq!(events.len(), 1, "the losers wrote no event");
+    assert_eq!(events[0].event.instance, won[0].event.instance);
+    let stored = store.get_job("demo", "j1").await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Running);
+    assert_eq!(stored.started_ms, Some(100 + events[0].event.at_ms));
+    // A started job is not started again, with or without an event.
+    assert!(matches!(
+        store.start_job("demo", "j1", 500, None).await.unwrap(),
+        JobStart::Lost
+    ));
+}
