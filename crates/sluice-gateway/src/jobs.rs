@@ -442,7 +442,10 @@ impl Jobs {
                 return Ok(());
             }
             Err(err) => {
+                // Ended at its start, like a job the warehouse could not
+                // plan: it has a start time and no statistics of a run.
                 self.credentials.release(&job.warehouse_key);
+                job.started_ms = Some(started);
                 job.error = Some(err.error_result());
                 self.finish(job).await?;
                 return match approved {
