@@ -263,9 +263,26 @@ async fn insert(
         return dry_run_job(gateway, project, &job_id, spec, admitted);
     }
     let new = new_job(project, job_id, None, spec, Some(admitted));
-    let job = pipeline::execute(gateway, cx, new).await?;
+    let mut job = pipeline::execute(gateway, cx, new).await?;
+    if job.state == JobState::Running {
+        // A short query is answered DONE, as BigQuery does when it can: the
+        // client then skips its `jobs.get` polls. A longer one is answered
+        // RUNNING after `INSERT_HOLD`, and polled as usual; if the wait
+        // itself fails, the job as started is the answer.
+        let started = job.clone();
+        job = gateway
+            .jobs
+            .hold(&cx.principal, job, INSERT_HOLD)
+            .await
+            .unwrap_or(started);
+    }
     Ok(json(resources::job(&job, &gateway.config.base_url)))
 }
+
+/// How long jobs.insert waits for a started job to finish before it
+/// answers it RUNNING. Clients poll right after the insert anyway, so a
+/// job that finishes within it saves them their first polls.
+const INSERT_HOLD: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How long a job may run when no policy of its caller sets
 /// `limits.max_duration`.

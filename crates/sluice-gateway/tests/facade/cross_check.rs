@@ -223,3 +223,31 @@ async fn a_query_of_fifty_tables_or_more_is_not_trusted_to_the_dry_runs_list() {
     assert_eq!(upstream.ran(), 1, "nothing more ran");
     gw.stop().await;
 }
+
+/// jobs.insert of a query the warehouse finishes at once answers DONE,
+/// with its statistics, as BigQuery does: the client skips its polls. The
+/// cross-check has been made by then.
+#[tokio::test]
+async fn a_query_finished_at_once_is_answered_done_by_jobs_insert() {
+    let (_dir, upstream, gw) = gateway(READERS).await;
+    upstream.reports(&["proj.ds.people"], &[]);
+    let body = json!({"configuration": {"query": {"query": "SELECT id FROM ds.people", "useLegacySql": false,
+                                                   "defaultDataset": {"projectId": "proj", "datasetId": "ds"}}}});
+    let token = gw.token_for("reader", &["readers"]);
+    let (status, job) = gw
+        .call_as(
+            &token,
+            "POST",
+            "/bigquery/v2/projects/proj/jobs",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["status"]["state"], "DONE", "{job}");
+    assert!(job["status"].get("errorResult").is_none(), "{job}");
+    assert_eq!(
+        job["statistics"]["query"]["totalBytesProcessed"], "50",
+        "{job}"
+    );
+    assert_eq!(upstream.ran(), 1);
+}
