@@ -248,7 +248,6 @@ async fn tabledata_list(
              aggregate or LIMIT, or ask for a higher limit."
         )));
     }
-    let info = gateway.warehouse.get_table(access, &table).await?;
     let max_rows = cx
         .params
         .u32("maxResults")?
@@ -265,9 +264,11 @@ async fn tabledata_list(
             .filter(|f| !f.is_empty())
             .collect()
     });
-    let page = gateway
-        .warehouse
-        .read_rows(
+    // The schema (BigQuery's tabledata.list carries none) and the rows are
+    // asked for at once; the table's error, if any, is the one answered.
+    let (info, page) = tokio::join!(
+        gateway.warehouse.get_table(access, &table),
+        gateway.warehouse.read_rows(
             access,
             &table,
             start,
@@ -275,7 +276,9 @@ async fn tabledata_list(
             config.page_max_bytes,
             selected.as_deref(),
         )
-        .await?;
+    );
+    let info = info?;
+    let page = page?;
     let next = start + page.rows.len() as u64;
     let schema = match &selected {
         Some(names) => sluice_warehouse::TableSchema {
