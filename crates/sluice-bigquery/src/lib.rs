@@ -79,6 +79,9 @@ struct UpstreamJob {
     job_id: String,
     location: Option<String>,
     started: std::time::Instant,
+    /// BigQuery answered the insert DONE (a short query, a cached
+    /// result): its resource is asked for with its first page, not after.
+    done_at_insert: bool,
 }
 
 /// BigQuery behind the [`Warehouse`] trait.
@@ -191,26 +194,39 @@ impl BigQueryWarehouse {
         total_rows: u64,
         schema: Option<sluice_warehouse::TableSchema>,
     ) -> Result<QueryStatus, WarehouseError> {
-        let path = format!("/projects/{}/jobs/{}", job.project, job.job_id);
-        let resource: Job = self
-            .client
-            .get(access, &path, &self.location_query(job))
-            .await?;
-        if let Some(error) = &resource.status.error_result {
-            return Ok(QueryStatus::Failed(job_error(error)));
-        }
-        Ok(QueryStatus::Done(QueryOutcome {
-            schema: match schema {
-                Some(schema) => schema,
-                None => resource.schema()?,
-            },
-            total_rows,
-            total_bytes_processed: resource.total_bytes_processed(),
-            referenced_tables: resource.referenced_tables()?,
-            referenced_routines: resource.referenced_routines()?,
-            statement_type: resource.statement_type(),
-        }))
+        outcome_of(self.resource(access, job).await?, total_rows, schema)
     }
+
+    /// The job's resource (`jobs.get`).
+    async fn resource(&self, access: &Access, job: &UpstreamJob) -> Result<Job, WarehouseError> {
+        let path = format!("/projects/{}/jobs/{}", job.project, job.job_id);
+        self.client
+            .get(access, &path, &self.location_query(job))
+            .await
+    }
+}
+
+/// A finished job's outcome from its resource: its error, or its
+/// statistics with `total_rows` and `schema` (the resource's when `None`).
+fn outcome_of(
+    resource: Job,
+    total_rows: u64,
+    schema: Option<sluice_warehouse::TableSchema>,
+) -> Result<QueryStatus, WarehouseError> {
+    if let Some(error) = &resource.status.error_result {
+        return Ok(QueryStatus::Failed(job_error(error)));
+    }
+    Ok(QueryStatus::Done(QueryOutcome {
+        schema: match schema {
+            Some(schema) => schema,
+            None => resource.schema()?,
+        },
+        total_rows,
+        total_bytes_processed: resource.total_bytes_processed(),
+        referenced_tables: resource.referenced_tables()?,
+        referenced_routines: resource.referenced_routines()?,
+        statement_type: resource.statement_type(),
+    }))
 }
 
 /// A job's `errorResult` as a warehouse error keeping its reason.
@@ -393,6 +409,7 @@ impl Warehouse for BigQueryWarehouse {
             job_id: Self::upstream_job_id(segment(job_key)?),
             location: self.config.location.clone(),
             started: std::time::Instant::now(),
+            done_at_insert: false,
         };
         let body = wire::job_insert(
             &job.project,
@@ -413,6 +430,10 @@ impl Warehouse for BigQueryWarehouse {
         if let Some(error) = &inserted.status.error_result {
             return Err(job_error(error));
         }
+        let job = UpstreamJob {
+            done_at_insert: inserted.status.state == "DONE",
+            ..job
+        };
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         jobs.retain(|_, j| j.started.elapsed() < JOB_MEMORY);
         jobs.insert(job_key.to_string(), job);
@@ -433,19 +454,35 @@ impl Warehouse for BigQueryWarehouse {
         query.push(("maxResults", FIRST_PAGE_ROWS.to_string()));
         query.push(("formatOptions.useInt64Timestamp", "true".into()));
         query.push(("timeoutMs", timeout.min(MAX_HOLD).as_millis().to_string()));
-        let page: RowsPage = match self.client.get(access, &path, &query).await {
+        // A job BigQuery finished at its insert is asked for its resource
+        // (statistics, referenced tables) and its first page at once.
+        let (page, resource) = match job.done_at_insert {
+            true => {
+                let (page, resource) = tokio::join!(
+                    self.client.get::<RowsPage>(access, &path, &query),
+                    self.resource(access, &job)
+                );
+                (page, Some(resource))
+            }
+            false => (
+                self.client.get::<RowsPage>(access, &path, &query).await,
+                None,
+            ),
+        };
+        let page: RowsPage = match page {
             Ok(page) => page,
             // A failed job answers getQueryResults with its error; the
             // job resource says which.
             Err(err) if matches!(err.kind, WarehouseErrorKind::Upstream { status, .. } if status != 404 && status != 403) =>
             {
-                return self
-                    .outcome(access, &job, 0, None)
-                    .await
-                    .map(|status| match status {
-                        QueryStatus::Done(_) => QueryStatus::Failed(err),
-                        other => other,
-                    });
+                let status = match resource {
+                    Some(resource) => outcome_of(resource?, 0, None),
+                    None => self.outcome(access, &job, 0, None).await,
+                };
+                return status.map(|status| match status {
+                    QueryStatus::Done(_) => QueryStatus::Failed(err),
+                    other => other,
+                });
             }
             // BigQuery has no such job (it was never started, or it has
             // expired): for the gateway, the execution is gone.
@@ -458,7 +495,10 @@ impl Warehouse for BigQueryWarehouse {
             return Ok(QueryStatus::Running);
         }
         let total = page.total_rows();
-        let status = self.outcome(access, &job, total, page.schema).await?;
+        let status = match resource {
+            Some(resource) => outcome_of(resource?, total, page.schema)?,
+            None => self.outcome(access, &job, total, page.schema).await?,
+        };
         if matches!(status, QueryStatus::Done(_)) {
             self.keep_first_page(
                 job_key,
@@ -516,6 +556,7 @@ impl Warehouse for BigQueryWarehouse {
                 job_id: Self::upstream_job_id(key),
                 location: self.config.location.clone(),
                 started: std::time::Instant::now(),
+                done_at_insert: false,
             });
     }
 
