@@ -15,9 +15,9 @@ queries, in the same run, straight at the emulator and through Sluice.
   runs twice side by side: with `warehouse.dry_run: always` (the default: a
   dry run before every job) and with `when_needed` (a fully analyzed SELECT
   runs at once and is cross-checked on the finished job).
-- **Warm token.** `client.get_table` and `list_rows`: metadata reads reuse
-  the caller's catalog token while it is fresh, so they show the gateway
-  with a token already minted.
+- **Metadata calls.** `client.get_table` and `list_rows`: each call through
+  Sluice gets a token minted for that one call, so they are cold-token
+  figures too.
 - **First query of a new gateway.** A fresh `sluice serve` process and a new
   client: nothing pooled, nothing cached.
 - **Streaming memory.** Peak resident memory (`VmHWM`) of a fresh gateway
