@@ -456,18 +456,17 @@ impl Warehouse for BigQueryWarehouse {
         query.push(("timeoutMs", timeout.min(MAX_HOLD).as_millis().to_string()));
         // A job BigQuery finished at its insert is asked for its resource
         // (statistics, referenced tables) and its first page at once.
-        let (page, resource) = match job.done_at_insert {
-            true => {
-                let (page, resource) = tokio::join!(
-                    self.client.get::<RowsPage>(access, &path, &query),
-                    self.resource(access, &job)
-                );
-                (page, Some(resource))
-            }
-            false => (
+        let (page, resource) = if job.done_at_insert {
+            let (page, resource) = tokio::join!(
+                self.client.get::<RowsPage>(access, &path, &query),
+                self.resource(access, &job)
+            );
+            (page, Some(resource))
+        } else {
+            (
                 self.client.get::<RowsPage>(access, &path, &query).await,
                 None,
-            ),
+            )
         };
         let page: RowsPage = match page {
             Ok(page) => page,

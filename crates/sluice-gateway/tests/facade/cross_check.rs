@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::harness::{
-    TestGateway, assert_error, done_job, dry_run_job, id_schema, inserted_job, query_as,
+    TestGateway, assert_error, done_job, dry_run_job, id_schema, insert_as, inserted_job, query_as,
 };
 
 /// What the fake's dry runs report, and the real jobs it was sent.
@@ -234,14 +234,7 @@ async fn a_query_finished_at_once_is_answered_done_by_jobs_insert() {
     let body = json!({"configuration": {"query": {"query": "SELECT id FROM ds.people", "useLegacySql": false,
                                                    "defaultDataset": {"projectId": "proj", "datasetId": "ds"}}}});
     let token = gw.token_for("reader", &["readers"]);
-    let (status, job) = gw
-        .call_as(
-            &token,
-            "POST",
-            "/bigquery/v2/projects/proj/jobs",
-            Some(body),
-        )
-        .await;
+    let (status, job) = insert_as(&gw, &token, body).await;
     assert_eq!(status, 200, "{job}");
     assert_eq!(job["status"]["state"], "DONE", "{job}");
     assert!(job["status"].get("errorResult").is_none(), "{job}");

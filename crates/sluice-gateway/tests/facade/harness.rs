@@ -294,6 +294,14 @@ pub async fn run_query(gateway: &TestGateway, sql: &str) -> String {
     job["jobReference"]["jobId"].as_str().unwrap().to_string()
 }
 
+/// Sends jobs.insert with `body` as the holder of `token`; the status and
+/// the job (or the error).
+pub async fn insert_as(gateway: &TestGateway, token: &str, body: Value) -> (u16, Value) {
+    gateway
+        .call_as(token, "POST", "/bigquery/v2/projects/proj/jobs", Some(body))
+        .await
+}
+
 /// Runs `sql` by jobs.query as the holder of `token`; the status and body.
 pub async fn query_as(gateway: &TestGateway, token: &str, sql: &str) -> (u16, Value) {
     let body =

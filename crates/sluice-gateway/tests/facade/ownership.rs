@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::harness::{TestGateway, assert_error};
+use super::harness::{TestGateway, assert_error, insert_as};
 
 /// The subject every job of the repository's `prod` environment gets,
 /// whatever branch it runs on.
@@ -178,26 +178,11 @@ async fn one_principal_runs_a_bounded_number_of_jobs_at_once() {
     let gw = TestGateway::start_with(dir.path(), |c| c.max_running_jobs_per_principal = 1).await;
     let tess = gw.token_for("tess", &["testers"]);
     let tom = gw.token_for("tom", &["testers"]);
-    let insert = |sql: &str| {
-        Some(json!({"configuration": {"query": {"query": sql, "useLegacySql": false}}}))
-    };
-    let (status, running) = gw
-        .call_as(
-            &tess,
-            "POST",
-            "/bigquery/v2/projects/proj/jobs",
-            insert(ENDLESS),
-        )
-        .await;
+    let insert =
+        |sql: &str| json!({"configuration": {"query": {"query": sql, "useLegacySql": false}}});
+    let (status, running) = insert_as(&gw, &tess, insert(ENDLESS)).await;
     assert_eq!(status, 200, "{running}");
-    let (status, error) = gw
-        .call_as(
-            &tess,
-            "POST",
-            "/bigquery/v2/projects/proj/jobs",
-            insert("SELECT 1"),
-        )
-        .await;
+    let (status, error) = insert_as(&gw, &tess, insert("SELECT 1")).await;
     assert_error(status, &error, 429, "rateLimitExceeded");
     let message = error["error"]["message"].as_str().unwrap();
     assert!(
@@ -205,14 +190,7 @@ async fn one_principal_runs_a_bounded_number_of_jobs_at_once() {
         "{message}"
     );
 
-    let (status, other) = gw
-        .call_as(
-            &tom,
-            "POST",
-            "/bigquery/v2/projects/proj/jobs",
-            insert("SELECT 1"),
-        )
-        .await;
+    let (status, other) = insert_as(&gw, &tom, insert("SELECT 1")).await;
     assert_eq!(status, 200, "{other}");
 
     let job = running["jobReference"]["jobId"].as_str().unwrap();
@@ -225,14 +203,7 @@ async fn one_principal_runs_a_bounded_number_of_jobs_at_once() {
         )
         .await;
     assert_eq!(status, 200, "{cancelled}");
-    let (status, next) = gw
-        .call_as(
-            &tess,
-            "POST",
-            "/bigquery/v2/projects/proj/jobs",
-            insert("SELECT 1"),
-        )
-        .await;
+    let (status, next) = insert_as(&gw, &tess, insert("SELECT 1")).await;
     assert_eq!(status, 200, "{next}");
     gw.stop().await;
 }

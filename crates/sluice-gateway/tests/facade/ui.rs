@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sluice_gateway::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::harness::TestGateway;
+use super::harness::{TestGateway, insert_as};
 
 const REVIEWED: &str = r#"
 identity:
@@ -296,14 +296,7 @@ async fn park_hostile(gw: &TestGateway, dir: &std::path::Path) -> (String, Strin
         json!({"repository": "acme/<b>shop</b>", "workflow": "<script>alert(4)</script>", "run_id": "77\"><img src=x>"}),
     );
     let body = json!({"configuration": {"query": {"query": HOSTILE_SQL, "useLegacySql": false}}});
-    let (status, job) = gw
-        .call_as(
-            &token,
-            "POST",
-            "/bigquery/v2/projects/proj/jobs",
-            Some(body),
-        )
-        .await;
+    let (status, job) = insert_as(gw, &token, body).await;
     assert_eq!(status, 200, "{job}");
     assert_eq!(job["status"]["state"], "PENDING", "{job}");
     (
