@@ -14,7 +14,7 @@ mod wire;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,6 +42,10 @@ pub struct BigQueryConfig {
     pub timeout: Duration,
     /// Retries of transient failures, all within `backoff.deadline`.
     pub backoff: Backoff,
+    /// The upstream lists a finished query's `referencedTables`, as real
+    /// BigQuery does. Then an insert answered DONE stands for `jobs.get`
+    /// only if it lists them too; otherwise `jobs.get` is asked.
+    pub lists_referenced_tables: bool,
 }
 
 /// The longest BigQuery is asked to hold a `getQueryResults` call.
@@ -79,9 +83,37 @@ struct UpstreamJob {
     job_id: String,
     location: Option<String>,
     started: std::time::Instant,
-    /// BigQuery answered the insert DONE (a short query, a cached
-    /// result): its resource is asked for with its first page, not after.
-    done_at_insert: bool,
+    /// How BigQuery answered the insert.
+    at_insert: AtInsert,
+}
+
+/// The job as BigQuery answered its insert.
+#[derive(Debug, Clone, Default)]
+enum AtInsert {
+    /// Not done yet: its resource is asked for once it is.
+    #[default]
+    Running,
+    /// Done (a short query, a cached result), but the answer carried no
+    /// query statistics: its resource is asked for with its first page,
+    /// not after.
+    Done,
+    /// Done, with the query's statistics: the insert's answer is its
+    /// resource, and no `jobs.get` is made.
+    Finished(Arc<Job>),
+}
+
+impl AtInsert {
+    /// `tables_listed`: the upstream lists a finished query's tables, so
+    /// an answer without them is not taken as final.
+    fn of(inserted: Job, tables_listed: bool) -> Self {
+        let complete = inserted.has_query_statistics()
+            && (!tables_listed || inserted.lists_referenced_tables());
+        match inserted.status.state.as_str() {
+            "DONE" if complete => Self::Finished(Arc::new(inserted)),
+            "DONE" => Self::Done,
+            _ => Self::Running,
+        }
+    }
 }
 
 /// BigQuery behind the [`Warehouse`] trait.
@@ -409,7 +441,7 @@ impl Warehouse for BigQueryWarehouse {
             job_id: Self::upstream_job_id(segment(job_key)?),
             location: self.config.location.clone(),
             started: std::time::Instant::now(),
-            done_at_insert: false,
+            at_insert: AtInsert::Running,
         };
         let body = wire::job_insert(
             &job.project,
@@ -431,7 +463,7 @@ impl Warehouse for BigQueryWarehouse {
             return Err(job_error(error));
         }
         let job = UpstreamJob {
-            done_at_insert: inserted.status.state == "DONE",
+            at_insert: AtInsert::of(inserted, self.config.lists_referenced_tables),
             ..job
         };
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -454,19 +486,25 @@ impl Warehouse for BigQueryWarehouse {
         query.push(("maxResults", FIRST_PAGE_ROWS.to_string()));
         query.push(("formatOptions.useInt64Timestamp", "true".into()));
         query.push(("timeoutMs", timeout.min(MAX_HOLD).as_millis().to_string()));
-        // A job BigQuery finished at its insert is asked for its resource
-        // (statistics, referenced tables) and its first page at once.
-        let (page, resource) = if job.done_at_insert {
-            let (page, resource) = tokio::join!(
-                self.client.get::<RowsPage>(access, &path, &query),
-                self.resource(access, &job)
-            );
-            (page, Some(resource))
-        } else {
-            (
+        // A job BigQuery finished at its insert has its resource
+        // (statistics, referenced tables) from the insert's answer, or
+        // else asks for it with its first page, at once.
+        let (page, resource) = match &job.at_insert {
+            AtInsert::Finished(resource) => (
+                self.client.get::<RowsPage>(access, &path, &query).await,
+                Some(Ok(Job::clone(resource))),
+            ),
+            AtInsert::Done => {
+                let (page, resource) = tokio::join!(
+                    self.client.get::<RowsPage>(access, &path, &query),
+                    self.resource(access, &job)
+                );
+                (page, Some(resource))
+            }
+            AtInsert::Running => (
                 self.client.get::<RowsPage>(access, &path, &query).await,
                 None,
-            )
+            ),
         };
         let page: RowsPage = match page {
             Ok(page) => page,
@@ -555,7 +593,7 @@ impl Warehouse for BigQueryWarehouse {
                 job_id: Self::upstream_job_id(key),
                 location: self.config.location.clone(),
                 started: std::time::Instant::now(),
-                done_at_insert: false,
+                at_insert: AtInsert::Running,
             });
     }
 

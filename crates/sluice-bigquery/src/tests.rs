@@ -79,6 +79,7 @@ fn warehouse(endpoint: &str, timeout: Duration, deadline: Duration) -> BigQueryW
             max: Duration::from_millis(50),
             deadline,
         },
+        lists_referenced_tables: true,
     })
     .unwrap()
 }
@@ -222,6 +223,113 @@ async fn a_job_is_submitted_with_its_token_labels_and_byte_cap_then_polled_and_p
     assert!(
         seen.iter()
             .all(|s| s.authorization.as_deref() == Some("Bearer ya29.job-token"))
+    );
+}
+
+#[tokio::test]
+async fn a_job_answered_done_with_its_statistics_at_insert_needs_no_jobs_get() {
+    let (fake, url) = start_fake().await;
+    let bq = warehouse(&url, Duration::from_secs(5), Duration::from_secs(5));
+    let schema = json!({"fields": [{"name": "n", "type": "INTEGER", "mode": "NULLABLE"}]});
+    script(
+        &fake,
+        vec![
+            (
+                StatusCode::OK,
+                json!({"status": {"state": "DONE"}, "statistics": {"query": {"totalBytesProcessed": "77", "statementType": "SELECT", "referencedTables": [{"projectId": "demo", "datasetId": "shop", "tableId": "orders"}]}}}),
+            ),
+            (
+                StatusCode::OK,
+                json!({"jobComplete": true, "totalRows": "1", "schema": schema, "rows": [{"f": [{"v": "5"}]}]}),
+            ),
+        ],
+    );
+    let access = access("t");
+    bq.start_query(&access, "k1", &query()).await.unwrap();
+    let QueryStatus::Done(outcome) = bq
+        .wait_query(&access, "k1", Duration::from_secs(1))
+        .await
+        .unwrap()
+    else {
+        panic!("the job should be done");
+    };
+    assert_eq!(outcome.total_bytes_processed, 77);
+    assert_eq!(outcome.statement_type, "SELECT");
+    assert_eq!(
+        outcome.referenced_tables,
+        vec![TableRef::new("demo", "shop", "orders")]
+    );
+    let paths: Vec<String> = fake
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/bigquery/v2/projects/demo/jobs",
+            "/bigquery/v2/projects/demo/queries/sluice_k1"
+        ],
+        "the insert's answer stands for jobs.get"
+    );
+}
+
+#[tokio::test]
+async fn a_job_answered_done_without_its_tables_is_still_asked_for_them() {
+    let (fake, url) = start_fake().await;
+    let bq = warehouse(&url, Duration::from_secs(5), Duration::from_secs(5));
+    // BigQuery lists a finished query's tables; an insert answer that does
+    // not is not taken as the job's last word. The page and the resource
+    // are asked for at once, so either may come first: one answer serves
+    // as both.
+    let both = json!({
+        "jobComplete": true, "totalRows": "1", "rows": [{"f": [{"v": "5"}]}],
+        "schema": {"fields": [{"name": "n", "type": "INTEGER", "mode": "NULLABLE"}]},
+        "status": {"state": "DONE"},
+        "statistics": {"query": {"totalBytesProcessed": "77", "statementType": "SELECT", "referencedTables": [{"projectId": "hr", "datasetId": "pay", "tableId": "salaries"}]}}
+    });
+    script(
+        &fake,
+        vec![
+            (
+                StatusCode::OK,
+                json!({"status": {"state": "DONE"}, "statistics": {"query": {"totalBytesProcessed": "77", "statementType": "SELECT"}}}),
+            ),
+            (StatusCode::OK, both.clone()),
+            (StatusCode::OK, both),
+        ],
+    );
+    let access = access("t");
+    bq.start_query(&access, "k1", &query()).await.unwrap();
+    let QueryStatus::Done(outcome) = bq
+        .wait_query(&access, "k1", Duration::from_secs(1))
+        .await
+        .unwrap()
+    else {
+        panic!("the job should be done");
+    };
+    assert_eq!(
+        outcome.referenced_tables,
+        vec![TableRef::new("hr", "pay", "salaries")],
+        "the tables come from jobs.get"
+    );
+    let mut paths: Vec<String> = fake
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/bigquery/v2/projects/demo/jobs",
+            "/bigquery/v2/projects/demo/jobs/sluice_k1",
+            "/bigquery/v2/projects/demo/queries/sluice_k1"
+        ]
     );
 }
 

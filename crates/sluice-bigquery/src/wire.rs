@@ -74,14 +74,14 @@ pub fn job_insert(
 }
 
 /// A job resource (`jobs.insert`, `jobs.get`, `jobs.cancel`'s `job`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Job {
     pub status: JobStatus,
     pub statistics: Value,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct JobStatus {
     pub state: String,
@@ -99,6 +99,21 @@ pub struct ErrorProto {
 impl Job {
     fn query_statistics(&self) -> Option<&Value> {
         self.statistics.get("query")
+    }
+
+    /// Whether the resource carries a finished query's statistics (its
+    /// statement type at least), as `jobs.get` would.
+    pub fn has_query_statistics(&self) -> bool {
+        self.query_statistics()
+            .and_then(|q| q.get("statementType"))
+            .is_some_and(Value::is_string)
+    }
+
+    /// Whether the resource lists the tables the query read.
+    pub fn lists_referenced_tables(&self) -> bool {
+        self.query_statistics()
+            .and_then(|q| q.get("referencedTables"))
+            .is_some_and(Value::is_array)
     }
 
     pub fn total_bytes_processed(&self) -> u64 {

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use serde_json::json;
 use sluice_policy::PolicySet;
 use sluice_store::{JobRecord, JobState, Store};
@@ -313,16 +314,28 @@ impl StoredRequest {
 
 impl Jobs {
     /// Records the job (PENDING), then runs it. A job id already in use is
-    /// `duplicate` (409): nothing is minted and nothing runs. A query the
-    /// warehouse refuses at planning leaves a DONE job carrying the error,
-    /// as BigQuery does.
+    /// `duplicate` (409): nothing runs, and the token minted meanwhile is
+    /// revoked unused. A query the warehouse refuses at planning leaves a
+    /// DONE job carrying the error, as BigQuery does.
     pub async fn start(
         &self,
         principal: &Principal,
         new: NewJob,
     ) -> Result<JobRecord, GatewayError> {
-        let mut job = self.record(principal, new).await?;
-        self.run(principal, &mut job).await?;
+        let mut job = self.admit(principal, new)?;
+        // The job's token is minted while its record is written, not
+        // after. A record refused (the job id is in use) releases the
+        // token at once, which revokes it.
+        let (recorded, minted) = tokio::join!(
+            self.write(&job),
+            self.credentials.access(principal, &job.warehouse_key)
+        );
+        if let Err(err) = recorded {
+            self.credentials.release(&job.warehouse_key);
+            return Err(err);
+        }
+        self.run_as(principal, &mut job, false, Some(minted))
+            .await?;
         Ok(job)
     }
 
@@ -332,8 +345,16 @@ impl Jobs {
     pub async fn record(
         &self,
         principal: &Principal,
-        mut new: NewJob,
+        new: NewJob,
     ) -> Result<JobRecord, GatewayError> {
+        let job = self.admit(principal, new)?;
+        self.write(&job).await?;
+        Ok(job)
+    }
+
+    /// The record of an admitted job, counted against its principal's
+    /// running (or waiting) jobs; not yet written.
+    fn admit(&self, principal: &Principal, mut new: NewJob) -> Result<JobRecord, GatewayError> {
         let warehouse_key = uuid::Uuid::new_v4().simple().to_string();
         new.query.labels.extend(attribution(principal, &new.job_id));
         let longest =
@@ -366,25 +387,18 @@ impl Jobs {
             self.quota
                 .start_job(&principal.name, &job.warehouse_key, longest)?;
         }
-        if let Err(err) = self.store.insert_job(&job).await {
-            // A job id already in use (or a store failure): nothing runs.
-            self.quota.finished(&principal.name, &job.warehouse_key);
-            return Err(err.into());
-        }
-        self.changed.notify_waiters();
         Ok(job)
     }
 
-    /// Runs a recorded PENDING job from its record: a token for it, the
-    /// transition to RUNNING (a conditional update: of two replicas only
-    /// one starts it), then the warehouse. A job someone else started or
-    /// ended is left as they left it (`job` is re-read).
-    pub async fn run(
-        &self,
-        principal: &Principal,
-        job: &mut JobRecord,
-    ) -> Result<(), GatewayError> {
-        self.run_as(principal, job, false).await
+    /// Writes an admitted job's record. A job id already in use (or a
+    /// store failure): nothing runs, and the job no longer counts.
+    async fn write(&self, job: &JobRecord) -> Result<(), GatewayError> {
+        if let Err(err) = self.store.insert_job(job).await {
+            self.quota.finished(&job.principal, &job.warehouse_key);
+            return Err(err.into());
+        }
+        self.changed.notify_waiters();
+        Ok(())
     }
 
     /// Runs a job that waited for approval and was approved, as its
@@ -396,14 +410,20 @@ impl Jobs {
         principal: &Principal,
         job: &mut JobRecord,
     ) -> Result<(), GatewayError> {
-        self.run_as(principal, job, true).await
+        self.run_as(principal, job, true, None).await
     }
 
+    /// Runs a recorded PENDING job from its record: a token for it (or
+    /// `minted`, the one asked for already), the transition to RUNNING (a
+    /// conditional update: of two replicas only one starts it), then the
+    /// warehouse. A job someone else started or ended is left as they
+    /// left it (`job` is re-read).
     async fn run_as(
         &self,
         principal: &Principal,
         job: &mut JobRecord,
         approved: bool,
+        minted: Option<Result<Access, GatewayError>>,
     ) -> Result<(), GatewayError> {
         let request = StoredRequest::of(job)?;
         if approved {
@@ -414,7 +434,11 @@ impl Jobs {
         }
         // No credential, no job: the record is forgotten, so the caller can
         // simply try again (an approved job ends with the error instead).
-        let access = match self.credentials.access(principal, &job.warehouse_key).await {
+        let minted = match minted {
+            Some(minted) => minted,
+            None => self.credentials.access(principal, &job.warehouse_key).await,
+        };
+        let access = match minted {
             Ok(access) => access,
             Err(err) if approved => {
                 job.error = Some(err.error_result());
@@ -607,26 +631,56 @@ impl Jobs {
         project_id: &str,
         job_id: &str,
     ) -> Result<JobRecord, GatewayError> {
-        let job = match self.finished.get(project_id, job_id) {
-            Some(job) => Some(JobRecord::clone(&job)),
-            None => {
-                let job = self.store.get_job(project_id, job_id).await?;
-                if let Some(job) = &job {
-                    self.finished.remember(job);
-                }
-                job
-            }
-        };
+        if let Some(finished) = self.finished.get(project_id, job_id) {
+            self.check_owner(principal, &finished.record)?;
+            return Ok(finished.record.clone());
+        }
+        let job = self.store.get_job(project_id, job_id).await?;
+        if let Some(job) = &job {
+            self.finished.remember(job);
+        }
         match job {
-            Some(job) if self.owns(principal, &job) => {
-                self.warehouse.resume(&job.warehouse_key, &job.project_id);
+            Some(job) => {
+                self.check_owner(principal, &job)?;
                 Ok(job)
             }
-            _ => Err(GatewayError::not_found(format!(
-                "Not found: Job {project_id}:{}.{job_id}",
-                self.location
-            ))),
+            None => Err(self.not_found(project_id, job_id)),
         }
+    }
+
+    /// jobs.get: the resource of a job the caller owns, as `render`
+    /// encodes it. A finished job's resource is rendered once and its
+    /// bytes answer every later poll ([`FinishedJobs`]).
+    pub async fn resource(
+        &self,
+        principal: &Principal,
+        project_id: &str,
+        job_id: &str,
+        render: impl FnOnce(&JobRecord) -> Bytes,
+    ) -> Result<Bytes, GatewayError> {
+        if let Some(finished) = self.finished.get(project_id, job_id) {
+            self.check_owner(principal, &finished.record)?;
+            return Ok(finished.resource(render));
+        }
+        let job = self.load(principal, project_id, job_id).await?;
+        Ok(render(&job))
+    }
+
+    /// A job that is not the caller's does not exist for them; one that
+    /// is may have a watcher to resume.
+    fn check_owner(&self, principal: &Principal, job: &JobRecord) -> Result<(), GatewayError> {
+        if !self.owns(principal, job) {
+            return Err(self.not_found(&job.project_id, &job.job_id));
+        }
+        self.warehouse.resume(&job.warehouse_key, &job.project_id);
+        Ok(())
+    }
+
+    fn not_found(&self, project_id: &str, job_id: &str) -> GatewayError {
+        GatewayError::not_found(format!(
+            "Not found: Job {project_id}:{}.{job_id}",
+            self.location
+        ))
     }
 
     /// Waits up to `hold` for an unfinished job, then returns it as it
@@ -1067,7 +1121,7 @@ mod lifecycle_tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        jobs.run(&tess, &mut job).await.unwrap();
+        jobs.run_as(&tess, &mut job, false, None).await.unwrap();
         let (seen, waited) = held.await.unwrap();
         assert!(waited >= Duration::from_millis(300), "held {waited:?}");
         assert!(waited < Duration::from_secs(10), "woken, not timed out");
@@ -1091,7 +1145,7 @@ mod lifecycle_tests {
         // A replica that tries to start it now finds it ended: the
         // conditional start loses, nothing runs.
         let mut late = job.clone();
-        jobs.run(&tess, &mut late).await.unwrap();
+        jobs.run_as(&tess, &mut late, false, None).await.unwrap();
         assert_eq!(late.state, JobState::Done);
         assert_eq!(late.error.as_ref().unwrap()["reason"], "stopped");
         let result = jobs

@@ -191,6 +191,7 @@ impl Gateway {
                     max: std::time::Duration::from_secs(5),
                     deadline: upstream.retry_deadline,
                 },
+                lists_referenced_tables: upstream.require_referenced_tables,
             })?;
             let key = pseudonym_key(&config, &store).await?;
             let gateway = Self::with_credentials(config, Arc::new(warehouse), store, credentials)?;

@@ -1,13 +1,14 @@
 //! The job methods: jobs.insert, jobs.query, jobs.get,
 //! jobs.getQueryResults, jobs.cancel and jobs.list.
 
+use axum::body::Bytes;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sluice_store::{JobRecord, JobState};
 use sluice_warehouse::{ParameterMode, QueryOutcome, QueryRequest};
 
-use super::json;
 use super::resources;
+use super::{json, json_bytes};
 use crate::Gateway;
 use crate::decide::bytes_billed_cap;
 use crate::error::{GatewayError, Origin};
@@ -28,8 +29,14 @@ pub async fn handle(gateway: &Gateway, cx: &mut RequestContext) -> Result<Respon
             query(gateway, cx, &project).await
         }
         ApiCall::JobsGet { project, job } => {
-            let job = gateway.jobs.load(&cx.principal, project, job).await?;
-            Ok(json(resources::job(&job, &gateway.config.base_url)))
+            let base_url = &gateway.config.base_url;
+            let resource = gateway
+                .jobs
+                .resource(&cx.principal, project, job, |job| {
+                    Bytes::from(resources::job(job, base_url).to_string())
+                })
+                .await?;
+            Ok(json_bytes(resource))
         }
         ApiCall::JobsGetQueryResults { project, job } => {
             query_results(gateway, cx, project, job).await

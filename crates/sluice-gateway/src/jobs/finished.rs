@@ -9,18 +9,38 @@
 //! previous one (moving a hit forward); when the current map is full it
 //! becomes the previous one and the oldest generation is dropped. So at
 //! most `2 × capacity` records are kept, and the jobs polled recently stay.
+//!
+//! Since the record never changes, neither does its `jobs.get` resource:
+//! it is rendered once, on the first poll, and the same bytes answer every
+//! poll after it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use axum::body::Bytes;
 use sluice_store::{JobRecord, JobState};
 
 type Key = (String, String);
 
+/// A finished job's record and, once a poll asked for it, its resource.
+#[derive(Debug)]
+pub struct FinishedJob {
+    pub record: JobRecord,
+    resource: OnceLock<Bytes>,
+}
+
+impl FinishedJob {
+    /// The job's resource as `render` encodes it, rendered on the first
+    /// call only: the record is final, so the encoding is too.
+    pub fn resource(&self, render: impl FnOnce(&JobRecord) -> Bytes) -> Bytes {
+        self.resource.get_or_init(|| render(&self.record)).clone()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Generations {
-    current: HashMap<Key, Arc<JobRecord>>,
-    previous: HashMap<Key, Arc<JobRecord>>,
+    current: HashMap<Key, Arc<FinishedJob>>,
+    previous: HashMap<Key, Arc<FinishedJob>>,
 }
 
 /// A bounded memory of finished job records, keyed by project and job id.
@@ -48,7 +68,7 @@ impl FinishedJobs {
     }
 
     /// The finished job, if it is remembered.
-    pub fn get(&self, project_id: &str, job_id: &str) -> Option<Arc<JobRecord>> {
+    pub fn get(&self, project_id: &str, job_id: &str) -> Option<Arc<FinishedJob>> {
         let key = (project_id.to_owned(), job_id.to_owned());
         let mut maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(job) = maps.current.get(&key) {
@@ -67,10 +87,14 @@ impl FinishedJobs {
         }
         let key = (job.project_id.clone(), job.job_id.clone());
         let mut maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
-        Self::insert(&mut maps, self.capacity, key, Arc::new(job.clone()));
+        let job = FinishedJob {
+            record: job.clone(),
+            resource: OnceLock::new(),
+        };
+        Self::insert(&mut maps, self.capacity, key, Arc::new(job));
     }
 
-    fn insert(maps: &mut Generations, capacity: usize, key: Key, job: Arc<JobRecord>) {
+    fn insert(maps: &mut Generations, capacity: usize, key: Key, job: Arc<FinishedJob>) {
         if maps.current.len() >= capacity && !maps.current.contains_key(&key) {
             maps.previous = std::mem::take(&mut maps.current);
         }
@@ -112,7 +136,7 @@ mod tests {
         finished.remember(&job("done", JobState::Done));
         assert!(finished.get("p", "pending").is_none());
         assert!(finished.get("p", "running").is_none());
-        assert_eq!(finished.get("p", "done").unwrap().job_id, "done");
+        assert_eq!(finished.get("p", "done").unwrap().record.job_id, "done");
         assert!(finished.get("other", "done").is_none());
     }
 
@@ -134,5 +158,20 @@ mod tests {
         assert!(finished.get("p", "a").is_some());
         let maps = finished.maps.lock().unwrap();
         assert!(maps.current.len() + maps.previous.len() <= 4);
+    }
+
+    #[test]
+    fn a_finished_jobs_resource_is_rendered_once() {
+        let finished = FinishedJobs::new(8);
+        finished.remember(&job("done", JobState::Done));
+        let renders = std::cell::Cell::new(0);
+        let render = |job: &JobRecord| {
+            renders.set(renders.get() + 1);
+            Bytes::from(job.job_id.clone())
+        };
+        let first = finished.get("p", "done").unwrap().resource(render);
+        let again = finished.get("p", "done").unwrap().resource(render);
+        assert_eq!((first, again), (Bytes::from("done"), Bytes::from("done")));
+        assert_eq!(renders.get(), 1);
     }
 }

@@ -189,11 +189,12 @@ async fn every_minted_token_is_revoked_after_a_mixed_run() {
         .await;
     assert_error(status, &body, 403, "accessDenied");
 
-    // dry run + job, twice; a dry run for the duplicate (its id is refused
-    // when the job is recorded, before a job token is minted); dry run +
-    // job for the refused one; a dry run; a metadata call.
+    // dry run + job, twice; dry run + job for the duplicate (its job
+    // token is minted while the record is written, and released when the
+    // id is refused); dry run + job for the refused one; a dry run; a
+    // metadata call.
     let issued: BTreeSet<String> = google.issued.lock().unwrap().iter().cloned().collect();
-    assert_eq!(issued.len(), 9, "{issued:?}");
+    assert_eq!(issued.len(), 10, "{issued:?}");
     let mut revoked = BTreeSet::new();
     for _ in 0..100 {
         revoked = google.revoked.lock().unwrap().iter().cloned().collect();
