@@ -707,6 +707,12 @@ impl Jobs {
             // Woken by a change here, or re-read now and then for a change
             // another replica made.
             let _ = tokio::time::timeout(left.min(Duration::from_millis(250)), changed).await;
+            // A job settled here is remembered before its waiters wake: no
+            // store read for it.
+            if let Some(finished) = self.finished.get(&job.project_id, &job.job_id) {
+                job = finished.record.clone();
+                continue;
+            }
             match self.store.get_job(&job.project_id, &job.job_id).await? {
                 Some(stored) => job = stored,
                 None => {
