@@ -18,6 +18,10 @@ queries, in the same run, straight at the emulator and through Sluice.
 - **Metadata calls.** `client.get_table` and `list_rows`: each call through
   Sluice gets a token minted for that one call, so they are cold-token
   figures too.
+- **Finished jobs.** `jobs.get`; `get_job(…).result()` on a job whose
+  rows were all read (its token was revoked after its last page, so the
+  page through Sluice waits for a new one); and a page of 100 rows of a
+  result read in part, whose job's token is still in use (the warm page).
 - **First query of a new gateway.** A fresh `sluice serve` process and a new
   client: nothing pooled, nothing cached.
 - **Streaming memory.** Peak resident memory (`VmHWM`) of a fresh gateway
@@ -54,6 +58,10 @@ from conftest import (  # noqa: E402
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 COLD_STARTS = int(os.environ.get("BENCH_COLD_STARTS", "5"))
 PAGE_ROWS = 10_000
+
+# A 1,000-row result of which the warm rows read 100 at a time.
+PAGED_SQL = f"SELECT order_id, amount FROM `{PROJECT}.shop.orders` ORDER BY order_id LIMIT 1000"
+PAGE_IN_USE = "getQueryResults page, 100 of 1,000 rows (job token in use)"
 
 QUERIES = {
     "count": f"SELECT COUNT(*) AS n FROM `{PROJECT}.shop.orders`",
@@ -228,12 +236,21 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str) -> None
         "tabledata.list, 100 rows": {"direct": [], "sluice": []},
         "jobs.get of a finished job": {"direct": [], "sluice": []},
         "getQueryResults of a finished job, 100 rows": {"direct": [], "sluice": []},
+        PAGE_IN_USE: {"direct": [], "sluice": []},
     }
     finished = {
         side: client.query(QUERIES["filter 100 rows"]) for side, client in (("direct", direct), ("sluice", through))
     }
     for job in finished.values():
         job.result()
+    # A result read in part: its job's token is still in use, so a page
+    # costs one upstream call with that token (the first call takes the
+    # first page the gateway kept).
+    partly_read = {
+        side: client.query(PAGED_SQL) for side, client in (("direct", direct), ("sluice", through))
+    }
+    for job in partly_read.values():
+        list(job.result(max_results=100))
     for i in range(ROUNDS):
         for side, client in ([("direct", direct), ("sluice", through)][:: -1 if i % 2 else 1]):
             ms, _ = timed(lambda: client.get_table(table.strip("`")))
@@ -245,6 +262,9 @@ def report(binary: str, config: Path, work_dir: Path, emulator_url: str) -> None
             warm["jobs.get of a finished job"][side].append(ms)
             ms, _ = timed(lambda: list(client.get_job(job.job_id, location=job.location).result()))
             warm["getQueryResults of a finished job, 100 rows"][side].append(ms)
+            paged = partly_read[side]
+            ms, _ = timed(lambda: list(paged.result(max_results=100)))
+            warm[PAGE_IN_USE][side].append(ms)
     through.close()
     stop(gateway)
 
