@@ -715,12 +715,7 @@ impl Jobs {
             }
             match self.store.get_job(&job.project_id, &job.job_id).await? {
                 Some(stored) => job = stored,
-                None => {
-                    return Err(GatewayError::not_found(format!(
-                        "Not found: Job {}:{}.{}",
-                        job.project_id, self.location, job.job_id
-                    )));
-                }
+                None => return Err(self.not_found(&job.project_id, &job.job_id)),
             }
         }
         if job.state == JobState::Done {
