@@ -226,7 +226,7 @@ impl BigQueryWarehouse {
         total_rows: u64,
         schema: Option<sluice_warehouse::TableSchema>,
     ) -> Result<QueryStatus, WarehouseError> {
-        outcome_of(self.resource(access, job).await?, total_rows, schema)
+        outcome_of(&self.resource(access, job).await?, total_rows, schema)
     }
 
     /// The job's resource (`jobs.get`).
@@ -241,7 +241,7 @@ impl BigQueryWarehouse {
 /// A finished job's outcome from its resource: its error, or its
 /// statistics with `total_rows` and `schema` (the resource's when `None`).
 fn outcome_of(
-    resource: Job,
+    resource: &Job,
     total_rows: u64,
     schema: Option<sluice_warehouse::TableSchema>,
 ) -> Result<QueryStatus, WarehouseError> {
@@ -492,14 +492,14 @@ impl Warehouse for BigQueryWarehouse {
         let (page, resource) = match &job.at_insert {
             AtInsert::Finished(resource) => (
                 self.client.get::<RowsPage>(access, &path, &query).await,
-                Some(Ok(Job::clone(resource))),
+                Some(Ok(Arc::clone(resource))),
             ),
             AtInsert::Done => {
                 let (page, resource) = tokio::join!(
                     self.client.get::<RowsPage>(access, &path, &query),
                     self.resource(access, &job)
                 );
-                (page, Some(resource))
+                (page, Some(resource.map(Arc::new)))
             }
             AtInsert::Running => (
                 self.client.get::<RowsPage>(access, &path, &query).await,
@@ -513,7 +513,7 @@ impl Warehouse for BigQueryWarehouse {
             Err(err) if matches!(err.kind, WarehouseErrorKind::Upstream { status, .. } if status != 404 && status != 403) =>
             {
                 let status = match resource {
-                    Some(resource) => outcome_of(resource?, 0, None),
+                    Some(resource) => outcome_of(&*resource?, 0, None),
                     None => self.outcome(access, &job, 0, None).await,
                 };
                 return status.map(|status| match status {
@@ -533,7 +533,7 @@ impl Warehouse for BigQueryWarehouse {
         }
         let total = page.total_rows();
         let status = match resource {
-            Some(resource) => outcome_of(resource?, total, page.schema)?,
+            Some(resource) => outcome_of(&*resource?, total, page.schema)?,
             None => self.outcome(access, &job, total, page.schema).await?,
         };
         if matches!(status, QueryStatus::Done(_)) {

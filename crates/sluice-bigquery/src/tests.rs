@@ -95,6 +95,28 @@ fn script(fake: &Fake, answers: Vec<(StatusCode, Value)>) {
     fake.scripted.lock().unwrap().extend(answers);
 }
 
+/// The paths the fake was asked for, in order of arrival.
+fn seen_paths(fake: &Fake) -> Vec<String> {
+    fake.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.path.clone())
+        .collect()
+}
+
+/// Waits for job `key`, which must be done, and returns its outcome.
+async fn done(bq: &BigQueryWarehouse, access: &Access, key: &str) -> QueryOutcome {
+    match bq
+        .wait_query(access, key, Duration::from_secs(1))
+        .await
+        .unwrap()
+    {
+        QueryStatus::Done(outcome) => outcome,
+        other => panic!("the job should be done: {other:?}"),
+    }
+}
+
 fn bigquery_error(code: u16, reason: &str, message: &str) -> Value {
     json!({"error": {"code": code, "message": message, "errors": [{"reason": reason, "message": message, "domain": "global"}], "status": "X"}})
 }
@@ -143,13 +165,7 @@ async fn a_job_is_submitted_with_its_token_labels_and_byte_cap_then_polled_and_p
             .unwrap(),
         QueryStatus::Running
     ));
-    let QueryStatus::Done(outcome) = bq
-        .wait_query(&access, "k1", Duration::from_secs(1))
-        .await
-        .unwrap()
-    else {
-        panic!("the job should be done");
-    };
+    let outcome = done(&bq, &access, "k1").await;
     assert_eq!(outcome.total_rows, 3);
     assert_eq!(outcome.total_bytes_processed, 1234);
     assert_eq!(outcome.statement_type, "SELECT");
@@ -246,26 +262,14 @@ async fn a_job_answered_done_with_its_statistics_at_insert_needs_no_jobs_get() {
     );
     let access = access("t");
     bq.start_query(&access, "k1", &query()).await.unwrap();
-    let QueryStatus::Done(outcome) = bq
-        .wait_query(&access, "k1", Duration::from_secs(1))
-        .await
-        .unwrap()
-    else {
-        panic!("the job should be done");
-    };
+    let outcome = done(&bq, &access, "k1").await;
     assert_eq!(outcome.total_bytes_processed, 77);
     assert_eq!(outcome.statement_type, "SELECT");
     assert_eq!(
         outcome.referenced_tables,
         vec![TableRef::new("demo", "shop", "orders")]
     );
-    let paths: Vec<String> = fake
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.path.clone())
-        .collect();
+    let paths = seen_paths(&fake);
     assert_eq!(
         paths,
         [
@@ -303,25 +307,13 @@ async fn a_job_answered_done_without_its_tables_is_still_asked_for_them() {
     );
     let access = access("t");
     bq.start_query(&access, "k1", &query()).await.unwrap();
-    let QueryStatus::Done(outcome) = bq
-        .wait_query(&access, "k1", Duration::from_secs(1))
-        .await
-        .unwrap()
-    else {
-        panic!("the job should be done");
-    };
+    let outcome = done(&bq, &access, "k1").await;
     assert_eq!(
         outcome.referenced_tables,
         vec![TableRef::new("hr", "pay", "salaries")],
         "the tables come from jobs.get"
     );
-    let mut paths: Vec<String> = fake
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.path.clone())
-        .collect();
+    let mut paths = seen_paths(&fake);
     paths.sort();
     assert_eq!(
         paths,

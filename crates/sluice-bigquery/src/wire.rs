@@ -74,14 +74,14 @@ pub fn job_insert(
 }
 
 /// A job resource (`jobs.insert`, `jobs.get`, `jobs.cancel`'s `job`).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Job {
     pub status: JobStatus,
     pub statistics: Value,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct JobStatus {
     pub state: String,
