@@ -4,8 +4,11 @@
 //!
 //! - `query.started` is written **before** a job is sent to the warehouse,
 //!   in the transaction that makes the job RUNNING ([`Audit::start_job`],
-//!   from `Jobs::run`): if the store cannot take it, the job is not sent
-//!   and ends with `audit.write` (403, not retried).
+//!   from `Jobs::run_as`), with the `token.minted` of the job's token: if
+//!   the store cannot take them, the job is not sent and ends with
+//!   `audit.write` (403, not retried).
+//! - `query.finished` is written in the transaction that makes the job
+//!   DONE ([`Audit::finish_job`]).
 //! - `request` records each request that decided or read something, or
 //!   was refused: the method and status, the decision (outcome, rule,
 //!   policy), the SQL, the tables, the estimate, the job, the values
@@ -335,7 +338,20 @@ impl Audit {
         detail: Value,
         durable: bool,
     ) -> Result<(), sluice_store::StoreError> {
-        let event = AuditEvent {
+        let event = self.new_event(kind, principal, session, request_id, detail);
+        self.append_with(event, None, durable).await
+    }
+
+    /// An event of `kind` now, from this process, not yet written.
+    fn new_event(
+        &self,
+        kind: &str,
+        principal: &str,
+        session: &str,
+        request_id: &str,
+        detail: Value,
+    ) -> AuditEvent {
+        AuditEvent {
             at_ms: crate::jobs::now_ms(),
             kind: kind.into(),
             principal: principal.into(),
@@ -343,8 +359,16 @@ impl Audit {
             instance: self.instance.clone(),
             session: session.into(),
             detail,
-        };
-        self.append_with(event, None, durable).await
+        }
+    }
+
+    /// Appends an event after the fact (synced with the next durable
+    /// write): logged, not fatal, when the store cannot take it.
+    pub async fn append_after(&self, event: AuditEvent) {
+        let kind = event.kind.clone();
+        if let Err(err) = self.append_with(event, None, false).await {
+            tracing::error!(%err, kind, "audit event not written");
+        }
     }
 
     /// `auth.success`, the first time this process sees a token: who it
@@ -463,13 +487,16 @@ impl Audit {
 
     /// `token.minted`: an upstream token minted for `principal`'s `job`
     /// with `credential`, its fingerprint and expiry (never the token).
-    pub async fn token_minted(
+    /// Not yet written: a job writes it with its `query.started`
+    /// ([`Self::start_job`]), a single call after the fact
+    /// ([`Self::append_after`]).
+    pub fn token_minted(
         &self,
         principal: &Principal,
         job: &str,
         credential: &str,
         token: &sluice_credentials::AccessToken,
-    ) {
+    ) -> AuditEvent {
         let detail = json!({
             "job": job,
             "credential": credential,
@@ -477,18 +504,8 @@ impl Audit {
             "expires_ms": expires_ms(token),
             "claims": claims(principal),
         });
-        // After the fact, like the job's end: synced with the next synced
-        // write (the job's `query.started`, which names the same token).
         let session = session_of(principal, crate::jobs::now_ms());
-        self.system_event_with(
-            "token.minted",
-            &principal.name,
-            &session,
-            job,
-            detail,
-            false,
-        )
-        .await;
+        self.new_event("token.minted", &principal.name, &session, job, detail)
     }
 
     /// `token.revoked`: an upstream token revoked once its job was done
@@ -584,10 +601,11 @@ impl Audit {
     }
 
     /// Starts a recorded job (PENDING → RUNNING) with its write-ahead
-    /// event, `query.started`, in one durable transaction
+    /// event, `query.started`, and the `token.minted` of its token
+    /// (`minted`, when one was minted for it), in one durable transaction
     /// ([`sluice_store::Store::start_job`]); the job is sent to the
     /// warehouse only after. False when another caller started or ended
-    /// the job first; `audit.write` when the store cannot take both.
+    /// the job first; `audit.write` when the store cannot take them.
     pub async fn start_job(
         &self,
         principal: &Principal,
@@ -595,6 +613,7 @@ impl Audit {
         started_ms: i64,
         request: &crate::jobs::StoredRequest,
         access: &sluice_warehouse::Access,
+        minted: Option<AuditEvent>,
     ) -> Result<bool, GatewayError> {
         let query = &request.query;
         // The tables, as analysis reads them (the same analysis admitted
@@ -630,24 +649,28 @@ impl Audit {
                 })),
             }),
         };
-        let write_ahead = self.config.enabled.then_some(&event);
+        let write_ahead: Vec<AuditEvent> = match self.config.enabled {
+            true => minted.iter().cloned().chain([event]).collect(),
+            false => Vec::new(),
+        };
         let started = std::time::Instant::now();
         let outcome = self
             .store
-            .start_job(&job.project_id, &job.job_id, started_ms, write_ahead)
+            .start_job(&job.project_id, &job.job_id, started_ms, &write_ahead)
             .await;
-        if write_ahead.is_some() {
+        let elapsed = started.elapsed();
+        for event in &write_ahead {
             self.metrics
-                .audit_event(&event.kind, outcome.is_ok(), started.elapsed());
+                .audit_event(&event.kind, outcome.is_ok(), elapsed);
         }
-        match outcome {
-            Ok(sluice_store::JobStart::Won { write_ahead }) => {
-                if let Some(record) = write_ahead {
-                    self.forward(&record);
+        let won = match outcome {
+            Ok(sluice_store::JobTransition::Won { events }) => {
+                for record in &events {
+                    self.forward(record);
                 }
-                Ok(true)
+                return Ok(true);
             }
-            Ok(sluice_store::JobStart::Lost) => Ok(false),
+            Ok(sluice_store::JobTransition::Lost) => Ok(false),
             Err(err) => {
                 tracing::error!(%err, job = %job.job_id, "audit event not written: the job is not sent");
                 Err(GatewayError::access_denied(
@@ -656,14 +679,26 @@ impl Audit {
                      check Sluice's store, then run it again.",
                 ))
             }
+        };
+        // The job did not start, but its token was minted: that is
+        // recorded all the same.
+        if let Some(minted) = minted {
+            self.append_after(minted).await;
         }
+        won
     }
 
-    /// `query.finished`, by whichever process ended the job: its outcome,
-    /// the bytes processed, the rows, how long it ran and the warehouse's
-    /// name for it. Logged, not fatal, when the store cannot take it (the
-    /// job has ended; its write-ahead event was `query.started`).
-    pub async fn query_finished(&self, job: &sluice_store::JobRecord) {
+    /// Ends a job (DONE) in the store with its `query.finished` event —
+    /// its outcome, the bytes processed, the rows, how long it ran and
+    /// the warehouse's name for it — and `usage` added to its budgets, in
+    /// one transaction ([`sluice_store::Store::finish_job`]); without the
+    /// event when the log cannot take it. True for the one caller that
+    /// ended it.
+    pub async fn finish_job(
+        &self,
+        job: &sluice_store::JobRecord,
+        usage: &[sluice_store::UsageAdd],
+    ) -> Result<bool, sluice_store::StoreError> {
         let stats = job.statistics.as_ref();
         let number = |key: &str| {
             stats
@@ -694,18 +729,44 @@ impl Audit {
             "duration_ms": duration_ms,
             "claims": claims,
         });
-        if let Some(bytes) = bytes {
-            self.metrics.bytes_processed(bytes);
-        }
-        self.system_event_with(
+        let event = self.new_event(
             "query.finished",
             &job.principal,
             &session,
             &job.job_id,
             detail,
-            false,
-        )
-        .await;
+        );
+        let events = match self.config.enabled {
+            true => std::slice::from_ref(&event),
+            false => &[],
+        };
+        let started = std::time::Instant::now();
+        let mut outcome = self.store.finish_job(job, usage, events).await;
+        if !events.is_empty() {
+            self.metrics
+                .audit_event(&event.kind, outcome.is_ok(), started.elapsed());
+        }
+        if let Err(err) = &outcome
+            && !events.is_empty()
+        {
+            // The job has ended whatever the log can take: its end is
+            // recorded without the event (its write-ahead event was
+            // `query.started`).
+            tracing::error!(%err, job = %job.job_id, "audit event not written: the job's end is recorded without it");
+            outcome = self.store.finish_job(job, usage, &[]).await;
+        }
+        match outcome? {
+            sluice_store::JobTransition::Won { events } => {
+                if let Some(bytes) = bytes {
+                    self.metrics.bytes_processed(bytes);
+                }
+                for record in &events {
+                    self.forward(record);
+                }
+                Ok(true)
+            }
+            sluice_store::JobTransition::Lost => Ok(false),
+        }
     }
 
     /// The event of a finished request, when it decided, read or was

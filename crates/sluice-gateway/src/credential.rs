@@ -102,6 +102,24 @@ pub struct Credentials {
     audit: Option<Arc<crate::audit::Audit>>,
 }
 
+/// A job's access, and the `token.minted` event of the token minted for
+/// it, which is still to be written (none when no token was minted: a
+/// cached one, or no credential).
+#[derive(Debug)]
+pub struct JobAccess {
+    pub access: Access,
+    pub minted: Option<sluice_store::AuditEvent>,
+}
+
+impl From<Access> for JobAccess {
+    fn from(access: Access) -> Self {
+        Self {
+            access,
+            minted: None,
+        }
+    }
+}
+
 impl Credentials {
     /// For a warehouse that needs no credential.
     pub fn none() -> Self {
@@ -199,8 +217,28 @@ impl Credentials {
     /// A caller no policy names gets nothing: no token is minted and no
     /// upstream call made for a stranger (with a public issuer, anyone).
     pub async fn access(&self, principal: &Principal, job: &str) -> Result<Access, GatewayError> {
+        let JobAccess { access, minted } = self.access_for_job(principal, job).await?;
+        if let (Some(audit), Some(minted)) = (self.audit.clone(), minted) {
+            // Off the call's path: what it records has happened.
+            let guard = audit.detached();
+            tokio::spawn(async move {
+                audit.append_after(minted).await;
+                drop(guard);
+            });
+        }
+        Ok(access)
+    }
+
+    /// [`Self::access`] for a job that writes the `token.minted` event of
+    /// a new token itself, with its write-ahead `query.started`
+    /// ([`crate::audit::Audit::start_job`]): one commit for both.
+    pub async fn access_for_job(
+        &self,
+        principal: &Principal,
+        job: &str,
+    ) -> Result<JobAccess, GatewayError> {
         let Some((credential, minter)) = self.minter_for(principal)? else {
-            return Ok(Access::none());
+            return Ok(JobAccess::from(Access::none()));
         };
         if self.policy.matching_names(&principal.who()).is_empty() {
             return Err(GatewayError::access_denied(format!(
@@ -215,7 +253,7 @@ impl Credentials {
             caller_token: caller_token_hash(principal.token.secret()),
         };
         if let Some(token) = self.cached(&purpose, &minter) {
-            return Ok(Access::with_token(token));
+            return Ok(JobAccess::from(Access::with_token(token)));
         }
         if let Some(quota) = &self.quota {
             quota.mint(&principal.name)?;
@@ -249,23 +287,10 @@ impl Credentials {
             session: crate::audit::session_of(principal, at_ms),
             job: job.to_owned(),
         });
-        if let Some(audit) = self.audit.clone() {
-            // Off the query's path: `query.started`, written ahead and
-            // awaited, names the same token's fingerprint.
-            let (principal, job, credential, token) = (
-                principal.clone(),
-                job.to_owned(),
-                credential.to_owned(),
-                token.clone(),
-            );
-            let guard = audit.detached();
-            tokio::spawn(async move {
-                audit
-                    .token_minted(&principal, &job, &credential, &token)
-                    .await;
-                drop(guard);
-            });
-        }
+        let event = self
+            .audit
+            .as_ref()
+            .map(|audit| audit.token_minted(principal, job, credential, &token));
         let minted = Minted {
             token: token.clone(),
             minter,
@@ -287,7 +312,10 @@ impl Credentials {
         for minted in dropped {
             self.revoke_later(minted);
         }
-        Ok(Access::with_token(token))
+        Ok(JobAccess {
+            access: Access::with_token(token),
+            minted: event,
+        })
     }
 
     /// The access for one call that belongs to no job (a dry run, a

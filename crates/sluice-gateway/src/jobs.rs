@@ -18,7 +18,7 @@ use sluice_warehouse::{Access, QueryRequest, QueryStatus, Warehouse, WarehouseEr
 
 use crate::Principal;
 use crate::authenticate::RecordedCaller;
-use crate::credential::Credentials;
+use crate::credential::{Credentials, JobAccess};
 use crate::error::GatewayError;
 use crate::exit::MaskPlan;
 use crate::quota::Quota;
@@ -328,10 +328,18 @@ impl Jobs {
         // token at once, which revokes it.
         let (recorded, minted) = tokio::join!(
             self.write(&job),
-            self.credentials.access(principal, &job.warehouse_key)
+            self.credentials
+                .access_for_job(principal, &job.warehouse_key)
         );
         if let Err(err) = recorded {
             self.credentials.release(&job.warehouse_key);
+            if let Ok(JobAccess {
+                minted: Some(minted),
+                ..
+            }) = minted
+            {
+                self.audit.append_after(minted).await;
+            }
             return Err(err);
         }
         self.run_as(principal, &mut job, false, Some(minted))
@@ -423,7 +431,7 @@ impl Jobs {
         principal: &Principal,
         job: &mut JobRecord,
         approved: bool,
-        minted: Option<Result<Access, GatewayError>>,
+        minted: Option<Result<JobAccess, GatewayError>>,
     ) -> Result<(), GatewayError> {
         let request = StoredRequest::of(job)?;
         if approved {
@@ -436,10 +444,14 @@ impl Jobs {
         // simply try again (an approved job ends with the error instead).
         let minted = match minted {
             Some(minted) => minted,
-            None => self.credentials.access(principal, &job.warehouse_key).await,
+            None => {
+                self.credentials
+                    .access_for_job(principal, &job.warehouse_key)
+                    .await
+            }
         };
-        let access = match minted {
-            Ok(access) => access,
+        let JobAccess { access, minted } = match minted {
+            Ok(job_access) => job_access,
             Err(err) if approved => {
                 job.error = Some(err.error_result());
                 return self.finish(job).await.map(drop);
@@ -454,7 +466,7 @@ impl Jobs {
         // transaction that records its `query.started`.
         match self
             .audit
-            .start_job(principal, job, started, &request, &access)
+            .start_job(principal, job, started, &request, &access, minted)
             .await
         {
             Ok(true) => {}
@@ -700,6 +712,17 @@ impl Jobs {
             || (job.state == JobState::Running && self.is_watched(&job.warehouse_key))
         {
             let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Listening before looking: a job settled after the look below
+            // wakes this wait, and one settled before it (by a watcher
+            // quicker than the caller) is found by it, not waited for.
+            changed.as_mut().enable();
+            // A job settled here is remembered before its waiters wake: no
+            // store read for it.
+            if let Some(finished) = self.finished.get(&job.project_id, &job.job_id) {
+                job = finished.record.clone();
+                continue;
+            }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 return Ok(job);
@@ -707,8 +730,6 @@ impl Jobs {
             // Woken by a change here, or re-read now and then for a change
             // another replica made.
             let _ = tokio::time::timeout(left.min(Duration::from_millis(250)), changed).await;
-            // A job settled here is remembered before its waiters wake: no
-            // store read for it.
             if let Some(finished) = self.finished.get(&job.project_id, &job.job_id) {
                 job = finished.record.clone();
                 continue;
@@ -847,17 +868,8 @@ impl Jobs {
         job.state = JobState::Done;
         job.ended_ms = Some(now_ms());
         self.quota.finished(&job.principal, &job.warehouse_key);
-        let won = self.store.finish_job(job, usage).await?;
-        if won {
-            // Off the answer's path: it follows the job, it precedes no
-            // upstream call (the write-ahead event is `query.started`).
-            let (audit, finished) = (self.audit.clone(), job.clone());
-            let guard = audit.detached();
-            tokio::spawn(async move {
-                audit.query_finished(&finished).await;
-                drop(guard);
-            });
-        }
+        // The end and its `query.finished` event: one commit.
+        let won = self.audit.finish_job(job, usage).await?;
         if !won {
             // Someone settled it first (the watcher, another poll, a
             // cancel, another replica): theirs is the outcome.

@@ -2,15 +2,14 @@
 
 use serde_json::Value;
 
-/// What [`crate::Store::start_job`] did.
+/// What [`crate::Store::start_job`] or [`crate::Store::finish_job`] did.
 #[derive(Debug)]
-pub enum JobStart {
-    /// This call started the job, and recorded its write-ahead event
-    /// (when one was given) with the start.
-    Won {
-        write_ahead: Option<Box<crate::AuditRecord>>,
-    },
-    /// The job was no longer PENDING: someone else started or ended it.
+pub enum JobTransition {
+    /// This call made the transition, and recorded the audit events it
+    /// was given in the same transaction (in order).
+    Won { events: Vec<crate::AuditRecord> },
+    /// Someone else made it first: the job was no longer PENDING (a
+    /// start) or was DONE already (an end).
     Lost,
 }
 

@@ -18,7 +18,7 @@ pub use approval::{ApprovalRecord, ApprovalState, Vote};
 pub use audit::{AuditEvent, AuditRecord, Checkpoint, Pruned, SessionSummary};
 pub use error::StoreError;
 pub use grant::{GrantRecord, Usage, UsageAdd};
-pub use job::{JobPage, JobRecord, JobStart, JobState};
+pub use job::{JobPage, JobRecord, JobState, JobTransition};
 pub use secrets::{MASTER_KEY_ENV, MasterKey, SealedSecret, SecretError, SecretInfo, SecretStore};
 pub use sqlite::SqliteStore;
 
@@ -49,24 +49,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// only if the stored job is not DONE yet. True when this call made the
     /// change: of several callers settling one job at once, on one process
     /// or several, exactly one wins, and the others read what it wrote.
-    /// The winner's `usage` is added to the budgets in the same
-    /// transaction, so a job is counted once, and before anyone can see it
-    /// DONE.
-    async fn finish_job(&self, job: &JobRecord, usage: &[UsageAdd]) -> Result<bool, StoreError>;
+    /// The winner's `usage` is added to the budgets, and its `events`
+    /// (`query.finished`) appended to the audit chain, in the same
+    /// transaction: a job is counted once, and its end is recorded, before
+    /// anyone can see it DONE. A store may commit an end without syncing
+    /// it (a job's start is synced, its end can be settled again).
+    async fn finish_job(
+        &self,
+        job: &JobRecord,
+        usage: &[UsageAdd],
+        events: &[AuditEvent],
+    ) -> Result<JobTransition, StoreError>;
 
     /// Starts a recorded job: PENDING → RUNNING, only if it is still
-    /// PENDING, appending its write-ahead audit event (`query.started`)
-    /// in the same durable transaction: a job is RUNNING only if its event
-    /// is recorded, and one sync makes both durable. [`JobStart::Won`]
-    /// when this call started it (exactly one caller does), with the
-    /// event's record.
+    /// PENDING, appending its write-ahead audit events (`token.minted`,
+    /// `query.started`) in the same durable transaction: a job is RUNNING
+    /// only if its events are recorded, and one sync makes them durable.
+    /// [`JobTransition::Won`] when this call started it (exactly one
+    /// caller does), with the events' records.
     async fn start_job(
         &self,
         project_id: &str,
         job_id: &str,
         started_ms: i64,
-        write_ahead: Option<&AuditEvent>,
-    ) -> Result<JobStart, StoreError>;
+        write_ahead: &[AuditEvent],
+    ) -> Result<JobTransition, StoreError>;
 
     /// Forgets a job that never started (a transient failure before it
     /// existed upstream), so a retry under the same id can make it.

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 
 use crate::{
     ApprovalRecord, ApprovalState, AuditEvent, AuditRecord, Checkpoint, GrantRecord, JobPage,
-    JobRecord, JobStart, JobState, Pruned, SealedSecret, SecretInfo, SessionSummary, Store,
+    JobRecord, JobState, JobTransition, Pruned, SealedSecret, SecretInfo, SessionSummary, Store,
     StoreError, Usage, UsageAdd, Vote, now_ms,
 };
 
@@ -52,13 +52,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
 pub struct SqliteStore {
     pool: SqlitePool,
     /// One connection to the same database whose commits do not sync the
-    /// WAL (`synchronous = NORMAL`): for audit events that record what
-    /// already happened. They survive a crash of the process; the next
-    /// commit of `pool` (FULL: each commit syncs) syncs them too, since
-    /// the WAL is written in order.
+    /// WAL (`synchronous = NORMAL`): for what records what already
+    /// happened (a job's end, audit events after the fact). They survive
+    /// a crash of the process; the next commit of `pool` (FULL: each
+    /// commit syncs) syncs them too, since the WAL is written in order.
     unsynced: SqlitePool,
-    /// Appends to the audit chain, one at a time in this process.
-    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Every write of this process, one at a time: appends to the audit
+    /// chain must be (each reads the last hash), and writers that queue
+    /// here never meet SQLite's busy handler, which sleeps a millisecond
+    /// or more each time two connections want the write lock at once.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -97,7 +100,7 @@ impl SqliteStore {
         let store = Self {
             pool,
             unsynced,
-            audit_lock: std::sync::Arc::default(),
+            writer: std::sync::Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -203,6 +206,7 @@ fn names(column: &str, text: Option<String>) -> Result<Vec<String>, StoreError> 
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         sqlx::query(concat!(
             "INSERT INTO jobs (",
             job_columns!(),
@@ -270,8 +274,18 @@ impl Store for SqliteStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn finish_job(&self, job: &JobRecord, usage: &[UsageAdd]) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+    async fn finish_job(
+        &self,
+        job: &JobRecord,
+        usage: &[UsageAdd],
+        events: &[AuditEvent],
+    ) -> Result<JobTransition, StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
+        // Not synced: a job's end records what has happened. A crash of
+        // the process loses none of it; the next synced commit (the next
+        // job's start) syncs it too, and a job whose end a power cut lost
+        // is RUNNING again, settled anew from the warehouse.
+        let mut tx = self.unsynced.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $3, statistics = $4, error = $5, started_ms = $6, ended_ms = $7 \
              WHERE project_id = $1 AND job_id = $2 AND state <> 'DONE'",
@@ -285,14 +299,15 @@ impl Store for SqliteStore {
         .bind(job.ended_ms)
         .execute(&mut *tx)
         .await?;
-        let won = done.rows_affected() == 1;
-        if won {
-            for add in usage {
-                grants::add_usage(&mut *tx, add).await?;
-            }
+        if done.rows_affected() != 1 {
+            return Ok(JobTransition::Lost);
         }
+        for add in usage {
+            grants::add_usage(&mut *tx, add).await?;
+        }
+        let events = audit::append_all(&mut tx, events).await?;
         tx.commit().await?;
-        Ok(won)
+        Ok(JobTransition::Won { events })
     }
 
     async fn start_job(
@@ -300,14 +315,11 @@ impl Store for SqliteStore {
         project_id: &str,
         job_id: &str,
         started_ms: i64,
-        write_ahead: Option<&AuditEvent>,
-    ) -> Result<JobStart, StoreError> {
+        write_ahead: &[AuditEvent],
+    ) -> Result<JobTransition, StoreError> {
         // The audit chain's order is this process's lock, then SQLite's
         // write lock (IMMEDIATE), as for any other append.
-        let _one_at_a_time = match write_ahead {
-            Some(_) => Some(self.audit_lock.lock().await),
-            None => None,
-        };
+        let _one_at_a_time = self.writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let started = sqlx::query(
             "UPDATE jobs SET state = 'RUNNING', started_ms = $3 \
@@ -319,17 +331,15 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if started.rows_affected() != 1 {
-            return Ok(JobStart::Lost);
+            return Ok(JobTransition::Lost);
         }
-        let write_ahead = match write_ahead {
-            Some(event) => Some(Box::new(audit::append_in(&mut tx, event, None).await?)),
-            None => None,
-        };
+        let events = audit::append_all(&mut tx, write_ahead).await?;
         tx.commit().await?;
-        Ok(JobStart::Won { write_ahead })
+        Ok(JobTransition::Won { events })
     }
 
     async fn delete_job(&self, project_id: &str, job_id: &str) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         sqlx::query("DELETE FROM jobs WHERE project_id = $1 AND job_id = $2")
             .bind(project_id)
             .bind(job_id)
@@ -382,6 +392,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_secret(&self, sealed: &SealedSecret) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         secrets::put(&self.pool, sealed).await
     }
 
@@ -398,10 +409,12 @@ impl Store for SqliteStore {
     }
 
     async fn replace_wrapped_keys(&self, rewrapped: &[SealedSecret]) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         secrets::replace_wrapped_keys(&self.pool, rewrapped).await
     }
 
     async fn insert_approval(&self, approval: &ApprovalRecord) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         approvals::insert(&self.pool, approval).await
     }
 
@@ -426,6 +439,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_vote(&self, approval_id: &str, vote: &Vote) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         approvals::add_vote(&self.pool, approval_id, vote).await
     }
 
@@ -437,6 +451,7 @@ impl Store for SqliteStore {
         reason: &str,
         closed_ms: i64,
     ) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         approvals::close(&self.pool, id, state, closed_by, reason, closed_ms).await
     }
 
@@ -448,6 +463,7 @@ impl Store for SqliteStore {
         approvals::expired(&self.pool, now_ms, limit).await
     }
     async fn insert_grant(&self, grant: &GrantRecord) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         grants::insert(&self.pool, grant).await
     }
 
@@ -465,6 +481,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_grant(&self, id: &str, by: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         grants::revoke(&self.pool, id, by, at_ms).await
     }
 
@@ -473,10 +490,12 @@ impl Store for SqliteStore {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<GrantRecord>, StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         grants::claim_expired(&self.pool, now_ms, limit).await
     }
 
     async fn unclaim_expired_grant(&self, id: &str) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         grants::unclaim_expired(&self.pool, id).await
     }
 
@@ -488,6 +507,7 @@ impl Store for SqliteStore {
         bytes: u64,
         rows: u64,
     ) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         let add = UsageAdd {
             budget: budget.to_owned(),
             key: key.to_owned(),
@@ -503,7 +523,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
-        let _one_at_a_time = self.audit_lock.lock().await;
+        let _one_at_a_time = self.writer.lock().await;
         audit::append(&self.pool, event, None).await
     }
 
@@ -512,7 +532,7 @@ impl Store for SqliteStore {
         event: &AuditEvent,
         page: Option<&str>,
     ) -> Result<AuditRecord, StoreError> {
-        let _one_at_a_time = self.audit_lock.lock().await;
+        let _one_at_a_time = self.writer.lock().await;
         audit::append(&self.unsynced, event, page).await
     }
 
@@ -546,6 +566,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writer.lock().await;
         audit::append_checkpoint(&self.pool, checkpoint).await
     }
 
@@ -558,7 +579,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune_audit(&self, before_ms: i64) -> Result<Pruned, StoreError> {
-        let _one_at_a_time = self.audit_lock.lock().await;
+        let _one_at_a_time = self.writer.lock().await;
         audit::prune(&self.pool, before_ms).await
     }
 }

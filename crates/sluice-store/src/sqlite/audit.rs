@@ -39,7 +39,7 @@ fn record_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
 }
 
 /// Appends `event` after the last one, in one transaction; the caller
-/// serializes appends of this process (`SqliteStore::audit_lock`), and the
+/// serializes appends of this process (`SqliteStore::writer`), and the
 /// primary key refuses a second event with the same `seq` from another.
 /// With `page`, the rows the request returned are recorded in the same
 /// transaction.
@@ -56,6 +56,18 @@ pub(super) async fn append(
     let record = append_in(&mut tx, event, page).await?;
     tx.commit().await?;
     Ok(record)
+}
+
+/// [`append_in`] for each of `events`, in order.
+pub(super) async fn append_all(
+    tx: &mut sqlx::SqliteConnection,
+    events: &[AuditEvent],
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut records = Vec::with_capacity(events.len());
+    for event in events {
+        records.push(append_in(&mut *tx, event, None).await?);
+    }
+    Ok(records)
 }
 
 /// [`append`] inside a transaction the caller began with `BEGIN

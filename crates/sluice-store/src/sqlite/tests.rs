@@ -24,6 +24,23 @@ fn job(id: &str, principal: &str, created_ms: i64) -> JobRecord {
     }
 }
 
+/// An audit event of `kind` for job `job`, written by `instance`.
+fn event(kind: &str, job: &str, instance: &str, at_ms: i64) -> crate::AuditEvent {
+    crate::AuditEvent {
+        at_ms,
+        kind: kind.into(),
+        principal: "iss#alice".into(),
+        request_id: job.into(),
+        instance: instance.into(),
+        session: "s".into(),
+        detail: json!({"job": job}),
+    }
+}
+
+fn won(transition: JobTransition) -> bool {
+    matches!(transition, JobTransition::Won { .. })
+}
+
 async fn store() -> SqliteStore {
     SqliteStore::open_url("sqlite::memory:").await.unwrap()
 }
@@ -39,13 +56,13 @@ async fn a_job_round_trips_and_updates() {
     j.statistics = Some(json!({"totalBytesProcessed": "10"}));
     j.error = Some(json!({"reason": "stopped"}));
     j.ended_ms = Some(5);
-    assert!(store.finish_job(&j, &[]).await.unwrap());
+    assert!(won(store.finish_job(&j, &[], &[]).await.unwrap()));
     assert_eq!(store.get_job("demo", "a").await.unwrap(), Some(j.clone()));
     // A finished job stays as it was finished.
     let mut late = j.clone();
     late.error = None;
     late.statistics = Some(json!({"totalBytesProcessed": "99"}));
-    assert!(!store.finish_job(&late, &[]).await.unwrap());
+    assert!(!won(store.finish_job(&late, &[], &[]).await.unwrap()));
     assert_eq!(store.get_job("demo", "a").await.unwrap(), Some(j));
     assert_eq!(store.get_job("demo", "missing").await.unwrap(), None);
     assert_eq!(store.get_job("other", "a").await.unwrap(), None);
@@ -79,13 +96,24 @@ async fn of_concurrent_finishes_exactly_one_wins() {
                 bytes: 1000,
                 rows: 3,
             };
-            store.finish_job(&j, &[usage]).await.unwrap()
+            let finished = event("query.finished", "race", &format!("settler-{i}"), i);
+            store.finish_job(&j, &[usage], &[finished]).await.unwrap()
         }));
     }
-    let mut winners = 0;
+    let mut winners = Vec::new();
     for task in tasks {
-        winners += usize::from(task.await.unwrap());
+        if let JobTransition::Won { events } = task.await.unwrap() {
+            winners.push(events);
+        }
     }
+    assert_eq!(winners.len(), 1);
+    let events = first.audit_events(0, 100).await.unwrap();
+    assert_eq!(
+        events.len(),
+        1,
+        "only the settler that won recorded its end"
+    );
+    assert_eq!(events[0].event.instance, winners[0][0].event.instance);
     assert_eq!(
         first.usage("daily", "alice", "2026-12-03").await.unwrap(),
         crate::Usage {
@@ -94,7 +122,6 @@ async fn of_concurrent_finishes_exactly_one_wins() {
         },
         "counted once, by the one settler that finished the job"
     );
-    assert_eq!(winners, 1);
 }
 
 #[tokio::test]
@@ -307,37 +334,42 @@ async fn racing_starts_run_a_job_once_and_record_one_write_ahead_event() {
     for i in 0..8 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let event = crate::AuditEvent {
-                at_ms: i,
-                kind: "query.started".into(),
-                principal: "iss#alice".into(),
-                request_id: "j1".into(),
-                instance: format!("replica-{i}"),
-                session: "s".into(),
-                detail: json!({"job": "j1"}),
-            };
+            let instance = format!("replica-{i}");
+            let write_ahead = [
+                event("token.minted", "j1", &instance, i),
+                event("query.started", "j1", &instance, i),
+            ];
             store
-                .start_job("demo", "j1", 100 + i, Some(&event))
+                .start_job("demo", "j1", 100 + i, &write_ahead)
                 .await
                 .unwrap()
         }));
     }
     let mut won = Vec::new();
     for task in tasks {
-        if let JobStart::Won { write_ahead } = task.await.unwrap() {
-            won.push(write_ahead.expect("the event is recorded with the start"));
+        if let JobTransition::Won { events } = task.await.unwrap() {
+            won.push(events);
         }
     }
     assert_eq!(won.len(), 1, "exactly one caller starts the job");
     let events = store.audit_events(0, 100).await.unwrap();
-    assert_eq!(events.len(), 1, "the losers wrote no event");
-    assert_eq!(events[0].event.instance, won[0].event.instance);
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["token.minted", "query.started"],
+        "the losers wrote no event"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.event.instance == won[0][0].event.instance)
+    );
     let stored = store.get_job("demo", "j1").await.unwrap().unwrap();
     assert_eq!(stored.state, JobState::Running);
     assert_eq!(stored.started_ms, Some(100 + events[0].event.at_ms));
     // A started job is not started again, with or without an event.
     assert!(matches!(
-        store.start_job("demo", "j1", 500, None).await.unwrap(),
-        JobStart::Lost
+        store.start_job("demo", "j1", 500, &[]).await.unwrap(),
+        JobTransition::Lost
     ));
 }
