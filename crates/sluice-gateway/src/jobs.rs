@@ -1142,6 +1142,30 @@ mod lifecycle_tests {
         assert!(seen.error.is_none(), "{:?}", seen.error);
     }
 
+    /// A poll that brings a stale copy of a job this process has settled
+    /// (the watcher was quicker than the caller) gets the job as it ended,
+    /// even with no time to wait: it is not waited for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_settled_before_its_poll_is_seen_settled_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = jobs(dir.path()).await;
+        let tess = tester();
+        let mut job = jobs
+            .record(&tess, new_job("j3", "SELECT 1 AS one"))
+            .await
+            .unwrap();
+        let stale = job.clone();
+        jobs.run_as(&tess, &mut job, false, None).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while jobs.finished.get("proj", "j3").is_none() {
+            assert!(Instant::now() < deadline, "the watcher settles the job");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let seen = jobs.hold(&tess, stale, Duration::ZERO).await.unwrap();
+        assert_eq!(seen.state, JobState::Done, "{seen:?}");
+        assert!(seen.error.is_none(), "{:?}", seen.error);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_cancelled_before_it_runs_never_reaches_the_warehouse() {
         let dir = tempfile::tempdir().unwrap();
